@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine (only Python 3.10+ and make):
+#   make book   build the HTML book on the built-in phantom (or DATA=folder)
+#   make test   run every test (unit, reliability, notebooks via nbval, browser)
+# Each creates .venv/ and installs the pinned dependencies first.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DATA   ?= phantom
+RUNS   ?= runs
+PYTEST_ARGS ?=
+
+.PHONY: book test venv lint bench clean browser-deps
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (echolib)" >/dev/null
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(PY) -m echolib book --data $(DATA) --runs $(RUNS)
+
+test: $(STAMP) browser-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+browser-deps:
+	@sh .ci/browser-deps.sh
+
+lint: $(STAMP)
+	$(PY) -m ruff check echolib tests bench
+
+bench: $(STAMP)
+	$(PY) bench/phantom_speed.py
+
+clean:
+	rm -rf _build $(RUNS) .cache

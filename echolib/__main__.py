@@ -1,0 +1,5 @@
+"""Allow ``python -m echolib``."""
+
+from echolib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Data: the built-in phantom, EchoNet-Dynamic preprocessing and frame datasets."""

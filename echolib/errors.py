@@ -1,0 +1,25 @@
+"""Errors a user can fix, as opposed to bugs.
+
+The command line prints these as one clear line and exits with status 2; any
+other exception is a bug and keeps its traceback.
+"""
+
+
+class EchoError(Exception):
+    """Base class for errors caused by input: files, parameters, data."""
+
+
+class ConfigError(EchoError, ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+class DataError(EchoError, ValueError):
+    """A dataset source is empty, unreadable or inconsistent."""
+
+
+class CheckpointError(EchoError, ValueError):
+    """A checkpoint is truncated, foreign, or does not match the model."""
+
+
+class TrainingError(EchoError, RuntimeError):
+    """Training cannot continue (e.g. a non-finite loss)."""

@@ -1,0 +1,166 @@
+"""The small protocol every architecture implements so one trainer drives them all.
+
+A model owns its networks (``nets``), their EMA copies (``ema``), and knows how
+to take one training step and how to sample. The trainer owns everything else:
+data, the kimg clock, randomness, mixed precision, compilation, distribution,
+EMA updates, logging, checkpoints and metrics.
+
+Rules that keep training exactly resumable and DDP-equivalent:
+
+* All randomness in ``train_step`` comes from ``ctx`` (``ctx.randn`` etc.). These
+  draw the *global* batch with a generator seeded from ``(seed, step)`` and
+  return this rank's slice, so one process with batch 32 and two processes with
+  batch 16 each see the same numbers, and a resumed run the same as an
+  uninterrupted one.
+* Real images come from ``ctx.next_real()``; the trainer counts every real image
+  drawn towards kimg, so a WGAN taking five critic steps per generator step is
+  charged for five batches, as StyleGAN2-ADA counts images shown to D.
+* Call ``self.fwd[name]`` (possibly DDP-wrapped and compiled) only in the phase
+  that updates that network; elsewhere use ``self.nets[name]`` so DDP never
+  waits for gradients that are not coming.
+* Return losses as detached 0-dim tensors; never call ``.item()`` in a step (it
+  stalls the GPU). The trainer averages them per tick with one host sync.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from echolib.errors import ConfigError
+
+
+@dataclass
+class RealBatch:
+    """A local batch of real frames: floats in [-1, 1] plus their dataset indices."""
+
+    images: torch.Tensor  # [B, 1, H, W] float in [-1, 1]
+    index: torch.Tensor  # [B] long, positions in the training dataset
+
+
+@dataclass
+class StepContext:
+    """Everything a training step may depend on besides the model's own state."""
+
+    step: int
+    nimg: int
+    batch: int  # global batch size (sum over ranks)
+    device: torch.device
+    generator: torch.Generator
+    next_real: Callable[[], RealBatch]
+    rank: int = 0
+    world_size: int = 1
+    autocast: Callable[[], AbstractContextManager] = field(default=nullcontext)
+
+    # Global draws, local slices: see the module docstring.
+    def local(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.world_size == 1:
+            return tensor
+        n = tensor.shape[0]
+        if n % self.world_size:
+            raise ValueError(f"global batch {n} is not divisible by world size {self.world_size}")
+        k = n // self.world_size
+        return tensor[self.rank * k : (self.rank + 1) * k]
+
+    def randn(self, *global_shape: int) -> torch.Tensor:
+        return self.local(torch.randn(global_shape, generator=self.generator, device=self.device))
+
+    def rand(self, *global_shape: int) -> torch.Tensor:
+        return self.local(torch.rand(global_shape, generator=self.generator, device=self.device))
+
+    def randint(self, high: int, *global_shape: int) -> torch.Tensor:
+        return self.local(torch.randint(high, global_shape, generator=self.generator, device=self.device))
+
+
+class GenerativeModel(nn.Module):
+    """Base class: subclasses set ``arch``, ``Config`` and implement the abstract methods."""
+
+    arch: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    #: names in ``nets`` that get an exponential moving average (sampling uses it)
+    ema_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: Any, resolution: int = 128, channels: int = 1) -> None:
+        super().__init__()
+        check_resolution(resolution, self.supported_resolutions())
+        self.cfg = cfg
+        self.resolution = resolution
+        self.channels = channels
+        self.nets = nn.ModuleDict()
+        self.ema = nn.ModuleDict()
+        #: callables used in training steps; the trainer may swap in DDP/compiled wrappers
+        self.fwd: dict[str, Callable[..., Any]] = {}
+
+    # -- construction helpers -------------------------------------------
+    def supported_resolutions(self) -> tuple[int, ...]:
+        return (64, 128, 256)
+
+    def finish_init(self) -> None:
+        """Call at the end of a subclass ``__init__``: builds EMA copies and forward table."""
+        for name in self.ema_names:
+            self.ema[name] = copy.deepcopy(self.nets[name]).eval().requires_grad_(False)
+        self.fwd = {name: net for name, net in self.nets.items()}
+
+    # -- protocol ---------------------------------------------------------
+    def setup(self, dataset: Any) -> None:
+        """Called once by the trainer with the training dataset (e.g. to precompute conditions)."""
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True, **options: Any) -> torch.Tensor:
+        """``n`` images, floats in [-1, 1], ``[n, C, H, W]`` on the model's device."""
+        raise NotImplementedError
+
+    def tick_stats(self) -> dict[str, torch.Tensor | float]:
+        """Extra values to log once per tick (e.g. ADA's p); may hold device tensors."""
+        return {}
+
+    def extra_state(self) -> dict[str, Any]:
+        """Plain tensors/numbers (no objects) that a checkpoint must carry besides weights."""
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    # -- conveniences -------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def sampling_net(self, name: str, use_ema: bool) -> nn.Module:
+        return self.ema[name] if use_ema and name in self.ema else self.nets[name]
+
+    def iter_named_nets(self) -> Iterator[tuple[str, nn.Module]]:
+        yield from self.nets.items()
+
+
+def check_resolution(resolution: int, supported: tuple[int, ...]) -> None:
+    if not isinstance(resolution, int) or resolution <= 0 or resolution & (resolution - 1):
+        raise ConfigError(f"resolution must be a power of two, got {resolution!r}")
+    if resolution not in supported:
+        raise ConfigError(f"resolution {resolution} not supported; choose one of {', '.join(map(str, supported))}")
+
+
+def make_adam(
+    params: Any, lr: float, betas: tuple[float, float] = (0.0, 0.99), eps: float = 1e-8, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """Adam, fused on CUDA (one kernel for all parameters), plain elsewhere."""
+    params = [p for p in params if p.requires_grad]
+    fused = bool(params) and params[0].is_cuda
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused or None)
+
+
+def config_fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]

@@ -1,0 +1,28 @@
+"""Trainer settings shared by every architecture (the ``train:`` block of a config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    kimg: float = 1000.0  # training length: thousands of real images shown to the discriminator/model
+    batch: int = 32  # global batch size (split evenly over DDP ranks)
+    resolution: int = 128  # square frame size; a power of two the architecture supports
+    seed: int = 0  # seeds data order, latents and initial weights; same seed on CPU -> same bytes
+    tick_kimg: float = 4.0  # a tick (one log.csv row, one progress update) every this many kimg
+    snapshot_kimg: float = 40.0  # checkpoint every this many kimg (rounded to whole ticks); 0 = only at the end
+    sample_kimg: float = 40.0  # sample grid from fixed latents every this many kimg; 0 = only at the end
+    grid_size: int = 32  # images in each sample grid
+    keep_last: int = 3  # checkpoints to keep besides best.pt
+    ema_kimg: float = 10.0  # EMA half-life of the generator in kimg (StyleGAN2-ADA: batch * 10 / 32)
+    ema_rampup: float | None = 0.05  # EMA half-life is at most this fraction of kimg so far; null = off
+    bf16: bool = True  # bf16 autocast on CUDA (always fp32 on CPU)
+    compile: bool = False  # torch.compile the networks (falls back to eager if compilation fails)
+    data_on_device: bool = True  # keep the uint8 dataset resident on the training device
+    metrics_kimg: float = 0.0  # compute metrics every this many kimg during training; 0 = never
+    metrics: list[str] = field(default_factory=lambda: ["fid", "kid"])  # which metrics during training
+    metrics_extractor: str = "echo"  # feature extractor for metrics during training
+    metrics_n: int = 1000  # generated images per metric evaluation during training
+    tensorboard: bool = True  # also write TensorBoard event files next to log.csv
