@@ -30,3 +30,18 @@ def real_frames() -> Path:
 @pytest.fixture
 def study_samples() -> Path:
     return need(STUDY_SAMPLES)
+
+
+@pytest.fixture(scope="session")
+def noise_frames(tmp_path_factory) -> Path:
+    """64 random 64x64 frames in 16 'videos': enough to exercise training mechanics fast."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("noise_frames")
+    rng = np.random.default_rng(0)
+    for v in range(16):
+        for k in range(4):
+            arr = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+            Image.fromarray(arr, "L").save(folder / f"0XNOISE{v:03d}_f{k}.png")
+    return folder

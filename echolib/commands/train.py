@@ -1,0 +1,61 @@
+"""Train an architecture with a named configuration; resumes when the run folder has a checkpoint.
+
+Examples::
+
+    python -m echolib train stylegan2_ada --config E4 --data frames/ --kimg 500 --out runs/stylegan2_ada/E4
+    torchrun --nproc_per_node 4 -m echolib train stylegan2_ada --config E4 --data frames/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "train an architecture (resumes automatically from the run folder's latest checkpoint)"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    from echolib.models.registry import ARCHITECTURES
+
+    p.add_argument("arch", help=f"architecture: {', '.join(ARCHITECTURES)}")
+    p.add_argument("--config", default="smoke", help="config name in echolib/configs/<arch>/ (E1..E8, smoke) or a YAML path")
+    p.add_argument("--data", default="phantom", help="'phantom' (built-in) or a folder/.zip/manifest.csv of frames")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<arch>/<config>)")
+    p.add_argument("--kimg", type=float, default=None, help="training length in kimg (overrides the config)")
+    p.add_argument("--batch", type=int, default=None, help="global batch size (overrides the config)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (overrides the config)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set model.gamma=4 --set train.tick_kimg=2")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks (falls back to eager)")
+    p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from echolib.config import merge, parse_override
+    from echolib.errors import ConfigError
+    from echolib.models.registry import load_config
+    from echolib.train.loop import Interrupted, train
+
+    overrides: dict = {}
+    for item in args.set:
+        overrides = merge(overrides, parse_override(item))
+    for key in ("batch", "seed"):
+        if getattr(args, key) is not None:
+            overrides = merge(overrides, {"train": {key: getattr(args, key)}})
+    if args.compile:
+        overrides = merge(overrides, {"train": {"compile": True}})
+    run_cfg = load_config(args.arch, args.config, overrides)
+    out = Path(args.out) if args.out else Path("runs") / args.arch / run_cfg.name
+    if args.no_resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        raise ConfigError(f"{out} already holds checkpoints and --no-resume was given")
+    try:
+        path = train(run_cfg, args.data, out, device=args.device, kimg=args.kimg, progress=not args.no_progress)
+    except Interrupted as exc:
+        print(f"{exc}. Run the same command again to resume.", file=sys.stderr)
+        return 128 + exc.signum
+    print(f"run folder: {path}")
+    return 0

@@ -1,0 +1,114 @@
+"""Wasserstein GAN (Arjovsky et al. 2017) and WGAN-GP (Gulrajani et al. 2017).
+
+The critic ``D`` estimates the Wasserstein-1 distance between real and
+generated frames,
+
+$$ W(P_r, P_g) \\approx \\max_{\\|D\\|_L \\le 1} \\; E_{x\\sim P_r}[D(x)] - E_{z}[D(G(z))], $$
+
+so its loss is ``D(fake) - D(real)`` and the generator's is ``-D(fake)``. The
+Lipschitz constraint is enforced either by clipping the critic's weights to
+``[-c, c]`` after each step (the study: c = 0.01, five critic steps per
+generator step, RMSprop at 5e-5) or by a gradient penalty
+``lambda * (||grad D(x_hat)|| - 1)^2`` on random interpolates ``x_hat``
+(WGAN-GP: lambda = 10, Adam, no batch norm in the critic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from echolib.models.base import GenerativeModel, StepContext, make_adam
+from echolib.models.dcgan import Discriminator, Generator, Norm
+
+
+@dataclass
+class WGANConfig:
+    z_dim: int = 100  # latent size
+    g_channels: int = 64  # generator width at the output resolution (doubles per level down)
+    d_channels: int = 64  # critic width at the input resolution
+    max_channels: int = 512  # cap on widths
+    loss: Literal["clip", "gp"] = "clip"  # weight clipping (WGAN) or gradient penalty (WGAN-GP)
+    clip: float = 0.01  # weight clipping range [-clip, clip] (loss: clip)
+    gp_weight: float = 10.0  # gradient-penalty weight lambda (loss: gp)
+    n_critic: int = 5  # critic updates per generator update
+    optimizer: Literal["rmsprop", "adam"] = "rmsprop"  # RMSprop as in WGAN; Adam as in WGAN-GP
+    lr: float = 5e-5  # learning rate of both networks
+    betas: tuple[float, float] = (0.5, 0.9)  # Adam betas (optimizer: adam)
+    critic_norm: Norm = "batch"  # normalisation in the critic ("layer" or "none" for WGAN-GP)
+    g_norm: Norm = "batch"  # normalisation in the generator (DCGAN: batch)
+
+
+class WGAN(GenerativeModel):
+    arch = "wgan"
+    Config = WGANConfig
+    ema_names = ()
+
+    def __init__(self, cfg: WGANConfig, resolution: int = 128, channels: int = 1) -> None:
+        super().__init__(cfg, resolution, channels)
+        self.nets["G"] = Generator(cfg.z_dim, resolution, channels, cfg.g_channels, cfg.max_channels, cfg.g_norm)
+        self.nets["D"] = Discriminator(resolution, channels, cfg.d_channels, cfg.max_channels, cfg.critic_norm)
+        self.finish_init()
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.cfg
+        if c.optimizer == "rmsprop":
+            return {k: torch.optim.RMSprop(self.nets[k].parameters(), lr=c.lr) for k in ("G", "D")}
+        return {k: make_adam(self.nets[k].parameters(), c.lr, c.betas) for k in ("G", "D")}
+
+    def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        G, D = self.nets["G"], self.nets["D"]
+        d_losses, gps = [], []
+        for _ in range(c.n_critic):
+            real = ctx.next_real().images
+            z = ctx.randn(ctx.batch, c.z_dim)
+            with torch.no_grad():
+                fake = G(z)
+            d_real, d_fake = self.fwd["D"](torch.cat([real, fake])).float().chunk(2)
+            loss = d_fake.mean() - d_real.mean()
+            if c.loss == "gp":
+                gp = gradient_penalty(self.fwd["D"], real, fake, ctx.rand(ctx.batch, 1, 1, 1))
+                gps.append(gp.detach())
+                loss = loss + c.gp_weight * gp
+            optimizers["D"].zero_grad(set_to_none=True)
+            loss.backward()
+            optimizers["D"].step()
+            if c.loss == "clip":
+                with torch.no_grad():
+                    torch._foreach_clamp_min_(list(D.parameters()), -c.clip)
+                    torch._foreach_clamp_max_(list(D.parameters()), c.clip)
+            d_losses.append(loss.detach())
+        z = ctx.randn(ctx.batch, c.z_dim)
+        D.requires_grad_(False)
+        g_loss = -D(self.fwd["G"](z)).float().mean()
+        optimizers["G"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        optimizers["G"].step()
+        D.requires_grad_(True)
+        out = {"loss_G": g_loss.detach(), "loss_D": torch.stack(d_losses).mean()}
+        if gps:
+            out["loss_gp"] = torch.stack(gps).mean()
+        return out
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True, **options: Any) -> torch.Tensor:
+        G = self.sampling_net("G", use_ema)
+        was = G.training
+        G.eval()
+        z = torch.randn(n, self.cfg.z_dim, generator=generator, device=generator.device)
+        out = G(z.to(self.device)).float()
+        G.train(was)
+        return out
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``E[(||grad_x D(x_hat)||_2 - 1)^2]`` on interpolates (computed in fp32)."""
+    with torch.autocast(real.device.type, enabled=False):
+        x_hat = (alpha * real.float() + (1 - alpha) * fake.float()).requires_grad_(True)
+        score = critic(x_hat).float()
+        (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(dim=1) - 1).square().mean()

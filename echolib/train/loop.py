@@ -1,0 +1,701 @@
+"""One training loop for every architecture.
+
+The loop is written once so that every model gets the same guarantees:
+
+* **kimg clock** -- length, ticks, snapshots and samples are measured in
+  thousands of real images drawn, as StyleGAN2-ADA reports them, so runs
+  compare across batch sizes and with the study.
+* **exact resume** -- all randomness of step ``s`` comes from a generator seeded
+  with ``(seed, s)``; the checkpoint carries the clock and the half-finished
+  tick, so stopping at 2 kimg and resuming to 4 gives the same bytes as one
+  uninterrupted run (on CPU).
+* **nothing lost** -- checkpoints are atomic; ``log.csv`` rows past the resumed
+  checkpoint are dropped (they will be recomputed identically), so the log has
+  no duplicated or missing ticks after a kill.
+* **no host syncs in the step** -- losses accumulate on the device; one sync
+  per tick reads them, checks for NaN/Inf, and logs.
+
+A run folder is the unit of record::
+
+    config.yaml  run.json  log.csv  metrics.jsonl  samples/  checkpoints/  tb/  done.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from echolib.config import dump_yaml, read_yaml
+from echolib.errors import ConfigError, DataError, TrainingError
+from echolib.images import make_grid, to_float, write_gray
+from echolib.io import append_csv_row, atomic_write_text, check_writable, read_jsonl
+from echolib.models.base import GenerativeModel, RealBatch, StepContext
+from echolib.models.registry import RunConfig, build_model, from_plain
+from echolib.train import checkpoint as ckpt
+from echolib.train import distributed as dist
+from echolib.train.ema import ema_beta, update_ema
+
+LOG = "log.csv"
+METRICS = "metrics.jsonl"
+
+
+class Interrupted(Exception):
+    """Training stopped by SIGINT/SIGTERM after writing a checkpoint."""
+
+    def __init__(self, signum: int, path: Path) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint written to {path}")
+        self.signum = signum
+        self.path = path
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use device='cpu' or 'auto'")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return torch.device(device)
+
+
+def seed_for(seed: int, step: int, stream: int = 0) -> int:
+    """A well-mixed 63-bit seed for ``(seed, step, stream)`` (SplitMix64 finaliser)."""
+    x = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + stream * 0x94D049BB133111EB) & (2**64 - 1)
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & (2**64 - 1)
+    x ^= x >> 31
+    return x & (2**63 - 1)
+
+
+@dataclass
+class Clock:
+    """The trainer's state besides the model: saved in every checkpoint."""
+
+    nimg: int = 0
+    step: int = 0
+    tick: int = 0
+    elapsed: float = 0.0  # wall seconds spent training, summed over resumes
+    tick_start_nimg: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    best: float | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def validate(run: RunConfig) -> None:
+    """Parameter checks that must fail before any work starts."""
+    t = run.train
+    if not (t.kimg > 0 and math.isfinite(t.kimg)):
+        raise ConfigError(f"kimg must be a positive number, got {t.kimg}")
+    if t.batch <= 0:
+        raise ConfigError(f"batch must be a positive integer, got {t.batch}")
+    if t.tick_kimg <= 0:
+        raise ConfigError(f"tick_kimg must be positive, got {t.tick_kimg}")
+    r = t.resolution
+    if r <= 0 or r & (r - 1):
+        raise ConfigError(f"resolution must be a power of two, got {r}")
+
+
+def train(
+    run: RunConfig,
+    data: str | Path,
+    out: str | Path,
+    *,
+    device: str | torch.device = "auto",
+    kimg: float | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Train ``run`` on ``data`` into the run folder ``out``; resume if it holds a checkpoint."""
+    if kimg is not None:
+        run.train.kimg = float(kimg)
+    validate(run)
+    trainer = Trainer(run, data, Path(out), device=device, resume=resume, progress=progress)
+    return trainer.fit()
+
+
+class Trainer:
+    def __init__(
+        self,
+        run: RunConfig,
+        data: str | Path,
+        out: Path,
+        *,
+        device: str | torch.device = "auto",
+        resume: bool = True,
+        progress: bool = True,
+    ) -> None:
+        self.run = run
+        self.cfg = run.train
+        self.out = Path(out)
+        base_device = resolve_device(device)
+        self.dist = dist.init_from_env(base_device)
+        if base_device.type == "cuda" and self.dist.enabled:
+            base_device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(base_device)
+        self.device = base_device
+        if self.cfg.batch % self.dist.world_size:
+            raise ConfigError(f"batch {self.cfg.batch} must be divisible by the {self.dist.world_size} processes")
+        self.progress = progress and self.dist.is_main
+        if self.dist.is_main:
+            check_writable(self.out)
+        self.data_source = str(data)
+        self.dataset = self._load_data(data)
+        self.clock = Clock()
+        self.model = self._build_model()
+        self.optimizers = self.model.make_optimizers()
+        self._check_run_folder()
+        self.resumed_from: Path | None = None
+        if resume:
+            self._resume()
+        self._stop_signal: int | None = None
+
+    # -- setup ----------------------------------------------------------
+    def _load_data(self, data: str | Path):
+        from echolib.data.frames import FrameDataset
+
+        path = _resolve_data(data, self.cfg.resolution)
+        ds = FrameDataset(path, resolution=self.cfg.resolution)
+        if self.cfg.batch > len(ds):
+            raise ConfigError(
+                f"batch {self.cfg.batch} is larger than the dataset ({len(ds)} frames in {path}); "
+                f"use a smaller batch or more data"
+            )
+        if self.cfg.data_on_device:
+            ds = ds.to(self.device)
+        return ds
+
+    def _build_model(self) -> GenerativeModel:
+        torch.manual_seed(seed_for(self.cfg.seed, 0, stream=99))
+        model = build_model(self.run)
+        model.setup(self.dataset)
+        model.to(self.device)
+        if self.device.type == "cuda" and getattr(model, "channels_last", True):
+            model.to(memory_format=torch.channels_last)
+        for name, net in model.nets.items():
+            fwd: Any = dist.wrap(net, self.device, self.dist)
+            if self.cfg.compile:
+                fwd = _try_compile(fwd, name)
+            model.fwd[name] = fwd
+        return model
+
+    def _check_run_folder(self) -> None:
+        """Refuse to mix runs: an existing folder must hold the same config and data."""
+        cfg_path = self.out / "config.yaml"
+        if cfg_path.exists():
+            stored = read_yaml(cfg_path)
+            mine = self.run.to_dict()
+            for block in ("model", "train"):
+                a = {k: v for k, v in stored.get(block, {}).items() if k != "kimg"}
+                b = {k: v for k, v in mine[block].items() if k != "kimg"}
+                if a != b or stored.get("arch") != self.run.arch:
+                    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                    raise ConfigError(
+                        f"{self.out} already holds a run with a different configuration "
+                        f"({stored.get('arch')}/{stored.get('name')}, {block} differs in: {', '.join(diff) or 'arch'}); "
+                        f"choose another output folder"
+                    )
+        meta = self.out / "run.json"
+        if meta.exists():
+            stored = json.loads(meta.read_text())
+            if stored.get("data_fingerprint") != self._data_fingerprint():
+                raise ConfigError(
+                    f"{self.out} was trained on other data ({stored.get('data')}, "
+                    f"{stored.get('frames')} frames); choose another output folder"
+                )
+
+    def _data_fingerprint(self) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        for name in self.dataset.names:
+            h.update(name.encode() + b"\0")
+        h.update(str(tuple(self.dataset.images.shape)).encode())
+        return h.hexdigest()[:16]
+
+    def _resume(self) -> None:
+        found = ckpt.load_latest(
+            self.out / "checkpoints", arch=self.run.arch, resolution=self.cfg.resolution, map_location=self.device
+        )
+        if found is None:
+            return
+        path, state = found
+        m = self.model
+        for name, net in m.nets.items():
+            ckpt.load_state_strict(net, state["nets"][name], f"network {name!r}", path)
+        for name, net in m.ema.items():
+            ckpt.load_state_strict(net, state["ema"][name], f"EMA network {name!r}", path)
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        m.load_extra_state(state.get("extra", {}))
+        self.clock = Clock(**state["trainer"])
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"].cpu())
+        self.resumed_from = path
+        if self.dist.is_main:
+            self._truncate_records(self.clock.nimg / 1000.0)
+
+    def _truncate_records(self, kimg: float) -> None:
+        """Drop log rows and training-time metric records beyond the resumed checkpoint."""
+        log = self.out / LOG
+        if log.exists():
+            lines = log.read_text().splitlines()
+            if lines:
+                header = lines[0].split(",")
+                k = header.index("kimg") if "kimg" in header else None
+                keep = [lines[0]]
+                for line in lines[1:]:
+                    cells = line.split(",")
+                    try:
+                        if k is not None and float(cells[k]) <= kimg + 1e-9:
+                            keep.append(line)
+                    except (ValueError, IndexError):
+                        continue  # a torn line from a kill
+                atomic_write_text(log, "\n".join(keep) + "\n")
+        metrics = self.out / METRICS
+        if metrics.exists():
+            records = read_jsonl(metrics)
+            keep_r = [r for r in records if r.get("source") != "train" or (r.get("kimg") or 0) <= kimg + 1e-9]
+            if len(keep_r) != len(records):
+                atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in keep_r))
+
+    # -- the loop -------------------------------------------------------
+    def fit(self) -> Path:
+        total = round(self.cfg.kimg * 1000)
+        if self.dist.is_main:
+            self._write_run_files()
+        done_file = self.out / "done.json"
+        if self.clock.nimg >= total:
+            if self.dist.is_main and not done_file.exists():
+                self._finish(total)
+            return self.out
+        done_file.unlink(missing_ok=True) if self.dist.is_main else None
+        writer = self._tensorboard()
+        bar = tqdm(
+            total=round(self.cfg.kimg, 3),
+            initial=round(self.clock.nimg / 1000, 3),
+            unit="kimg",
+            desc=f"{self.run.arch}/{self.run.name}",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]",
+        )
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = dict(self.clock.counts)
+        for k, v in self.clock.sums.items():
+            sums[k] = torch.tensor(v, device=self.device, dtype=torch.float64)
+        first_bad: dict[str, torch.Tensor] = {}
+        generator = torch.Generator(device=self.device)
+        tick_nimg = round(self.cfg.tick_kimg * 1000)
+        t_tick = time.perf_counter()
+        t_tick_elapsed = self.clock.elapsed
+        autocast = self._autocast_factory()
+        with self._signals():
+            while self.clock.nimg < total:
+                losses, drawn = self._step(generator, autocast)
+                self.clock.nimg += drawn
+                self.clock.step += 1
+                self._ema_update(drawn)
+                for k, v in losses.items():
+                    v = v.detach().to(torch.float64)
+                    bad = ~torch.isfinite(v)
+                    prev = first_bad.get(k)
+                    step_t = torch.tensor(self.clock.step - 1, device=self.device)
+                    first_bad[k] = torch.where(bad, step_t, torch.full_like(step_t, -1)) if prev is None else torch.where(
+                        (prev < 0) & bad, step_t, prev
+                    )
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                    counts[k] = counts.get(k, 0) + 1
+                if self.device.type == "cpu":
+                    self._check_finite(first_bad)
+                at_tick = self.clock.nimg - self.clock.tick_start_nimg >= tick_nimg or self.clock.nimg >= total
+                if self._stop_signal is not None and not at_tick:
+                    self._save_midtick(sums, counts, t_tick, t_tick_elapsed)
+                    raise Interrupted(self._stop_signal, self._last_ckpt)
+                if not at_tick:
+                    continue
+                self._check_finite(first_bad)
+                now = time.perf_counter()
+                self.clock.elapsed = t_tick_elapsed + (now - t_tick)
+                row = self._tick_row(sums, counts, now - t_tick, self.clock.nimg - self.clock.tick_start_nimg)
+                sums, counts = {}, {}
+                self.clock.sums, self.clock.counts = {}, {}
+                prev_nimg = self.clock.tick_start_nimg
+                self.clock.tick += 1
+                self.clock.tick_start_nimg = self.clock.nimg
+                self._after_tick(row, prev_nimg, total, writer, bar)
+                t_tick = time.perf_counter()
+                t_tick_elapsed = self.clock.elapsed
+                if self._stop_signal is not None:
+                    if self._last_ckpt_nimg != self.clock.nimg:
+                        self._save_checkpoint()
+                    raise Interrupted(self._stop_signal, self._last_ckpt)
+        bar.close()
+        if writer is not None:
+            writer.close()
+        if self.dist.is_main:
+            self._finish(total)
+        dist.barrier(self.dist)
+        return self.out
+
+    _last_ckpt: Path = Path()
+    _last_ckpt_nimg: int = -1
+
+    def _step(self, generator: torch.Generator, autocast) -> tuple[dict[str, torch.Tensor], int]:
+        cfg = self.cfg
+        generator.manual_seed(seed_for(cfg.seed, self.clock.step))
+        torch.manual_seed(seed_for(cfg.seed, self.clock.step, stream=1))
+        drawn = 0
+        n = len(self.dataset)
+
+        def next_real() -> RealBatch:
+            nonlocal drawn
+            idx = torch.randint(n, (cfg.batch,), generator=generator, device=self.device)
+            local = ctx.local(idx)
+            images = to_float(self.dataset.batch(local)).to(self.device, non_blocking=True)
+            if self.device.type == "cuda" and getattr(self.model, "channels_last", True):
+                images = images.contiguous(memory_format=torch.channels_last)
+            drawn += cfg.batch
+            return RealBatch(images=images, index=local)
+
+        ctx = StepContext(
+            step=self.clock.step,
+            nimg=self.clock.nimg,
+            batch=cfg.batch,
+            device=self.device,
+            generator=generator,
+            next_real=next_real,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            autocast=autocast,
+        )
+        with autocast():
+            losses = self.model.train_step(ctx, self.optimizers)
+        if drawn == 0:
+            raise TrainingError(f"{self.run.arch}.train_step drew no real images; it must call ctx.next_real()")
+        return losses, drawn
+
+    def _autocast_factory(self):
+        if self.device.type == "cuda" and self.cfg.bf16:
+            return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext
+
+    def _ema_update(self, drawn: int) -> None:
+        if not self.model.ema:
+            return
+        beta = ema_beta(drawn, self.clock.nimg, self.cfg.ema_kimg, self.cfg.ema_rampup)
+        for name, ema in self.model.ema.items():
+            update_ema(ema, self.model.nets[name], beta)
+
+    def _check_finite(self, first_bad: dict[str, torch.Tensor]) -> None:
+        if not first_bad:
+            return
+        names = list(first_bad)
+        steps = dist.all_min(torch.stack([first_bad[k].to(torch.float64) for k in names]), self.dist).tolist()
+        # -1 means "never"; all_min over ranks would pick -1, so rank-local values suffice on one process.
+        bad = [(int(s), k) for s, k in zip(steps, names) if s >= 0]
+        if bad:
+            step, name = min(bad)
+            last = self._last_good_checkpoint()
+            raise TrainingError(
+                f"non-finite loss {name!r} at step {step} (kimg {self.clock.nimg / 1000:.3f}); "
+                f"training stopped. Last good checkpoint: {last or 'none yet'}. "
+                f"Lower the learning rate or check the data, then resume from it."
+            )
+
+    def _last_good_checkpoint(self) -> Path | None:
+        found = ckpt.list_checkpoints(self.out / "checkpoints")
+        return found[-1] if found else None
+
+    # -- per tick -------------------------------------------------------
+    def _tick_row(self, sums, counts, seconds: float, nimg_tick: int) -> dict[str, Any]:
+        names = sorted(sums)
+        if names:
+            vals = torch.stack([sums[k] / counts[k] for k in names]).to(torch.float64)
+            vals = dist.all_mean(vals, self.dist).tolist()
+        else:
+            vals = []
+        stats = {}
+        for k, v in self.model.tick_stats().items():
+            stats[k] = float(v) if not isinstance(v, torch.Tensor) else float(dist.all_mean(v.detach().double(), self.dist))
+        kimg_tick = nimg_tick / 1000.0
+        row: dict[str, Any] = {
+            "tick": self.clock.tick,
+            "kimg": round(self.clock.nimg / 1000.0, 6),
+            "step": self.clock.step,
+            "time_s": round(self.clock.elapsed, 3),
+            "sec_per_kimg": round(seconds / kimg_tick, 4) if kimg_tick else None,
+            "kimg_per_s": round(kimg_tick / seconds, 5) if seconds > 0 else None,
+        }
+        row.update({k: v for k, v in zip(names, vals)})
+        row.update(stats)
+        row["mem_gb"] = round(_peak_memory_gb(self.device), 4)
+        return row
+
+    def _after_tick(self, row: dict[str, Any], prev_nimg: int, total: int, writer, bar) -> None:
+        kimg = self.clock.nimg / 1000.0
+        final = self.clock.nimg >= total
+        snap = _every(self.cfg.snapshot_kimg, prev_nimg, self.clock.nimg)
+        sample = _every(self.cfg.sample_kimg, prev_nimg, self.clock.nimg)
+        metrics = _every(self.cfg.metrics_kimg, prev_nimg, self.clock.nimg)
+        if self.dist.is_main:
+            self._write_log_row(row)
+            if writer is not None:
+                for k, v in row.items():
+                    if k not in ("tick", "kimg", "step") and isinstance(v, (int, float)):
+                        writer.add_scalar(k, v, global_step=self.clock.nimg)
+                writer.flush()
+            bar.update(round(min(kimg, bar.total) - bar.n, 3))
+            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.startswith(("loss", "augment_p")) and v is not None}
+                            | {"kimg/s": f"{row['kimg_per_s'] or 0:.3g}"}, refresh=False)
+        improved = False
+        if metrics or (final and self.cfg.metrics_kimg > 0):
+            improved = self._training_metrics(kimg)
+        if sample or final:
+            self._sample_grid(kimg)
+        if snap or final or improved:
+            self._save_checkpoint()
+            if improved and self.dist.is_main:
+                ckpt.copy_atomic(self._last_ckpt, self.out / "checkpoints" / "best.pt")
+
+    def _write_log_row(self, row: dict[str, Any]) -> None:
+        path = self.out / LOG
+        header = None
+        if path.exists() and path.stat().st_size:
+            with open(path) as fh:
+                header = fh.readline().strip().split(",")
+        fields = list(header) if header else list(row)
+        new = [k for k in row if k not in fields]
+        if new and header:
+            # A loss first seen this tick: widen the header (rare; rewritten atomically).
+            import csv
+            import io
+
+            fields = fields + new
+            with open(path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+            atomic_write_text(path, buf.getvalue())
+        append_csv_row(path, row, fields)
+
+    def _save_checkpoint(self) -> None:
+        self.clock.sums, self.clock.counts = {}, {}
+        self._write_checkpoint()
+
+    def _save_midtick(self, sums, counts, t_tick, t_tick_elapsed) -> None:
+        self.clock.elapsed = t_tick_elapsed + (time.perf_counter() - t_tick)
+        self.clock.sums = {k: float(v) for k, v in sums.items()}
+        self.clock.counts = dict(counts)
+        self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
+        path = self.out / "checkpoints" / ckpt.checkpoint_name(self.clock.nimg)
+        if self.dist.is_main:
+            m = self.model
+            state = {
+                "arch": self.run.arch,
+                "config": self.run.to_dict(),
+                "resolution": self.cfg.resolution,
+                "channels": m.channels,
+                "kimg": self.clock.nimg / 1000.0,
+                "nets": {k: _cpu_state(v) for k, v in m.nets.items()},
+                "ema": {k: _cpu_state(v) for k, v in m.ema.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "extra": m.extra_state(),
+                "trainer": self.clock.to_state(),
+                "rng": {"torch": torch.get_rng_state()},
+            }
+            ckpt.save(state, path)
+            ckpt.prune(path.parent, self.cfg.keep_last)
+        self._last_ckpt = path
+        self._last_ckpt_nimg = self.clock.nimg
+        dist.barrier(self.dist)
+
+    def _sample_grid(self, kimg: float) -> None:
+        if not self.dist.is_main:
+            return
+        g = torch.Generator(device=self.device).manual_seed(seed_for(self.cfg.seed, 0, stream=7))
+        was_training = self.model.training
+        self.model.eval()
+        images = self.model.sample(self.cfg.grid_size, g)
+        self.model.train(was_training)
+        grid = make_grid(images, nrow=math.ceil(math.sqrt(self.cfg.grid_size)))
+        write_gray(self.out / "samples" / f"grid-{round(kimg * 1000):09d}.png", grid)
+
+    def _training_metrics(self, kimg: float) -> bool:
+        """Append metric records; True when the first metric improved (lower is better)."""
+        if not self.dist.is_main:
+            return False
+        from echolib.metrics import append_records, evaluate
+        from echolib.train.sampling import model_sampler
+
+        records = evaluate(
+            real=self.dataset,
+            fake=model_sampler(self.model, batch=max(self.cfg.batch, 64)),
+            metrics=list(self.cfg.metrics),
+            extractor=self.cfg.metrics_extractor,
+            n=self.cfg.metrics_n,
+            seed=self.cfg.seed,
+            device=str(self.device),
+            kimg=kimg,
+            run=str(self.out),
+        )
+        for r in records:
+            r["source"] = "train"
+        append_records(self.out / METRICS, records)
+        head = next((r for r in records if r["metric"] == self.cfg.metrics[0]), None)
+        if head is not None and (self.clock.best is None or head["value"] < self.clock.best):
+            self.clock.best = float(head["value"])
+            return True
+        return False
+
+    def _finish(self, total: int) -> None:
+        atomic_write_text(
+            self.out / "done.json",
+            json.dumps({"kimg": self.clock.nimg / 1000.0, "target_kimg": total / 1000.0, "steps": self.clock.step,
+                        "time_s": round(self.clock.elapsed, 3)}, indent=2),
+        )
+
+    def _write_run_files(self) -> None:
+        atomic_write_text(self.out / "config.yaml", dump_yaml(self.run.to_dict()))
+        meta = {
+            "arch": self.run.arch,
+            "config": self.run.name,
+            "data": self.data_source,
+            "frames": len(self.dataset),
+            "data_fingerprint": self._data_fingerprint(),
+            "device": _device_name(self.device),
+            "world_size": self.dist.world_size,
+            "torch": torch.__version__,
+            "python": sys.version.split()[0],
+        }
+        atomic_write_text(self.out / "run.json", json.dumps(meta, indent=2))
+
+    def _tensorboard(self):
+        if not (self.cfg.tensorboard and self.dist.is_main):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: logs still go to log.csv
+            return None
+        return SummaryWriter(log_dir=str(self.out / "tb"), purge_step=self.clock.nimg or None)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM: finish the current step, write a checkpoint, stop with a clear message."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            self._stop_signal = signum
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def _every(interval_kimg: float, prev_nimg: int, nimg: int) -> bool:
+    """True when the tick ``(prev_nimg, nimg]`` crossed a multiple of ``interval_kimg``."""
+    if interval_kimg <= 0:
+        return False
+    interval = interval_kimg * 1000.0
+    return math.floor(nimg / interval) > math.floor(prev_nimg / interval)
+
+
+def _resolve_data(data: str | Path, size: int) -> Path:
+    try:
+        from echolib.data.sources import resolve_data
+    except ImportError:  # the phantom source is optional for plain folders
+        return Path(data)
+    return resolve_data(data, size=size)
+
+
+def _try_compile(module, name: str):
+    """``torch.compile`` with a fallback: if the first call fails to compile, run eagerly."""
+    try:
+        compiled = torch.compile(module)
+    except Exception as exc:  # noqa: BLE001 -- any compile failure: eager still works
+        print(f"warning: torch.compile({name}) unavailable ({type(exc).__name__}: {exc}); using eager", file=sys.stderr)
+        return module
+    return _CompileFallback(compiled, module, name)
+
+
+class _CompileFallback:
+    """Calls the compiled module; on a failure during its first call, warns once and goes eager."""
+
+    def __init__(self, compiled, eager, name: str) -> None:
+        self.compiled, self.eager, self.name, self.proven = compiled, eager, name, False
+
+    def __call__(self, *args, **kwargs):
+        if self.proven:
+            return self.compiled(*args, **kwargs)
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 -- inductor/triton missing or unsupported op
+            print(f"warning: torch.compile({self.name}) failed on first call ({type(exc).__name__}); using eager",
+                  file=sys.stderr)
+            self.compiled = self.eager
+            out = self.eager(*args, **kwargs)
+        self.proven = True
+        return out
+
+    def __getattr__(self, item):
+        return getattr(self.eager, item)
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise DataError(f"{run_dir} is not a run folder (no config.yaml)")
+    data = read_yaml(path)
+    arch = data.get("arch")
+    if not arch:
+        raise ConfigError(f"{path}: missing 'arch'")
+    return from_plain(arch, data.get("name", Path(run_dir).name), data, str(path))

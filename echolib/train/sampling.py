@@ -1,0 +1,92 @@
+"""Loading a trained model from a run folder and writing samples from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from echolib.errors import CheckpointError
+from echolib.images import save_batch
+from echolib.models.base import GenerativeModel
+from echolib.models.registry import build_model, from_plain
+from echolib.train import checkpoint as ckpt
+
+
+def find_checkpoint(run: str | Path, kimg: float | None = None) -> Path:
+    """A checkpoint file, or the latest (or the one nearest ``kimg``) in a run folder."""
+    run = Path(run)
+    if run.is_file():
+        return run
+    found = ckpt.list_checkpoints(run / "checkpoints")
+    if not found:
+        raise CheckpointError(f"{run} holds no checkpoints (expected {run}/checkpoints/ckpt-*.pt)")
+    if kimg is None:
+        return found[-1]
+    return min(found, key=lambda p: abs(int(p.stem.split("-")[1]) / 1000.0 - kimg))
+
+
+def load_model(run: str | Path, *, kimg: float | None = None, device: str = "auto") -> tuple[GenerativeModel, Path]:
+    """Rebuild the model from the checkpoint's own config and load its weights (weights_only)."""
+    from echolib.train.loop import resolve_device
+
+    path = find_checkpoint(run, kimg)
+    dev = resolve_device(device)
+    state = ckpt.load(path, map_location="cpu")
+    cfg = state["config"]
+    run_cfg = from_plain(cfg["arch"], cfg.get("name", "checkpoint"), cfg, str(path))
+    if run_cfg.arch != state["arch"]:
+        raise CheckpointError(f"checkpoint {path}: config says {run_cfg.arch!r} but arch is {state['arch']!r}")
+    model = build_model(run_cfg)
+    for name, net in model.nets.items():
+        ckpt.load_state_strict(net, state["nets"][name], f"network {name!r}", path)
+    for name, net in model.ema.items():
+        ckpt.load_state_strict(net, state["ema"][name], f"EMA network {name!r}", path)
+    model.load_extra_state(state.get("extra", {}))
+    model.to(dev).eval()
+    return model, path
+
+
+def model_sampler(model: GenerativeModel, batch: int = 64, use_ema: bool = True, **options: Any):
+    """``(n, generator) -> float images [-1, 1]`` in chunks, for metrics and sampling."""
+
+    def sample(n: int, generator: torch.Generator) -> torch.Tensor:
+        was = model.training
+        model.eval()
+        try:
+            chunks = [
+                model.sample(min(batch, n - i), generator, use_ema=use_ema, **options).cpu() for i in range(0, n, batch)
+            ]
+        finally:
+            model.train(was)
+        return torch.cat(chunks)
+
+    return sample
+
+
+def write_samples(
+    model: GenerativeModel,
+    n: int,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    batch: int = 64,
+    use_ema: bool = True,
+    progress: bool = True,
+    **options: Any,
+) -> list[Path]:
+    """``img_00000.png ...``; the same seed, batch and device give the same files."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    written: list[Path] = []
+    model.eval()
+    with tqdm(total=n, unit="img", desc="sampling", disable=not progress) as bar:
+        for start in range(0, n, batch):
+            k = min(batch, n - start)
+            images = model.sample(k, g, use_ema=use_ema, **options)
+            written += save_batch(images, out, start=start)
+            bar.update(k)
+    return written

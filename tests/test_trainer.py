@@ -1,0 +1,187 @@
+"""The shared trainer: records, exact resume, NaN guard, checkpoints, DDP equivalence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from echolib.errors import CheckpointError, ConfigError, TrainingError
+from echolib.models.registry import load_config
+from echolib.train import checkpoint as ckpt
+from echolib.train.loop import Trainer, train
+from echolib.train.sampling import load_model, write_samples
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def smoke(**train_over):
+    return load_config("wgan", "smoke", {"train": train_over} if train_over else None)
+
+
+def read_log(run: Path) -> list[dict[str, str]]:
+    with open(run / "log.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_smoke_run_writes_a_complete_run_folder(noise_frames, tmp_path):
+    out = train(smoke(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    rows = read_log(out)
+    assert [int(r["tick"]) for r in rows] == list(range(len(rows))) and len(rows) >= 4
+    assert all(float(r["loss_D"]) == float(r["loss_D"]) for r in rows)  # finite, parsed
+    kimgs = [float(r["kimg"]) for r in rows]
+    assert kimgs == sorted(kimgs) and kimgs[-1] >= 0.2
+    assert (out / "config.yaml").exists() and (out / "run.json").exists() and (out / "done.json").exists()
+    ckpts = ckpt.list_checkpoints(out / "checkpoints")
+    assert 1 <= len(ckpts) <= 3  # keep_last
+    state = torch.load(ckpts[-1], weights_only=True)
+    assert state["arch"] == "wgan" and state["trainer"]["nimg"] >= 200
+    assert list((out / "samples").glob("grid-*.png"))
+    assert list((out / "tb").iterdir())
+
+
+def test_rerun_of_a_finished_run_does_no_work(noise_frames, tmp_path):
+    out = train(smoke(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    before = (out / "log.csv").read_text()
+    train(smoke(), noise_frames, out, device="cpu", progress=False)
+    assert (out / "log.csv").read_text() == before
+
+
+def _all_state(run: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(ckpt.list_checkpoints(run / "checkpoints")[-1], weights_only=True)
+    flat = {}
+    for group in ("nets", "ema"):
+        for net, sd in state[group].items():
+            flat.update({f"{group}.{net}.{k}": v for k, v in sd.items()})
+    for name, opt in state["optimizers"].items():
+        for pid, st in opt["state"].items():
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor):
+                    flat[f"opt.{name}.{pid}.{k}"] = v
+    return flat
+
+
+def test_exact_resume_is_bitwise(noise_frames, tmp_path):
+    full = train(smoke(kimg=0.4), noise_frames, tmp_path / "full", device="cpu", progress=False)
+    part = train(smoke(kimg=0.2), noise_frames, tmp_path / "part", device="cpu", progress=False)
+    part = train(smoke(kimg=0.4), noise_frames, part, device="cpu", progress=False)
+    a, b = _all_state(full), _all_state(part)
+    assert a.keys() == b.keys() and len(a) > 10
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different[:5]
+    # the resumed log has every tick exactly once
+    ticks = [int(r["tick"]) for r in read_log(part)]
+    assert ticks == list(range(len(ticks)))
+
+
+def test_config_mismatch_in_run_folder_is_refused(noise_frames, tmp_path):
+    out = train(smoke(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    other = load_config("wgan", "smoke", {"model": {"lr": 0.001}})
+    with pytest.raises(ConfigError, match="different configuration.*lr"):
+        train(other, noise_frames, out, device="cpu", progress=False)
+
+
+def test_nan_guard_names_the_step_and_keeps_last_good_checkpoint(noise_frames, tmp_path):
+    out = train(smoke(kimg=0.1), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    good = ckpt.list_checkpoints(out / "checkpoints")
+    run = smoke(kimg=0.3)
+    trainer = Trainer(run, noise_frames, out, device="cpu", progress=False)
+    step = trainer.clock.step
+    with torch.no_grad():
+        next(trainer.model.nets["D"].parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(TrainingError, match=rf"non-finite loss 'loss_[DG]' at step {step}\b.*Last good checkpoint: .*ckpt-"):
+        trainer.fit()
+    assert ckpt.list_checkpoints(out / "checkpoints") == good
+    torch.load(good[-1], weights_only=True)
+
+
+@pytest.mark.parametrize(
+    "over, msg",
+    [({"kimg": 0}, "kimg must be a positive"), ({"kimg": -1}, "kimg must be a positive"),
+     ({"batch": 1000}, "batch 1000 is larger than the dataset"), ({"resolution": 96}, "power of two")],
+)
+def test_bad_parameters_fail_before_work(noise_frames, tmp_path, over, msg):
+    with pytest.raises(ConfigError, match=msg):
+        train(smoke(**over), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    assert not (tmp_path / "run" / "log.csv").exists()
+
+
+def test_checkpoint_refusals(noise_frames, tmp_path):
+    out = train(smoke(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    good = ckpt.list_checkpoints(out / "checkpoints")[-1]
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="trunc.pt is truncated or corrupt"):
+        ckpt.load(trunc)
+    with pytest.raises(CheckpointError, match="is for architecture 'wgan', not 'stylegan2_ada'"):
+        ckpt.load(good, arch="stylegan2_ada")
+    with pytest.raises(CheckpointError, match="is for resolution 64, not 128"):
+        ckpt.load(good, resolution=128)
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"format": ckpt.FORMAT, "x": Evil()}))
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        ckpt.load(evil)
+    torch.save({"format": ckpt.FORMAT, "x": Evil()}, tmp_path / "evil2.pt")
+    with pytest.raises(CheckpointError, match="refused"):
+        ckpt.load(tmp_path / "evil2.pt")
+    assert not marker.exists()
+
+
+def test_sample_writes_requested_count_deterministically(noise_frames, tmp_path):
+    out = train(smoke(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    model, _path = load_model(out, device="cpu")
+    a = write_samples(model, 7, tmp_path / "a", seed=3, batch=4, progress=False)
+    b = write_samples(model, 7, tmp_path / "b", seed=3, batch=4, progress=False)
+    assert len(a) == 7 and [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_cli_train_and_sample(noise_frames, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "echolib", "train", "wgan", "--config", "smoke", "--data",
+                        str(noise_frames), "--out", str(run), "--device", "cpu", "--no-progress"],
+                       check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "echolib", "sample", str(run), "--n", "5", "--out", str(tmp_path / "s"),
+                        "--device", "cpu"], check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "s").glob("img_*.png"))) == 5
+    r = subprocess.run([sys.executable, "-m", "echolib", "train", "wgan", "--config", "E99"],
+                       check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "unknown config 'E99'" in r.stderr and "smoke" in r.stderr
+
+
+@pytest.mark.slow
+def test_ddp_gloo_two_processes_match_one(noise_frames, tmp_path):
+    """torchrun with 2 CPU processes (gloo), batch 8 split 4+4, follows the 1-process trajectory."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    common = ["wgan", "--config", "smoke", "--data", str(noise_frames), "--device", "cpu", "--no-progress",
+              "--set", "model.g_norm=none", "--set", "model.critic_norm=layer", "--kimg", "0.12"]
+    one = subprocess.run([sys.executable, "-m", "echolib", "train", *common, "--out", str(tmp_path / "one")],
+                         check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "echolib", "train", *common, "--out", str(tmp_path / "two")],
+                         check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
+    a, b = read_log(tmp_path / "one"), read_log(tmp_path / "two")
+    assert len(a) == len(b) >= 3
+    for ra, rb in zip(a, b):
+        assert ra["kimg"] == rb["kimg"]
+        for key in ("loss_D", "loss_G"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-3, abs=1e-5)
