@@ -185,3 +185,23 @@ def test_ddp_gloo_two_processes_match_one(noise_frames, tmp_path):
         assert ra["kimg"] == rb["kimg"]
         for key in ("loss_D", "loss_G"):
             assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-3, abs=1e-5)
+
+
+def test_ensure_run_trains_once_and_reports(noise_frames, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from echolib.report import plots
+    from echolib.report.records import read_log as read_log_df
+    from echolib.train.runs import ensure_run
+
+    run = ensure_run("wgan", "smoke", noise_frames, tmp_path, device="cpu", progress=False)
+    assert run == tmp_path / "wgan" / "smoke"
+    mtime = (run / "log.csv").stat().st_mtime_ns
+    assert ensure_run("wgan", "smoke", noise_frames, tmp_path, device="cpu", progress=False) == run
+    assert (run / "log.csv").stat().st_mtime_ns == mtime
+    df = read_log_df(run)
+    fig = plots.loss_curves(run)
+    assert {ax.get_title() for ax in fig.axes} >= {"loss_D", "loss_G"}
+    assert len(fig.axes[0].lines[0].get_xdata()) == len(df)
+    assert plots.sample_timeline(run).axes[0].images

@@ -1,0 +1,1 @@
+"""Figures and tables for notebooks and the book, read from run folders."""

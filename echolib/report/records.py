@@ -1,0 +1,38 @@
+"""Reading run records (log.csv, metrics.jsonl, sample grids) into tables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from echolib.images import read_gray
+from echolib.io import read_jsonl
+
+
+def read_log(run: str | Path) -> pd.DataFrame:
+    """``log.csv`` of a run (one row per tick); empty frame if the run has not ticked yet."""
+    path = Path(run) / "log.csv"
+    if not path.exists():
+        return pd.DataFrame()
+    return pd.read_csv(path)
+
+
+def read_metrics(run: str | Path) -> pd.DataFrame:
+    """Metric records of a run (``metrics.jsonl``) as a table."""
+    records = read_jsonl(Path(run) / "metrics.jsonl")
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
+_GRID = re.compile(r"^grid-(\d{9})\.png$")
+
+
+def sample_grids(run: str | Path) -> list[tuple[float, np.ndarray]]:
+    """``[(kimg, grid image), ...]`` in training order."""
+    folder = Path(run) / "samples"
+    if not folder.is_dir():
+        return []
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _GRID.match(p.name)))
+    return [(n / 1000.0, read_gray(p)) for n, p in found]

@@ -1,0 +1,55 @@
+"""Run folders as the unit of record: create-or-resume, find, and read them back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from echolib.config import merge
+from echolib.models.registry import load_config
+
+
+def run_dir(runs: str | Path, arch: str, config: str) -> Path:
+    return Path(runs) / arch / Path(config).stem
+
+
+def is_complete(run: Path, kimg: float) -> bool:
+    done = Path(run) / "done.json"
+    if not done.exists():
+        return False
+    try:
+        return json.loads(done.read_text())["kimg"] >= kimg - 1e-9
+    except (ValueError, KeyError):
+        return False
+
+
+def ensure_run(
+    arch: str,
+    config: str = "smoke",
+    data: str | Path = "phantom",
+    runs: str | Path = "runs",
+    *,
+    kimg: float | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``arch``/``config`` into ``runs/arch/config`` unless it is already complete.
+
+    Notebooks call this: re-executing a notebook (or building the book twice)
+    reuses finished runs and resumes unfinished ones instead of starting over.
+    """
+    from echolib.train.loop import train
+
+    over = dict(overrides or {})
+    if seed is not None:
+        over = merge(over, {"train": {"seed": int(seed)}})
+    run = load_config(arch, config, over or None)
+    if kimg is not None:
+        run.train.kimg = float(kimg)
+    out = run_dir(runs, arch, config)
+    if is_complete(out, run.train.kimg):
+        return out
+    return train(run, data, out, device=device, progress=progress)
