@@ -1,0 +1,392 @@
+"""Adaptive discriminator augmentation (Karras et al. 2020, "Training GANs with limited data").
+
+Every image the discriminator sees, real or generated, passes through the same
+differentiable pipeline; each operation fires independently per image with
+probability ``p``. Because the generator is trained through the augmentation
+too, it learns the clean distribution as long as every operation is invertible
+in distribution ("non-leaking", p < ~0.8). ``p`` is not tuned by hand: every
+few steps it moves towards keeping the overfitting heuristic
+
+    r_t = E[sign(D(x_real))]
+
+at a target (0.6): a discriminator that is too sure about the reals gets more
+augmentation, one that is not gets less.
+
+Grayscale specifics: the colour group keeps brightness, contrast and luma flip
+(hue and saturation do not exist in one channel). The official pipeline applies
+colour transforms around the origin of the [-1, 1] range, so on grayscale the
+luma flip is ``x -> -x`` (inversion about mid-grey) and contrast scales about
+mid-grey; we keep that. Geometric operations are composed into one affine
+matrix per image and applied with a single ``grid_sample`` with reflection
+padding (the official code additionally supersamples 2x with wavelet filters,
+which we omit). Image-space filtering uses a four-band difference-of-Gaussians
+filter bank instead of the official wavelet bank.
+
+Randomness never comes from the global RNG: ``draws`` provides ``rand`` and
+``randn`` of a *global* batch shape and returns this process's slice (the
+trainer's :class:`~echolib.models.base.StepContext` does exactly that), so DDP
+ranks and resumed runs augment identically. :class:`GeneratorDraws` wraps a plain
+``torch.Generator`` for tests and single-process use.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# -- random draws ---------------------------------------------------------------
+
+
+class Draws(Protocol):
+    """Global-shape random draws returning the local slice (``StepContext`` satisfies this)."""
+
+    def rand(self, *global_shape: int) -> torch.Tensor: ...
+
+    def randn(self, *global_shape: int) -> torch.Tensor: ...
+
+
+class GeneratorDraws:
+    """Draws from one ``torch.Generator`` on ``device``: the single-process case."""
+
+    def __init__(self, generator: torch.Generator, device: torch.device | str | None = None) -> None:
+        self.generator = generator
+        self.device = torch.device(device) if device is not None else generator.device
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=self.generator, device=self.device)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator, device=self.device)
+
+    def randint(self, high: int, *shape: int) -> torch.Tensor:
+        return torch.randint(high, shape, generator=self.generator, device=self.device)
+
+
+# -- pipeline presets -----------------------------------------------------------
+
+_BLIT = {"xflip": 1.0, "rotate90": 1.0, "xint": 1.0}
+_GEOM = {"scale": 1.0, "rotate": 1.0, "aniso": 1.0, "xfrac": 1.0}
+_COLOR = {"brightness": 1.0, "contrast": 1.0, "lumaflip": 1.0}
+_FILTER = {"imgfilter": 1.0}
+_NOISE = {"noise": 1.0}
+_CUTOUT = {"cutout": 1.0}
+
+#: the official pipeline names (hue/saturation dropped: grayscale)
+PIPES: dict[str, dict[str, float]] = {
+    "blit": _BLIT,
+    "geom": _GEOM,
+    "color": _COLOR,
+    "filter": _FILTER,
+    "noise": _NOISE,
+    "cutout": _CUTOUT,
+    "bg": {**_BLIT, **_GEOM},
+    "bgc": {**_BLIT, **_GEOM, **_COLOR},
+    "bgcf": {**_BLIT, **_GEOM, **_COLOR, **_FILTER},
+    "bgcfn": {**_BLIT, **_GEOM, **_COLOR, **_FILTER, **_NOISE},
+    "bgcfnc": {**_BLIT, **_GEOM, **_COLOR, **_FILTER, **_NOISE, **_CUTOUT},
+}
+
+OPS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast", "lumaflip")
+OPS += ("imgfilter", "noise", "cutout")
+
+# columns of the per-image uniform (U) and normal (N) draws; one draw of each per call
+_U_COLS = 26
+_N_COLS = 11
+_BAND_POWER = (10.0, 1.0, 1.0, 1.0)  # expected power per band, low to high (1/f spectrum), as in the paper
+
+
+def _eye(n: int, device: torch.device) -> torch.Tensor:
+    return torch.eye(3, device=device).expand(n, 3, 3)
+
+
+def _mat(rows: list[list[torch.Tensor | float]], ref: torch.Tensor) -> torch.Tensor:
+    """Batch of 3x3 matrices from entries that are per-image tensors or constants."""
+    cols = [torch.as_tensor(v, dtype=ref.dtype, device=ref.device).expand(ref.shape) for row in rows for v in row]
+    return torch.stack(cols, dim=-1).reshape(-1, 3, 3)
+
+
+def _translate(tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    return _mat([[1, 0, tx], [0, 1, ty], [0, 0, 1]], tx)
+
+
+def _scale(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
+    return _mat([[sx, 0, 0], [0, sy, 0], [0, 0, 1]], sx)
+
+
+def _rotate(theta: torch.Tensor) -> torch.Tensor:
+    c, s = torch.cos(theta), torch.sin(theta)
+    return _mat([[c, -s, 0], [s, c, 0], [0, 0, 1]], theta)
+
+
+def band_filters(taps: int = 25, sigmas: tuple[float, ...] = (1.0, 2.0, 4.0)) -> torch.Tensor:
+    """Four 1D band-pass filters ``[4, taps]``, low to high frequency, that sum to a unit impulse.
+
+    Differences of Gaussians one octave apart: ``G4``, ``G2 - G4``, ``G1 - G2``,
+    ``delta - G1``. Unit gains reproduce the image exactly, so a per-band gain
+    vector is a smooth equaliser around the identity.
+    """
+    x = torch.arange(taps, dtype=torch.float64) - taps // 2
+    g = [torch.exp(-0.5 * (x / s) ** 2) for s in sigmas]
+    g = [k / k.sum() for k in g]
+    delta = (x == 0).double()
+    bands = [g[2], g[1] - g[2], g[0] - g[1], delta - g[0]]
+    return torch.stack(bands).float()
+
+
+class AugmentPipe(nn.Module):
+    """The ADA pipeline for ``[N, C, H, W]`` images in [-1, 1]; strengths multiply ``p`` per operation.
+
+    Standard deviations and ranges are the paper's defaults. The output is
+    float32; with every gate closed (e.g. ``p == 0``) it equals the input exactly.
+    """
+
+    def __init__(
+        self,
+        *,
+        xflip: float = 0.0,
+        rotate90: float = 0.0,
+        xint: float = 0.0,
+        scale: float = 0.0,
+        rotate: float = 0.0,
+        aniso: float = 0.0,
+        xfrac: float = 0.0,
+        brightness: float = 0.0,
+        contrast: float = 0.0,
+        lumaflip: float = 0.0,
+        imgfilter: float = 0.0,
+        noise: float = 0.0,
+        cutout: float = 0.0,
+        xint_max: float = 0.125,
+        scale_std: float = 0.2,
+        rotate_max: float = 1.0,
+        aniso_std: float = 0.2,
+        xfrac_std: float = 0.125,
+        brightness_std: float = 0.2,
+        contrast_std: float = 0.5,
+        imgfilter_std: float = 1.0,
+        noise_std: float = 0.1,
+        cutout_size: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.strength = {
+            "xflip": xflip, "rotate90": rotate90, "xint": xint, "scale": scale, "rotate": rotate, "aniso": aniso,
+            "xfrac": xfrac, "brightness": brightness, "contrast": contrast, "lumaflip": lumaflip,
+            "imgfilter": imgfilter, "noise": noise, "cutout": cutout,
+        }  # fmt: skip
+        self.xint_max, self.scale_std, self.rotate_max = xint_max, scale_std, rotate_max
+        self.aniso_std, self.xfrac_std = aniso_std, xfrac_std
+        self.brightness_std, self.contrast_std = brightness_std, contrast_std
+        self.imgfilter_std, self.noise_std, self.cutout_size = imgfilter_std, noise_std, cutout_size
+        self.register_buffer("bands", band_filters(), persistent=False)
+
+    @classmethod
+    def from_name(cls, name: str, **kwargs: float) -> AugmentPipe:
+        if name not in PIPES:
+            raise ValueError(f"unknown augmentation pipeline {name!r}; choose one of {', '.join(PIPES)}")
+        return cls(**PIPES[name], **kwargs)
+
+    def _any(self, *names: str) -> bool:
+        return any(self.strength[n] > 0 for n in names)
+
+    def forward(self, images: torch.Tensor, p: torch.Tensor | float, draws: Draws, batch: int | None = None):
+        """Augment a local batch; ``batch`` is the global batch size that ``draws`` slices (default: local)."""
+        x = images.float()
+        n, c, h, w = x.shape
+        batch = n if batch is None else batch
+        p = torch.as_tensor(p, dtype=torch.float32, device=x.device)
+        u = draws.rand(batch, _U_COLS).to(x.device)
+        g = draws.randn(batch, _N_COLS).to(x.device)
+        s = self.strength
+
+        def gate(col: int, strength: float, prob: torch.Tensor | None = None) -> torch.Tensor:
+            return u[:, col] < (prob if prob is not None else strength * p)
+
+        if self._any("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac"):
+            x = self._geometric(x, u, g, gate, p)
+        if self._any("brightness", "contrast", "lumaflip"):
+            x = self._color(x, u, g, gate)
+        if self._any("imgfilter"):
+            x = self._filter(x, g, gate)
+        if self._any("noise"):
+            on = gate(22, s["noise"])
+            sigma = torch.where(on, g[:, 10].abs() * self.noise_std, torch.zeros_like(g[:, 10]))
+            noise = draws.randn(batch, c, h, w).to(x.device)
+            x = torch.where(on[:, None, None, None], x + noise * sigma[:, None, None, None], x)
+        if self._any("cutout"):
+            on = gate(23, s["cutout"])
+            size = torch.where(on, torch.full_like(u[:, 0], self.cutout_size), torch.zeros_like(u[:, 0]))
+            cy = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h
+            cx = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w
+            keep = ((cx[None, :] - u[:, 24, None]).abs() >= size[:, None] / 2)[:, None, :] | (
+                (cy[None, :] - u[:, 25, None]).abs() >= size[:, None] / 2
+            )[:, :, None]
+            x = x * keep[:, None].to(x.dtype)
+        return x
+
+    def _geometric(self, x, u, g, gate, p) -> torch.Tensor:
+        n, _, h, w = x.shape
+        s = self.strength
+        zero = torch.zeros_like(u[:, 0])
+        one = torch.ones_like(zero)
+        m = _eye(n, x.device)  # inverse transform, output pixel -> input pixel, pixel units about the centre
+        active = torch.zeros(n, dtype=torch.bool, device=x.device)
+
+        on = gate(0, s["xflip"])
+        flip = torch.where(on, torch.floor(u[:, 1] * 2), zero)
+        m, active = m @ _scale(1 - 2 * flip, one), active | on
+
+        on = gate(2, s["rotate90"])
+        quarter = torch.where(on, torch.floor(u[:, 3] * 4), zero)
+        m, active = m @ _rotate(-math.pi / 2 * quarter), active | on
+
+        on = gate(4, s["xint"])
+        tx = torch.where(on, torch.round((u[:, 5] * 2 - 1) * self.xint_max * w), zero)
+        ty = torch.where(on, torch.round((u[:, 6] * 2 - 1) * self.xint_max * h), zero)
+        m, active = m @ _translate(-tx, -ty), active | on
+
+        on = gate(7, s["scale"])
+        k = torch.where(on, torch.exp2(g[:, 0] * self.scale_std), one)
+        m, active = m @ _scale(1 / k, 1 / k), active | on
+
+        # two rotations around the anisotropic scaling; each fires with 1 - sqrt(1 - p) so one of them fires w.p. p
+        p_rot = 1 - torch.sqrt((1 - s["rotate"] * p).clamp(0, 1))
+        on = gate(8, s["rotate"], p_rot)
+        theta = torch.where(on, (u[:, 9] * 2 - 1) * math.pi * self.rotate_max, zero)
+        m, active = m @ _rotate(-theta), active | on
+
+        on = gate(10, s["aniso"])
+        k = torch.where(on, torch.exp2(g[:, 1] * self.aniso_std), one)
+        m, active = m @ _scale(1 / k, k), active | on
+
+        on = gate(11, s["rotate"], p_rot)
+        theta = torch.where(on, (u[:, 12] * 2 - 1) * math.pi * self.rotate_max, zero)
+        m, active = m @ _rotate(-theta), active | on
+
+        on = gate(13, s["xfrac"])
+        tx = torch.where(on, g[:, 2] * self.xfrac_std * w, zero)
+        ty = torch.where(on, g[:, 3] * self.xfrac_std * h, zero)
+        m, active = m @ _translate(-tx, -ty), active | on
+
+        # pixel units about the centre -> affine_grid's normalised coordinates (align_corners=False)
+        to_norm = _scale(torch.full_like(zero, 2 / w), torch.full_like(zero, 2 / h))
+        from_norm = _scale(torch.full_like(zero, w / 2), torch.full_like(zero, h / 2))
+        theta = (to_norm @ m @ from_norm)[:, :2, :]
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        return torch.where(active[:, None, None, None], warped, x)
+
+    def _color(self, x, u, g, gate) -> torch.Tensor:
+        s = self.strength
+        zero = torch.zeros_like(u[:, 0])
+        scale = torch.ones_like(zero)
+        shift = torch.zeros_like(zero)
+        active = torch.zeros_like(zero, dtype=torch.bool)
+
+        on = gate(14, s["brightness"])
+        shift, active = shift + torch.where(on, g[:, 4] * self.brightness_std, zero), active | on
+
+        on = gate(15, s["contrast"])
+        k = torch.where(on, torch.exp2(g[:, 5] * self.contrast_std), torch.ones_like(zero))
+        scale, shift, active = scale * k, shift * k, active | on
+
+        on = gate(16, s["lumaflip"])
+        k = 1 - 2 * torch.where(on, torch.floor(u[:, 17] * 2), zero)
+        scale, shift, active = scale * k, shift * k, active | on
+
+        out = x * scale[:, None, None, None] + shift[:, None, None, None]
+        return torch.where(active[:, None, None, None], out, x)
+
+    def _filter(self, x, g, gate) -> torch.Tensor:
+        n, c, h, w = x.shape
+        power = torch.tensor(_BAND_POWER, device=x.device) / sum(_BAND_POWER)
+        gains = torch.ones(n, len(_BAND_POWER), device=x.device)
+        active = torch.zeros(n, dtype=torch.bool, device=x.device)
+        for i in range(len(_BAND_POWER)):
+            on = gate(18 + i, self.strength["imgfilter"])
+            t = torch.ones_like(gains)
+            t[:, i] = torch.where(on, torch.exp2(g[:, 6 + i] * self.imgfilter_std), torch.ones_like(gains[:, 0]))
+            # keep the expected power of a 1/f image constant whatever the band gains
+            gains = gains * t / (power * t.square()).sum(dim=1, keepdim=True).sqrt()
+            active = active | on
+        kernel = gains @ self.bands  # [N, taps], one 1D filter per image, applied separably
+        taps = kernel.shape[1]
+        kernel = kernel.repeat_interleave(c, dim=0)
+        y = F.pad(x.reshape(1, n * c, h, w), [taps // 2] * 4, mode="reflect")
+        y = F.conv2d(y, kernel[:, None, None, :], groups=n * c)
+        y = F.conv2d(y, kernel[:, None, :, None], groups=n * c)
+        return torch.where(active[:, None, None, None], y.reshape(n, c, h, w), x)
+
+
+# -- the adaptive controller ------------------------------------------------------
+
+
+def adjust_p(
+    p: torch.Tensor, rt: torch.Tensor, *, target: float, batch: int, interval: int, ada_kimg: float
+) -> torch.Tensor:
+    """One ADA update: move ``p`` by ``batch * interval / (ada_kimg * 1000)`` towards keeping ``rt`` at ``target``.
+
+    With the defaults p can travel from 0 to 1 in ``ada_kimg`` thousand images.
+    Pure tensor arithmetic, so the update never waits for the GPU.
+    """
+    step = batch * interval / (ada_kimg * 1000.0)
+    return (p + torch.sign(rt - target) * step).clamp(0.0, 1.0)
+
+
+class AdaptiveAugment(nn.Module):
+    """Pipeline plus its probability ``p`` and the running ``sign(D(real))`` statistics, all on the device.
+
+    ``mode``: ``"ada"`` adapts p, ``"fixed"`` keeps the initial p, ``"noaug"``
+    passes images through untouched.
+    """
+
+    def __init__(
+        self,
+        pipe: str = "bgc",
+        *,
+        mode: str = "ada",
+        p: float = 0.0,
+        target: float = 0.6,
+        interval: int = 4,
+        ada_kimg: float = 500.0,
+    ) -> None:
+        super().__init__()
+        if mode not in ("ada", "fixed", "noaug"):
+            raise ValueError(f"augment mode must be ada, fixed or noaug, got {mode!r}")
+        self.mode, self.target, self.interval, self.ada_kimg = mode, target, interval, ada_kimg
+        self.pipe = AugmentPipe.from_name(pipe)
+        self.register_buffer("p", torch.tensor(float(p)))
+        self.register_buffer("rt", torch.tensor(0.0))  # the last r_t used for an update
+        self.register_buffer("signs", torch.zeros(2))  # [sum of sign(D(real)), count] since the last update
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "noaug"
+
+    def forward(self, images: torch.Tensor, draws: Draws, batch: int | None = None) -> torch.Tensor:
+        return self.pipe(images, self.p, draws, batch) if self.enabled else images
+
+    @torch.no_grad()
+    def observe(self, real_logits: torch.Tensor) -> None:
+        """Accumulate ``sign(D(real))`` of one local batch."""
+        if self.mode != "ada":
+            return
+        logits = real_logits.detach().float()
+        self.signs += torch.stack([logits.sign().sum(), torch.tensor(float(logits.numel()), device=logits.device)])
+
+    @torch.no_grad()
+    def update(self, batch: int) -> None:
+        """Adjust p from the statistics since the last update (sums over DDP ranks), then reset them."""
+        if self.mode != "ada":
+            return
+        stats = self.signs.clone()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(stats)
+        rt = stats[0] / stats[1].clamp(min=1.0)
+        self.p.copy_(adjust_p(self.p, rt, target=self.target, batch=batch, interval=self.interval,
+                              ada_kimg=self.ada_kimg))  # fmt: skip
+        self.rt.copy_(rt)
+        self.signs.zero_()

@@ -1,0 +1,187 @@
+"""Layers shared by the style-based GANs: equalized learning rate, FIR resampling, modulated convolution.
+
+Equalized learning rate (Karras et al. 2018) stores weights as N(0, 1) and scales
+them by He's constant at run time, so Adam's per-parameter step sizes mean the
+same thing in every layer, whatever its fan-in. The FIR helpers implement the
+``[1, 3, 3, 1]`` low-pass resampling of StyleGAN2 with plain (transposed)
+depthwise convolutions, so no custom CUDA extension is needed. Everything here
+is architecture-agnostic: any GAN in echolib may reuse it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)  # keeps the activation variance of a leaky ReLU at ~1
+
+
+def fir_kernel(taps: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)) -> torch.Tensor:
+    """Separable 2D low-pass kernel ``[K, K]`` normalised to unit DC gain."""
+    f = torch.tensor(taps, dtype=torch.float32)
+    k = f[:, None] * f[None, :]
+    return k / k.sum()
+
+
+def _depthwise(kernel: torch.Tensor, channels: int, x: torch.Tensor) -> torch.Tensor:
+    return kernel.to(dtype=x.dtype)[None, None].expand(channels, 1, *kernel.shape)
+
+
+def blur(x: torch.Tensor, kernel: torch.Tensor, pad: int) -> torch.Tensor:
+    """Depthwise FIR filtering with zero padding ``pad`` on each side."""
+    return F.conv2d(x, _depthwise(kernel, x.shape[1], x), padding=pad, groups=x.shape[1])
+
+
+def upsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """2x upsampling: zero insertion followed by the FIR filter (gain 4), as one transposed conv."""
+    k = kernel * 4.0
+    pad = (k.shape[-1] - 1) // 2  # 4 taps: output exactly 2H
+    return F.conv_transpose2d(x, _depthwise(k, x.shape[1], x), stride=2, padding=pad, groups=x.shape[1])
+
+
+def downsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """2x downsampling: FIR filter then keep every other sample, as one strided conv."""
+    pad = (kernel.shape[-1] - 2 + 1) // 2
+    return F.conv2d(x, _depthwise(kernel, x.shape[1], x), stride=2, padding=pad, groups=x.shape[1])
+
+
+def bias_act(x: torch.Tensor, bias: torch.Tensor | None, act: str, gain: float = 1.0, clamp: float | None = None):
+    """Bias, activation (``lrelu``/``linear``), gain and optional clamp, in that order (StyleGAN2 order)."""
+    if bias is not None:
+        x = x + bias.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
+    if act == "lrelu":
+        x = F.leaky_relu(x, LRELU_SLOPE)
+        gain = gain * LRELU_GAIN
+    elif act != "linear":
+        raise ValueError(f"unknown activation {act!r}")
+    if gain != 1.0:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+class EqualLinear(nn.Module):
+    """Fully connected layer with equalized learning rate and a learning-rate multiplier."""
+
+    def __init__(
+        self, in_features: int, out_features: int, *, act: str = "linear", lr_mul: float = 1.0, bias_init: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.act = act
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+        self.bias_gain = lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight * self.weight_gain
+        b = self.bias * self.bias_gain
+        if self.act == "linear":
+            return F.linear(x, w, b)
+        return bias_act(F.linear(x, w), b, self.act)
+
+
+class EqualConv2d(nn.Module):
+    """Convolution with equalized learning rate; ``down=2`` blurs then strides (StyleGAN2 style)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        bias: bool = True,
+        act: str = "linear",
+        down: int = 1,
+        clamp: float | None = None,
+    ) -> None:
+        super().__init__()
+        if down not in (1, 2):
+            raise ValueError("down must be 1 or 2")
+        self.act, self.down, self.clamp, self.k = act, down, clamp, kernel_size
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.register_buffer("fir", fir_kernel(), persistent=False)
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        w = self.weight * self.weight_gain
+        if self.down == 2 and self.k == 1:
+            x = F.conv2d(downsample2d(x, self.fir), w)
+        elif self.down == 2:
+            # blur with padding so that a valid strided conv lands exactly on H/2
+            x = blur(x, self.fir, pad=(self.fir.shape[-1] - 2 + self.k - 1) // 2)
+            x = F.conv2d(x, w, stride=2)
+        else:
+            x = F.conv2d(x, w, padding=self.k // 2)
+        clamp = self.clamp * gain if self.clamp is not None else None
+        return bias_act(x, self.bias, self.act, gain=gain, clamp=clamp)
+
+
+def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``1 / ||w * s||`` per sample and output channel, ``[B, O]``, without forming per-sample weights."""
+    w2 = weight.float().square().sum(dim=(2, 3))  # [O, I]
+    return (styles.float().square() @ w2.t() + eps).rsqrt()
+
+
+def _up_pad(fir: torch.Tensor, k: int) -> int:
+    """Padding of the blur after a stride-2 transposed conv with a ``k``-tap kernel: output exactly 2H."""
+    return (fir.shape[-1] + 1 - k) // 2
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    *,
+    demodulate: bool = True,
+    up: int = 1,
+    fir: torch.Tensor | None = None,
+    fused: bool = False,
+) -> torch.Tensor:
+    """StyleGAN2's modulated convolution (odd kernel, same padding; ``up=2`` doubles the size).
+
+    ``fused=False`` scales activations before and after one shared-weight conv:
+    the fastest choice for training because cuDNN sees an ordinary convolution.
+    ``fused=True`` folds styles into per-sample weights and runs a grouped conv
+    (batch as groups): exact per-sample weights, better for tiny batches.
+    Styles and demodulation are computed in fp32 so bf16 autocast cannot
+    under-resolve the normalisation.
+    """
+    b, c_in = x.shape[:2]
+    c_out, _, kh, kw = weight.shape
+    styles = styles.float()
+    dcoefs = demod_coefficients(weight, styles) if demodulate else None
+    if up not in (1, 2):
+        raise ValueError("up must be 1 or 2")
+    if up == 2 and fir is None:
+        raise ValueError("up=2 needs the FIR kernel")
+
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(b, c_in, 1, 1)
+        w = weight.to(x.dtype)
+        if up == 1:
+            x = F.conv2d(x, w, padding=kh // 2)
+        else:
+            x = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
+            x = blur(x, fir * 4.0, pad=_up_pad(fir, kh))
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(b, c_out, 1, 1)
+        return x
+
+    w = weight.float()[None] * styles.reshape(b, 1, c_in, 1, 1)  # [B, O, I, k, k]
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(b, c_out, 1, 1, 1)
+    xg = x.reshape(1, b * c_in, *x.shape[2:])
+    if up == 1:
+        out = F.conv2d(xg, w.reshape(b * c_out, c_in, kh, kw).to(x.dtype), padding=kh // 2, groups=b)
+    else:
+        wt = w.transpose(1, 2).reshape(b * c_in, c_out, kh, kw).to(x.dtype)
+        out = F.conv_transpose2d(xg, wt, stride=2, groups=b)
+        out = blur(out, fir * 4.0, pad=_up_pad(fir, kh))
+    return out.reshape(b, c_out, *out.shape[2:])
