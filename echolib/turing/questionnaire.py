@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 from echolib.errors import ConfigError, DataError
-from echolib.images import png_bytes
 from echolib.io import atomic_write_bytes, atomic_write_text
 from echolib.turing.analysis import Item
 from echolib.turing.formats import FORMATS, check_picks, get_format
@@ -124,6 +123,9 @@ def build_questionnaire(
     ``per_image`` format shows one image, real in half the questions. Images
     must share one size unless ``size`` resizes them all.
     """
+    from echolib.data.frames import resize_gray
+    from echolib.images import png_bytes  # imports torch: kept out of the rater app's imports
+
     out = Path(out)
     key_path = Path(key) if key is not None else default_key_path(out)
     _check_destinations(out, key_path)
@@ -156,8 +158,6 @@ def build_questionnaire(
             kind, model, (src, file, load) = sources[order[pos]]
             arr = load()
             if size is not None and arr.shape != (size, size):
-                from echolib.data.frames import resize_gray
-
                 arr = resize_gray(arr, size)
             if shape is None:
                 shape = arr.shape

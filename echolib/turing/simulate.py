@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from echolib.images import read_gray
 from echolib.turing.formats import CONFIDENCE_LEVELS, FORMATS
 from echolib.turing.questionnaire import Key, Questionnaire, RaterQuestion
 
@@ -65,6 +64,8 @@ def sharpness_chooser(questionnaire: Questionnaire, noise: float = 0.05, seed: i
     quintiles of that distance.
     """
     import io
+
+    from echolib.images import read_gray
 
     rng = np.random.default_rng(seed)
     names = sorted({n for q in questionnaire.questions for n in q.images})
