@@ -1,0 +1,166 @@
+"""Adaptive discriminator augmentation: identity at p=0, every operation live and differentiable, the
+geometry exact, DDP ranks consistent, and p driven by the overfitting heuristic in the right direction."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from echolib.augment.ada import (
+    OPS,
+    PIPES,
+    AdaptiveAugment,
+    AugmentPipe,
+    GeneratorDraws,
+    adjust_p,
+    band_filters,
+)
+from echolib.models.base import RealBatch, StepContext
+
+
+def images(n: int = 8, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Asymmetric smooth-plus-noise images in [-1, 1]: no augmentation can leave them unchanged by accident."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    base = torch.tanh(2 * xx + yy**2 - 0.3)[None, None]
+    return (0.7 * base + 0.3 * torch.rand(n, 1, size, size, generator=g) * 2 - 0.3).clamp(-1, 1)
+
+
+def draws(seed: int = 0) -> GeneratorDraws:
+    return GeneratorDraws(torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", list(PIPES))
+def test_p_zero_is_exactly_the_identity(name):
+    x = images()
+    y = AugmentPipe.from_name(name)(x, torch.tensor(0.0), draws())
+    assert torch.equal(y, x)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_each_operation_alone_changes_images_and_passes_gradients(op):
+    x = images().requires_grad_(True)
+    y = AugmentPipe(**{op: 1.0})(x, torch.tensor(1.0), draws(1))
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert (y - x).abs().amax() > 1e-3, f"{op} at p=1 left every image unchanged"
+    (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_flips_and_quarter_turns_are_exact():
+    x = images(16)
+    y = AugmentPipe(xflip=1.0)(x, 1.0, draws(2))
+    flipped = [torch.allclose(y[i], x[i].flip(-1), atol=1e-5) for i in range(16)]
+    same = [torch.allclose(y[i], x[i], atol=1e-5) for i in range(16)]
+    assert all(a or b for a, b in zip(flipped, same, strict=True)) and any(flipped) and any(same)
+    y = AugmentPipe(rotate90=1.0)(x, 1.0, draws(3))
+    turns = [[torch.allclose(y[i], torch.rot90(x[i], k, dims=(1, 2)), atol=1e-5) for k in range(4)] for i in range(16)]
+    assert all(sum(t) == 1 for t in turns)
+    assert len({t.index(True) for t in turns}) >= 3  # several different quarter turns were drawn
+
+
+def test_integer_translation_moves_whole_pixels_with_reflection():
+    x = images(4, 32)
+    y = AugmentPipe(xint=1.0)(x, 1.0, draws(4))
+    for i in range(4):
+        # the interior matches x shifted by some whole-pixel offset within the +-12.5% range
+        errs = {
+            (dy, dx): (y[i, :, 6:-6, 6:-6] - torch.roll(x[i], (dy, dx), dims=(1, 2))[:, 6:-6, 6:-6]).abs().max()
+            for dy in range(-4, 5)
+            for dx in range(-4, 5)
+        }
+        assert min(errs.values()) < 1e-5
+    assert y.min() >= x.min() - 1e-6 and y.max() <= x.max() + 1e-6  # reflection padding adds no new values
+
+
+def test_color_ops_are_per_image_affine_maps_and_lumaflip_negates():
+    x = images(16)
+    y = AugmentPipe(brightness=1.0, contrast=1.0)(x, 1.0, draws(5))
+    for i in range(16):
+        a, b = torch.linalg.lstsq(torch.stack([x[i].flatten(), torch.ones(x[i].numel())], 1), y[i].flatten()).solution
+        assert torch.allclose(a * x[i] + b, y[i], atol=1e-4)
+    y = AugmentPipe(lumaflip=1.0)(x, 1.0, draws(6))
+    neg = [torch.allclose(y[i], -x[i]) for i in range(16)]
+    assert all(neg[i] or torch.equal(y[i], x[i]) for i in range(16)) and any(neg)
+
+
+def test_filter_bank_is_a_partition_of_unity():
+    bank = band_filters()
+    total = bank.sum(0)
+    impulse = torch.zeros_like(total)
+    impulse[total.numel() // 2] = 1
+    assert torch.allclose(total, impulse, atol=1e-6)
+    assert torch.allclose(bank[0].sum(), torch.tensor(1.0)) and bank[1:].sum(1).abs().max() < 1e-6  # DC only in band 0
+
+
+def test_each_operation_fires_with_probability_p():
+    x = images(4000, 8)
+    y = AugmentPipe(noise=1.0)(x, torch.tensor(0.3), draws(7))
+    fired = ((y - x).flatten(1).abs().amax(1) > 0).float().mean()
+    assert abs(fired - 0.3) < 0.03
+
+
+def test_global_draws_make_ddp_ranks_augment_like_one_process():
+    """Two ranks with half the batch each see exactly the augmentation of one process with the whole batch."""
+    x = images(8)
+    pipe = AugmentPipe.from_name("bgcfnc")
+
+    def ctx(rank: int, world: int) -> StepContext:
+        return StepContext(
+            step=0, nimg=0, batch=8, device=torch.device("cpu"), generator=torch.Generator().manual_seed(9),
+            next_real=lambda: RealBatch(x, torch.arange(8)), rank=rank, world_size=world,
+        )  # fmt: skip
+
+    whole = pipe(x, 0.5, ctx(0, 1), batch=8)
+    halves = [pipe(x[4 * r : 4 * r + 4], 0.5, ctx(r, 2), batch=8) for r in range(2)]
+    assert torch.allclose(torch.cat(halves), whole, atol=1e-6)
+
+
+def test_same_draws_same_augmentation():
+    x = images()
+    pipe = AugmentPipe.from_name("bgcfnc")
+    assert torch.equal(pipe(x, 0.7, draws(11)), pipe(x, 0.7, draws(11)))
+    assert not torch.equal(pipe(x, 0.7, draws(11)), pipe(x, 0.7, draws(12)))
+
+
+# -- the adaptive controller ----------------------------------------------------------
+
+
+def test_p_rises_while_d_overfits_and_falls_when_it_does_not():
+    batch, interval, ada_kimg = 32, 4, 1.0
+    ada = AdaptiveAugment("bgc", target=0.6, interval=interval, ada_kimg=ada_kimg)
+    step = batch * interval / (ada_kimg * 1000)
+    overfit = torch.full((batch,), 3.0)  # D says "real" with confidence on every real: sign = +1, r_t = 1
+    for k in range(1, 6):
+        for _ in range(interval):
+            ada.observe(overfit)
+        ada.update(batch)
+        assert ada.p.item() == pytest.approx(k * step) and ada.rt.item() == 1.0
+    unsure = torch.tensor([1.0, -1.0] * (batch // 2))  # r_t = 0 < target
+    for _ in range(3):
+        ada.observe(unsure)
+        ada.update(batch)
+    assert ada.p.item() == pytest.approx(2 * step) and ada.rt.item() == 0.0
+    for _ in range(10):
+        ada.observe(unsure)
+        ada.update(batch)
+    assert ada.p.item() == 0.0  # clamped at 0
+
+
+def test_p_saturates_at_one_after_ada_kimg():
+    p = torch.tensor(0.0)
+    for _ in range(200):  # 200 updates x 32 x 4 images = 25.6 kimg > ada_kimg = 20
+        p = adjust_p(p, torch.tensor(1.0), target=0.6, batch=32, interval=4, ada_kimg=20.0)
+    assert p.item() == 1.0
+
+
+def test_fixed_and_noaug_modes_never_move_p():
+    fixed = AdaptiveAugment("bgc", mode="fixed", p=0.25)
+    off = AdaptiveAugment("bgc", mode="noaug")
+    for ada in (fixed, off):
+        ada.observe(torch.ones(8))
+        ada.update(8)
+    assert fixed.p.item() == 0.25 and off.p.item() == 0.0
+    x = images()
+    assert off(x, draws()) is x
+    assert not torch.equal(fixed(x, draws()), x)
