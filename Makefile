@@ -26,8 +26,14 @@ $(STAMP): requirements.lock pyproject.toml
 book: $(STAMP)
 	$(PY) -m echolib book --data $(DATA) --runs $(RUNS)
 
+# nbval executes the notebooks as .ipynb converted from their Jupytext sources;
+# their training runs (and the browser test's book build) share NBRUNS.
+NBDIR  := _build/nbval
+NBRUNS := $(CURDIR)/_build/test-runs
+
 test: $(STAMP) browser-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m echolib.pipeline.notebooks $(NBDIR) >/dev/null
+	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest tests $(NBDIR) --nbval-lax $(PYTEST_ARGS)
 
 browser-deps:
 	@sh .ci/browser-deps.sh

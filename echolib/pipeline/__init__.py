@@ -1,0 +1,1 @@
+"""Running notebooks as programs: jupytext conversion, papermill execution, sweeps, the book."""

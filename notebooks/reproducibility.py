@@ -1,0 +1,97 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation: {extension: .py, format_name: percent}
+#   kernelspec: {display_name: Python 3, language: python, name: python3}
+# ---
+
+# %% [markdown]
+# # Reproducibility
+#
+# Every number in this book is read from a run folder or recomputed by
+# `echolib` from files whose hashes are listed here. To rebuild the book:
+#
+# ```bash
+# make book                                   # built-in phantom, CPU, smoke configurations
+# make book DATA=../shared/data/echonet-dynamic-128/frames   # real frames
+# ```
+#
+# This appendix records the software versions, the device, the data and the
+# feature extractors that produced the numbers of this build.
+
+# %%
+# Colab / fresh kernels: install echolib when it is missing.
+import subprocess
+import sys
+
+try:
+    import echolib  # noqa: F401
+except ImportError:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+
+# %% tags=["parameters"]
+import os
+
+data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of real frames
+runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+from echolib.data.sources import resolve_data
+from echolib.report.environment import device_info, folder_sha256, package_versions
+
+# %% [markdown]
+# ## Software
+
+# %%
+versions = package_versions()
+assert (versions["version"] != "not installed").sum() >= 10
+versions
+
+# %% [markdown]
+# ## Device
+
+# %%
+pd.Series(device_info(), name="value").to_frame()
+
+# %% [markdown]
+# ## Data
+#
+# The training frames are identified by a sha256 over the names and bytes of
+# every PNG, in sorted order.
+
+# %%
+data_path = resolve_data(data)
+digest, count = folder_sha256(data_path)
+assert count > 0
+pd.DataFrame([{"data": str(data), "resolved": str(data_path), "frames": count, "sha256": digest}])
+
+# %% [markdown]
+# ## Feature extractors
+#
+# A FID computed with one feature extractor is a different metric from a FID
+# computed with another; every metric record names its extractor and the
+# sha256 of its weights.
+
+# %%
+try:
+    from echolib.metrics import extractor_table
+except ImportError:
+    extractor_table = None
+extractor_table() if extractor_table else "echolib.metrics not installed in this build"
+
+# %% [markdown]
+# ## Runs in this build
+
+# %%
+rows = []
+for cfg in sorted(Path(runs).glob("*/*/config.yaml")):
+    run = cfg.parent
+    done = (run / "done.json").exists()
+    rows.append({"run": f"{run.parent.name}/{run.name}", "complete": done,
+                 "config_sha256": __import__("hashlib").sha256(cfg.read_bytes()).hexdigest()[:16]})
+pd.DataFrame(rows)

@@ -1,0 +1,130 @@
+"""Build the book and look at it in a real (headless) browser.
+
+Marked slow: it executes every chapter notebook. Training runs are shared
+with the nbval run through ``ECHOLIB_RUNS`` when ``make test`` sets it, so
+they are trained once per test session.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from echolib.models.registry import available_architectures
+from echolib.pipeline.book import build, chapters
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "_build" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory) -> Path:
+    runs = os.environ.get("ECHOLIB_RUNS") or str(tmp_path_factory.mktemp("book_runs"))
+    index = build("phantom", runs, device="cpu", progress=False)
+    return index.parent
+
+
+@pytest.fixture(scope="module")
+def server(book):
+    handler = functools.partial(_QuietHandler, directory=str(book))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_bin):
+        pytest.skip("headless Chromium not installed (make browser-deps installs Debian's chromium, chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", "--window-size=1280,1600",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_bin), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _open(browser, url: str, shot: str) -> list[dict]:
+    browser.get_log("browser")  # drop messages from earlier pages
+    browser.get(url)
+    browser.execute_script("return document.readyState")
+    # wait until every image finished loading (or failed)
+    browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "Promise.all([...document.images].map(i => i.complete ? 1 : new Promise(r => {i.onload = i.onerror = r;})))"
+        ".then(() => done(true));"
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / shot))
+    return browser.get_log("browser")
+
+
+def _broken_images(browser) -> list[str]:
+    return browser.execute_script(
+        "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);"
+    )
+
+
+def _errors(logs: list[dict]) -> list[str]:
+    return [e["message"] for e in logs if e.get("level") == "SEVERE"]
+
+
+@pytest.mark.slow
+def test_index_page(browser, server):
+    logs = _open(browser, f"{server}/index.html", "index.png")
+    assert "Synthetic echocardiograms" in browser.title
+    assert _broken_images(browser) == []
+    assert _errors(logs) == []
+    assert (SHOTS / "index.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_every_chapter_renders_with_images(browser, server):
+    for name in chapters():
+        logs = _open(browser, f"{server}/book/generated/{name}.html", f"{name}.png")
+        assert "Page not found" not in browser.title, name
+        assert _broken_images(browser) == [], name
+        assert _errors(logs) == [], (name, _errors(logs))
+
+
+@pytest.mark.slow
+def test_comparison_page_has_a_row_per_architecture(browser, server):
+    if "compare" not in chapters():
+        pytest.fail("the book has no comparison chapter (book/generated/compare in _toc.yml)")
+    logs = _open(browser, f"{server}/book/generated/compare.html", "compare.png")
+    assert _errors(logs) == []
+    assert _broken_images(browser) == []
+    n_images = browser.execute_script("return document.images.length;")
+    assert n_images >= 4  # curves, radar, violin, heatmap, sample grids
+    table_text = browser.execute_script(
+        "const t = document.querySelector('table.comparison') ||"
+        " [...document.querySelectorAll('table')].find(t => t.innerText.includes('architecture'));"
+        "return t ? t.innerText : '';"
+    )
+    assert table_text, "no comparison table on the page"
+    for arch in available_architectures():
+        assert arch in table_text, f"no row for {arch}"
+    assert "published" in table_text.lower()  # the study's model as a reference row
