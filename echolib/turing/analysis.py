@@ -314,14 +314,22 @@ def _roc_entry(name: str, y: np.ndarray, b: np.ndarray) -> dict[str, Any]:
 
 
 # -- per model -------------------------------------------------------------------------
+def question_model(item: Item) -> str | None:
+    """The model whose synthetic images a question shows; ``"real"`` if it shows none; None when unknown."""
+    synthetic = {m for m in item.models if m != "real"}
+    if len(synthetic) == 1:
+        return synthetic.pop()
+    return "real" if item.models and not synthetic else None
+
+
 def fooling_by_model(resp: Responses) -> dict[str, float]:
     """Mean fooling rate of the questions whose synthetic images come from each model."""
     fr = fooling_rate(resp)
     groups: dict[str, list[float]] = {}
     for q, item in enumerate(resp.items):
-        models = {m for m in item.models if m != "real"}
-        if len(models) == 1 and not np.isnan(fr[q]):
-            groups.setdefault(models.pop(), []).append(float(fr[q]))
+        model = question_model(item)
+        if model not in (None, "real") and not np.isnan(fr[q]):
+            groups.setdefault(model, []).append(float(fr[q]))
     return {m: float(np.mean(v)) for m, v in sorted(groups.items())}
 
 
@@ -355,6 +363,7 @@ def summarize(resp: Responses) -> dict[str, Any]:
         out["auc"] = [{"rater": e["rater"], "n": e["n"], "auc": e["auc"]} for e in roc(resp)]
     if any(it.models for it in resp.items):
         out["fooling_by_model"] = fooling_by_model(resp)
+        out["question_models"] = [question_model(it) for it in resp.items]
     if any(any(s is not None for s in row) for row in resp.seconds):
         out["median_seconds"] = [float(np.median([s for s in row if s is not None])) if any(
             s is not None for s in row) else None for row in resp.seconds]

@@ -22,14 +22,27 @@ def _axes(ax, figsize):
     return ax
 
 
-def _bars_with_percent(ax, values: Sequence[float | None], labels: Sequence[str]) -> None:
+def _bars_with_percent(ax, values: Sequence[float | None], labels: Sequence[str],
+                       groups: Sequence[str | None] | None = None) -> None:
+    """Bars labelled with their percentage; coloured by group (e.g. the model a question shows) when given."""
     vals = [np.nan if v is None else v for v in values]
     x = np.arange(len(vals))
-    ax.bar(x, np.nan_to_num(vals), edgecolor="black", linewidth=1.0, color="#4C72B0")
+    if groups is None or all(g is None for g in groups):
+        ax.bar(x, np.nan_to_num(vals), edgecolor="black", linewidth=1.0, color="#4C72B0")
+    else:
+        names = list(dict.fromkeys(str(g) for g in groups))
+        colours = dict(zip(names, plt.get_cmap("tab10").colors))
+        for name in names:
+            idx = [i for i, g in enumerate(groups) if str(g) == name]
+            ax.bar(x[idx], np.nan_to_num([vals[i] for i in idx]), edgecolor="black", linewidth=1.0,
+                   color=colours[name], label=name)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    crowded = len(vals) > 20
     for i, v in enumerate(vals):
         if not np.isnan(v):
-            ax.text(i, v + 0.02, f"{v * 100:.1f}%", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(x, labels)
+            ax.text(i, v + 0.02, f"{v * 100:.0f}%" if crowded else f"{v * 100:.1f}%", ha="center", va="bottom",
+                    fontsize=6 if crowded else 8)
+    ax.set_xticks(x, labels, rotation=90 if crowded else 0)
     ax.set_ylim(0, 1.1)
     ax.grid(axis="y", linestyle="--", alpha=0.4)
     ax.set_axisbelow(True)
@@ -49,11 +62,16 @@ def plot_accuracy(summary: dict[str, Any], ax=None, chance: float | None = None)
 
 
 def plot_fooling_rate(summary: dict[str, Any], ax=None, exact: bool = False):
-    """The study's figure: fooling rate per question, bars in percent, the format under each label."""
+    """The study's figure: fooling rate per question, bars in percent, the format under each label.
+
+    When the key names the sources, bars are coloured by the model whose synthetic images the question shows.
+    """
     ax = _axes(ax, (11, 4))
     values = summary["fooling_rate_exact" if exact else "fooling_rate"]
-    labels = [f"{q}\n{FORMATS[f].label}" for q, f in zip(summary["questions"], summary["formats"])]
-    _bars_with_percent(ax, values, labels)
+    crowded = len(values) > 20
+    labels = [f"{q} ({FORMATS[f].label})" if crowded else f"{q}\n{FORMATS[f].label}"
+              for q, f in zip(summary["questions"], summary["formats"])]
+    _bars_with_percent(ax, values, labels, summary.get("question_models"))
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylabel("fooling rate" + (" (answer not exactly the key)" if exact else " (share of picks not real)"))
     ax.set_title("Fooling rate per question")
@@ -164,3 +182,25 @@ def plot_roc(curves: Sequence[dict[str, Any]], ax=None):
     ax.legend(fontsize=7, loc="lower right")
     ax.set_aspect("equal")
     return ax
+
+
+def plot_question(questionnaire, question_id: str, px: float = 2.2):
+    """What a rater sees for one question (images side by side, positions labelled), for the book."""
+    import io
+
+    from PIL import Image
+
+    q = next(x for x in questionnaire.questions if x.id == question_id)
+    n = len(q.images)
+    cols = 1 if n == 1 else 2
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(px * cols, px * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            with Image.open(io.BytesIO(questionnaire.image_bytes(q.images[i]))) as im:
+                ax.imshow(np.asarray(im.convert("L")), cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"position {i}", fontsize=8)
+    fig.suptitle(f"{q.id}: {FORMATS[q.format].prompt}", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -11,6 +11,7 @@ is the study's, checked against every cell.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,3 +61,20 @@ def load_study_csv(path: str | Path, formats: Sequence[str] = STUDY_FORMATS, rat
     picks = tuple(tuple(parse(row, f"specialist line {i + 1}")) for i, row in enumerate(rows[1:]))
     raters = tuple(f"{rater_prefix}{i + 1}" for i in range(len(picks)))
     return Responses(items=items, raters=raters, picks=picks, source=str(path))
+
+
+def find_study_csv() -> Path | None:
+    """The study's CSV under ``$ECHOLIB_SHARED_DATA`` or ``../shared/data`` (from here or the repo), if present.
+
+    The file is licensed data that is never part of the repository, so
+    callers (the book chapter, tests) must handle ``None``.
+    """
+    roots = []
+    if os.environ.get("ECHOLIB_SHARED_DATA"):
+        roots.append(Path(os.environ["ECHOLIB_SHARED_DATA"]))
+    repo = Path(__file__).resolve().parents[2]
+    roots += [Path.cwd().parent / "shared" / "data", repo.parent / "shared" / "data"]
+    for root in roots:
+        if (root / STUDY_FILE).is_file():
+            return root / STUDY_FILE
+    return None
