@@ -125,3 +125,8 @@ def test_rater_side_refuses_anything_of_the_key(tmp_path):
     (tmp_path / "q" / "questions.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="answer-key fields"):
         load_questionnaire(tmp_path / "q")
+    del data["questions"][0]["source"]
+    data["questions"][0]["images"][0] = "../q.key.json"  # a path out of images/ is refused too
+    (tmp_path / "q" / "questions.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="plain file names"):
+        load_questionnaire(tmp_path / "q")

@@ -348,6 +348,8 @@ def load_questionnaire(folder: str | Path) -> Questionnaire:
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: malformed questions file ({type(exc).__name__}: {exc})") from None
     for q in questions:
+        if any(Path(name).name != name or name.startswith(".") for name in q.images):
+            raise ConfigError(f"{path}: question {q.id}: image names must be plain file names, got {list(q.images)}")
         if len(q.images) != FORMATS[q.format].n_images:
             raise ConfigError(f"{path}: question {q.id} ({q.format}) lists {len(q.images)} images")
         for name in q.images:
