@@ -68,8 +68,9 @@ class WGAN(GenerativeModel):
             z = ctx.randn(ctx.batch, c.z_dim)
             with torch.no_grad():
                 fake = G(z)
-            d_real, d_fake = self.fwd["D"](torch.cat([real, fake])).float().chunk(2)
-            loss = d_fake.mean() - d_real.mean()
+            # Real and fake pass separately, as in the WGAN code: a batch-norm critic then normalises
+            # fakes by fake-only statistics here and in the generator step below (one function, not two).
+            loss = self.fwd["D"](fake).float().mean() - self.fwd["D"](real).float().mean()
             if c.loss == "gp":
                 gp = gradient_penalty(self.fwd["D"], real, fake, ctx.rand(ctx.batch, 1, 1, 1))
                 gps.append(gp.detach())
