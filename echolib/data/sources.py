@@ -1,0 +1,73 @@
+"""Where frames come from: the word ``phantom`` or a path, resolved to something FrameDataset reads.
+
+Every notebook and command takes ``data = "phantom"`` by default so a fresh
+machine (no licensed EchoNet data) runs end to end. The phantom is generated
+once per ``(n, size, seed)`` and cached; generation writes to a temporary folder
+and renames it, so a run killed half-way leaves no cache that looks complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from echolib.errors import DataError
+
+PHANTOM = "phantom"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_cache_dir() -> Path:
+    return REPO_ROOT / ".cache"
+
+
+def phantom_cache(cache_dir: str | Path | None = None, *, n: int = 2000, size: int = 128, seed: int = 0) -> Path:
+    """The folder that holds (or will hold) the cached phantom for these parameters."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / f"phantom-n{n}-s{size}-seed{seed}"
+
+
+def resolve_data(
+    data: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    n: int = 2000,
+    size: int = 128,
+    seed: int = 0,
+    workers: int = 2,
+    progress: bool = True,
+) -> Path:
+    """``"phantom"`` -> the cached phantom folder (generated on first use); a path -> itself, checked.
+
+    A path must be an existing folder, ``.zip`` or ``.csv`` manifest; anything
+    else raises :class:`DataError` naming it. Pass the result to
+    :class:`echolib.data.frames.FrameDataset`.
+    """
+    if isinstance(data, str) and data.strip().lower() == PHANTOM:
+        return _cached_phantom(phantom_cache(cache_dir, n=n, size=size, seed=seed), n, size, seed, workers, progress)
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"data {str(data)!r}: no such file or folder (expected 'phantom', a folder of PNGs, a .zip or a manifest.csv)"
+        )
+    if path.is_file() and path.suffix.lower() not in (".zip", ".csv"):
+        raise DataError(f"data {str(data)!r}: a file must be a .zip of PNGs or a manifest .csv, not {path.suffix!r}")
+    return path
+
+
+def _cached_phantom(folder: Path, n: int, size: int, seed: int, workers: int, progress: bool) -> Path:
+    from echolib.data.phantom import generate, remove_stale_temps
+
+    if folder.parent.is_dir():
+        remove_stale_temps(folder.parent)  # leftovers of killed generations
+    if (folder / "manifest.csv").is_file():
+        return folder
+    if folder.exists() and not any(folder.iterdir()):
+        folder.rmdir()
+    if folder.exists():
+        raise DataError(f"phantom cache {folder} exists but has no manifest.csv; delete it to regenerate")
+    try:
+        return generate(folder, n, size, seed, workers=workers, progress=progress)
+    except DataError:
+        if (folder / "manifest.csv").is_file():  # another process finished the same cache first
+            return folder
+        raise
