@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def hearts():
     """Six hearts x four frames (f0 first, f1 ES, f2 ED, f3 last), with the geometry that made them."""
-    out, times, phases = render_hearts(5, range(6), 128)
+    out, _, phases = render_hearts(5, range(6), 128)
     models = [sample_heart(heart_rng(5, h)) for h in range(6)]
     return out, phases, models
 
