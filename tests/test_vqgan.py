@@ -1,0 +1,364 @@
+"""VQGAN + transformer prior: shapes, the codebook, the adaptive GAN weight, the prior, two stages, checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from echolib.data.frames import FrameDataset
+from echolib.errors import ConfigError
+from echolib.images import to_float
+from echolib.models.base import RealBatch, StepContext
+from echolib.models.registry import build_model, config_names, load_config
+from echolib.models.vqgan import (
+    CodePrior,
+    VectorQuantizer,
+    VQAutoencoder,
+    adaptive_weight,
+    code_statistics,
+    generate_codes,
+    reconstruction_metrics,
+    resolve_perceptual,
+    sample_logits,
+)
+from echolib.train import checkpoint as ckpt
+from echolib.train.loop import Trainer
+from echolib.train.sampling import load_model
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small convolutions on a shared CPU: one thread is several times faster than two competing ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def phantom64(tmp_path_factory) -> Path:
+    from echolib.data.sources import resolve_data
+
+    return resolve_data("phantom", cache_dir=tmp_path_factory.mktemp("cache"), n=48, size=64, workers=1,
+                        progress=False)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(phantom64, tmp_path_factory):
+    """One smoke training run (stage 1 to 0.2 kimg, prior to 0.32 kimg), shared by several tests."""
+    torch.set_num_threads(1)
+    trainer = Trainer(load_config("vqgan", "smoke"), phantom64, tmp_path_factory.mktemp("run") / "vqgan",
+                      device="cpu", progress=False)
+    trainer.fit()
+    return trainer
+
+
+def smoke_model(resolution: int = 64, **model):
+    run = load_config("vqgan", "smoke", {"model": model, "train": {"resolution": resolution}})
+    torch.manual_seed(0)
+    return build_model(run)
+
+
+def real_batch(folder: Path, n: int = 8) -> torch.Tensor:
+    return to_float(FrameDataset(folder).images[:n])
+
+
+def step_context(model, images: torch.Tensor, nimg: int, seed: int = 0) -> StepContext:
+    g = torch.Generator().manual_seed(seed)
+    return StepContext(step=0, nimg=nimg, batch=len(images), device=torch.device("cpu"), generator=g,
+                       next_real=lambda: RealBatch(images=images, index=torch.arange(len(images))))
+
+
+def read_log(run: Path) -> list[dict[str, str]]:
+    with open(run / "log.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+# -- shapes and ranges ---------------------------------------------------------
+@pytest.mark.parametrize("resolution", [64, 128])
+def test_shapes_and_ranges(resolution):
+    model = smoke_model(resolution).eval()
+    f = model.down_factor
+    assert f == 8 and model.code_size == resolution // f
+    x = torch.rand(2, 1, resolution, resolution) * 2 - 1
+    codes = model.encode_codes(x)
+    assert codes.shape == (2, resolution // f, resolution // f) and codes.dtype == torch.long
+    assert 0 <= int(codes.min()) and int(codes.max()) < model.cfg.codebook_size
+    recon = model.reconstruct(x)
+    assert recon.shape == x.shape and recon.dtype == torch.float32
+    assert float(recon.min()) >= -1 and float(recon.max()) <= 1
+    g = torch.Generator().manual_seed(0)
+    samples = model.sample(3, g)
+    assert samples.shape == (3, 1, resolution, resolution) and torch.isfinite(samples).all()
+    assert float(samples.min()) >= -1 and float(samples.max()) <= 1
+    assert model.nets["prior"].length == (resolution // f) ** 2
+
+
+def test_down_factor_follows_channel_mult_and_too_deep_is_refused():
+    assert smoke_model(64, channel_mult=[1, 2, 2]).encode_codes(torch.zeros(1, 1, 64, 64)).shape == (1, 16, 16)
+    with pytest.raises(ConfigError, match="channel_mult.*down factor of 128"):
+        smoke_model(64, channel_mult=[1] * 8)
+
+
+def test_study_configs_load_and_build_at_128():
+    names = config_names("vqgan")
+    assert {f"E{i}" for i in range(1, 9)} <= set(names)
+    sizes = {}
+    for name in [f"E{i}" for i in range(1, 9)]:
+        run = load_config("vqgan", name)
+        assert run.train.resolution == 128 and run.model.prior_start_kimg < run.train.kimg
+        sizes[name] = (run.model.codebook_size, 128 // 2 ** (len(run.model.channel_mult) - 1))
+    assert {k for k, _ in sizes.values()} == {256, 512, 1024}
+    assert {s for _, s in sizes.values()} == {8, 16}
+    model = build_model(load_config("vqgan", "E1"))
+    assert model.code_size == 8 and model.nets["prior"].length == 64
+
+
+# -- codebook ------------------------------------------------------------------
+def test_code_statistics():
+    uniform = code_statistics(torch.full((16,), 5.0))
+    assert math.isclose(float(uniform["codebook_perplexity"]), 16.0, rel_tol=1e-9)
+    assert float(uniform["codebook_usage"]) == 1.0
+    one = code_statistics(torch.tensor([0.0, 7.0, 0.0, 0.0]))
+    assert math.isclose(float(one["codebook_perplexity"]), 1.0) and float(one["codebook_usage"]) == 0.25
+
+
+def test_quantizer_picks_the_nearest_code_and_st_losses():
+    q = VectorQuantizer(4, 2, beta=0.25, mode="st", decay=0.99, eps=1e-5)
+    with torch.no_grad():
+        q.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    z = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.1, -0.1]]).t().reshape(1, 2, 1, 3)
+    out = q(z)
+    assert out.codes.flatten().tolist() == [1, 2, 0]
+    mse = (z - q.codebook[out.codes.flatten()].t().reshape(1, 2, 1, 3)).square().mean()
+    assert torch.allclose(out.loss, 1.25 * mse)  # codebook term + beta * commitment, equal in value
+    assert torch.allclose(out.z_q, q.codebook[out.codes.flatten()].t().reshape(1, 2, 1, 3))
+
+
+def test_straight_through_gradient_reaches_the_encoder(phantom64):
+    torch.manual_seed(0)
+    cfg = load_config("vqgan", "smoke").model
+    ae = VQAutoencoder(cfg, 64, 1)
+    x = real_batch(phantom64, 4)
+    recon, q = ae(x)
+    (recon - x).abs().mean().backward(retain_graph=True)  # no VQ loss: only the straight-through path reaches the encoder
+    grad = ae.encoder.conv_in.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    assert ae.quantizer.codebook.grad is None  # the argmin passes nothing to the codebook...
+    ae.zero_grad()
+    q.loss.backward()  # ...the codebook loss does
+    assert float(ae.quantizer.codebook.grad.abs().sum()) > 0
+
+
+def test_ema_codebook_moves_to_cluster_means_without_gradients():
+    torch.manual_seed(0)
+    q = VectorQuantizer(8, 4, beta=0.25, mode="ema", decay=0.9, eps=1e-5)
+    assert "codebook" not in dict(q.named_parameters()) and not q.codebook.requires_grad
+    z = torch.randn(2, 4, 8, 8) * 0.5 + 2.0  # a cloud away from the N(0, 1) initial codes
+    before = q.codebook.clone()
+    used = torch.zeros(8, dtype=torch.bool)
+    for _ in range(60):
+        out = q(z)
+        assert not out.loss.requires_grad  # nothing in the quantizer asks for a gradient
+        used[out.codes.flatten()] = True
+        q.update(out, torch.zeros(8, dtype=torch.long), threshold=0.0)
+    out = q(z)
+    flat, codes = out.z_flat, out.codes.flatten()
+    assert used.any() and not torch.equal(q.codebook, before)
+    for k in codes.unique():  # each assigned code sits at the mean of its cluster
+        assert torch.allclose(q.codebook[k], flat[codes == k].mean(0), atol=0.05), k
+    assert torch.allclose(q.codebook[~used], before[~used], rtol=0.02, atol=1e-3)  # unassigned codes stay put
+
+
+def test_dead_codes_restart_on_encoder_outputs():
+    torch.manual_seed(0)
+    q = VectorQuantizer(16, 4, beta=0.25, mode="ema", decay=0.99, eps=1e-5)
+    z = torch.randn(1, 4, 4, 4) + 5.0
+    out = q(z)
+    pick = torch.randperm(16)
+    q.update(out, pick, threshold=1.0)  # usage after one step is at most 0.01 * count < 1: every code restarts
+    assert torch.equal(q.codebook, out.z_flat[pick])
+    assert len(q(z).codes.unique()) > len(out.codes.unique())
+
+
+def test_codebook_is_used_during_training(smoke_run):
+    rows = read_log(smoke_run.out)
+    stage1 = [r for r in rows if r["loss_rec"]]
+    assert stage1 and all(float(r["codebook_perplexity"]) > 1.0 for r in stage1)
+    assert all(0 < float(r["codebook_usage"]) <= 1 for r in rows)
+    for r in rows:
+        for k, v in r.items():
+            if k.startswith("loss") and v:
+                assert math.isfinite(float(v)), (k, v)
+
+
+# -- GAN terms -------------------------------------------------------------------
+def test_adaptive_weight_is_the_gradient_norm_ratio():
+    w = torch.randn(3, 4, requires_grad=True)
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    lam = adaptive_weight((w * a).sum(), (w * b).sum(), w)
+    assert torch.allclose(lam, a.norm() / (b.norm() + 1e-4))
+    assert float(adaptive_weight((w * a).sum(), (w * b).sum() * 0, w, max_weight=50.0)) == 50.0
+
+
+def test_adaptive_weight_finite_and_positive_once_the_discriminator_is_on(phantom64):
+    model = smoke_model(64)
+    opts = model.make_optimizers()
+    x = real_batch(phantom64)
+    d_start = round(model.cfg.disc_start_kimg * 1000)
+    before = model.train_step(step_context(model, x, nimg=0), opts)
+    assert "adaptive_weight" not in before and "loss_D" not in before
+    d0 = [p.clone() for p in model.nets["D"].parameters()]
+    after = model.train_step(step_context(model, x, nimg=d_start), opts)
+    lam = after["adaptive_weight"]
+    assert torch.isfinite(lam) and float(lam) > 0
+    assert torch.isfinite(after["loss_D"]) and torch.isfinite(after["loss_G"])
+    assert any(not torch.equal(a, b) for a, b in zip(d0, model.nets["D"].parameters()))
+
+
+# -- prior -----------------------------------------------------------------------
+def test_sample_logits_respects_top_k_and_range():
+    torch.manual_seed(0)
+    logits = torch.randn(64, 50)
+    g = torch.Generator().manual_seed(1)
+    top = logits.topk(5, dim=-1).indices
+    for _ in range(20):
+        idx = sample_logits(logits, g, temperature=1.0, top_k=5)
+        assert (idx[:, None] == top).any(1).all()
+    free = torch.cat([sample_logits(logits, g, temperature=2.0) for _ in range(20)])
+    assert 0 <= int(free.min()) and int(free.max()) < 50
+    assert len(free.unique()) > 5  # without top-k, other indices do occur
+    sharp = sample_logits(logits, g, temperature=1e-4)
+    assert torch.equal(sharp, logits.argmax(-1))  # T -> 0 is greedy
+
+
+def test_prior_is_causal_and_cached_decoding_matches_teacher_forcing():
+    torch.manual_seed(0)
+    prior = CodePrior(vocab=16, length=12, dim=32, layers=2, heads=4, dropout=0.0).eval()
+    codes = torch.randint(16, (3, 12))
+    logits = prior(codes)
+    assert logits.shape == (3, 12, 16)
+    j = 6
+    changed = codes.clone()
+    changed[:, j] = (changed[:, j] + 1) % 16
+    logits2 = prior(changed)
+    assert torch.equal(logits[:, : j + 1], logits2[:, : j + 1])  # s_j only conditions positions > j
+    assert not torch.allclose(logits[:, j + 1], logits2[:, j + 1])
+    cache = prior.new_cache(3, torch.device("cpu"), torch.float32)
+    token = torch.full((3,), prior.start)
+    for i in range(12):
+        step = prior.step(token, i, cache)
+        assert torch.allclose(step, logits[:, i], atol=1e-5), i
+        token = codes[:, i]
+    g = torch.Generator().manual_seed(0)
+    sampled = generate_codes(prior, 5, g, temperature=1.0, top_k=4)
+    assert sampled.shape == (5, 12) and 0 <= int(sampled.min()) and int(sampled.max()) < 16
+
+
+def test_sampling_options_and_determinism():
+    model = smoke_model(64).eval()
+    a = model.sample(2, torch.Generator().manual_seed(3), temperature=0.7, top_k=5)
+    b = model.sample(2, torch.Generator().manual_seed(3), temperature=0.7, top_k=5)
+    assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="truncation"):
+        model.sample(2, torch.Generator(), truncation=0.5)
+    with pytest.raises(ConfigError, match="temperature"):
+        model.sample(2, torch.Generator(), temperature=0.0)
+
+
+# -- two stages, records, checkpoints ------------------------------------------------
+def test_two_stage_switch_happens_at_prior_start_kimg(smoke_run):
+    cfg = smoke_run.run.model
+    rows = read_log(smoke_run.out)
+    for r in rows:
+        kimg = float(r["kimg"])
+        # a tick ending at kimg covers (kimg - tick, kimg]; a step at nimg is stage 2 iff nimg >= prior_start
+        assert bool(r["loss_rec"]) == (kimg - 0.04 < cfg.prior_start_kimg - 1e-9), r
+        assert bool(r["loss_prior"]) == (kimg > cfg.prior_start_kimg + 1e-9), r
+        assert float(r["stage"]) == (2.0 if kimg > cfg.prior_start_kimg + 1e-9 else 1.0)
+    disc = [float(r["kimg"]) for r in rows if r.get("loss_D")]
+    assert disc and min(disc) > cfg.disc_start_kimg
+    prior_loss = [float(r["loss_prior"]) for r in rows if r["loss_prior"]]
+    assert prior_loss[-1] < math.log(cfg.codebook_size)  # better than a uniform prior over codes
+    # weights: the autoencoder stops changing at the switch, the prior starts
+    found = {int(p.stem.split("-")[1]): p for p in ckpt.list_checkpoints(smoke_run.out / "checkpoints")}
+    s1, s2, s3 = (torch.load(found[n], weights_only=True) for n in (160, 240, 320))
+
+    def same(a, b, net):
+        return all(torch.equal(a["nets"][net][k], b["nets"][net][k]) for k in a["nets"][net])
+
+    assert not same(s1, s2, "autoencoder") and same(s2, s3, "autoencoder") and same(s2, s3, "D")
+    assert not same(s2, s3, "prior") and not same(s1, s2, "prior")
+    assert all(torch.equal(s1["nets"]["prior"][k], s1["ema"]["prior"][k]) for k in s1["ema"]["prior"])
+
+
+def test_checkpoint_round_trip(smoke_run):
+    model, path = load_model(smoke_run.out, device="cpu")
+    assert path.name == "ckpt-000000320.pt"
+    assert model.perceptual == smoke_run.model.perceptual
+    live = smoke_run.model.eval()
+    for kw in ({}, {"temperature": 0.5, "top_k": 8}, {"use_ema": False}):
+        a = model.sample(4, torch.Generator().manual_seed(7), **kw)
+        b = live.sample(4, torch.Generator().manual_seed(7), **kw)
+        assert torch.equal(a, b), kw
+    x = FrameDataset(smoke_run.data_source).images[:4]
+    assert torch.equal(model.reconstruct(x), live.reconstruct(x))
+
+
+def test_reconstruction_metrics_on_held_out_frames(smoke_run, tmp_path):
+    from echolib.data.phantom import generate
+
+    held = FrameDataset(generate(tmp_path / "held", 8, size=64, seed=1, workers=1, progress=False))
+    m = reconstruction_metrics(smoke_run.model, held)
+    assert m["n"] == 8 and 0 < m["psnr"] < 100 and -1 <= m["ssim"] <= 1
+    # a trained autoencoder beats reconstructing with an untrained one
+    untrained = reconstruction_metrics(smoke_model(64), held)
+    assert m["psnr"] > untrained["psnr"]
+
+
+def test_perceptual_choice_is_resolved_and_recorded():
+    assert resolve_perceptual("none") == "none"
+    assert resolve_perceptual("auto") in ("lpips", "echo", "none")
+    model = smoke_model(64, perceptual="none")
+    assert model.perceptual == "none" and model.extra_state()["perceptual"] == 0
+    model.load_extra_state({"perceptual": 1})  # a resumed run keeps the loss it was trained with
+    assert model.perceptual == "echo"
+
+
+@pytest.mark.slow
+def test_exact_resume_across_the_stage_switch(phantom64, tmp_path):
+    def run(kimg, out):
+        Trainer(load_config("vqgan", "smoke", {"train": {"kimg": kimg}}), phantom64, out, device="cpu",
+                progress=False).fit()
+
+    run(0.32, tmp_path / "full")
+    run(0.16, tmp_path / "part")
+    run(0.32, tmp_path / "part")
+    a = torch.load(tmp_path / "full" / "checkpoints" / "ckpt-000000320.pt", weights_only=True)
+    b = torch.load(tmp_path / "part" / "checkpoints" / "ckpt-000000320.pt", weights_only=True)
+    for group in ("nets", "ema"):
+        for net in a[group]:
+            for k in a[group][net]:
+                assert torch.equal(a[group][net][k], b[group][net][k]), (group, net, k)
+    timing = ("time_s", "sec_per_kimg", "kimg_per_s", "mem_gb")
+
+    def records(run_dir):
+        return [{k: v for k, v in r.items() if k not in timing} for r in read_log(run_dir)]
+
+    assert records(tmp_path / "full") == records(tmp_path / "part")
+
+
+def test_stage_two_step_trains_only_the_prior(phantom64):
+    model = smoke_model(64)
+    opts = model.make_optimizers()
+    ae0 = {k: v.clone() for k, v in model.nets["autoencoder"].state_dict().items()}
+    prior0 = [p.clone() for p in model.nets["prior"].parameters()]
+    out = model.train_step(step_context(model, real_batch(phantom64), nimg=200), opts)
+    assert set(out) == {"loss_prior", "prior_bits_per_code"} and torch.isfinite(out["loss_prior"])
+    assert math.isclose(float(out["prior_bits_per_code"]), float(out["loss_prior"]) / math.log(2), rel_tol=1e-6)
+    assert all(torch.equal(v, model.nets["autoencoder"].state_dict()[k]) for k, v in ae0.items())
+    assert all(not torch.equal(a, b) for a, b in zip(prior0, model.nets["prior"].parameters()))
