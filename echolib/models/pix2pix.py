@@ -1,0 +1,339 @@
+"""Pix2Pix (Isola et al., CVPR 2017): a frame translated from its contours (or its left-ventricle mask).
+
+A conditional GAN learns the map ``c -> x`` from a condition image ``c`` (the
+Canny contours of the frame, as the study did, or the LV mask) to the frame
+``x``. The generator is a U-Net: an encoder of stride-2 convolutions down to
+1x1 and a mirrored decoder whose every level is concatenated with the encoder
+level of the same size, so edges in ``c`` reach the output without squeezing
+through the bottleneck. Its only noise is dropout (p = 0.5) in the three decoder
+blocks after the bottleneck, kept on when sampling. The discriminator is a
+70x70 *PatchGAN*: a fully convolutional net that scores every overlapping
+70x70 patch of ``(c, x)`` as real or fake (30x30 scores at 256 px, 14x14 at 128,
+6x6 at 64), which models high frequencies while L1 takes care of the low ones:
+
+$$ \\mathcal L_D = \\tfrac12\\,\\mathbb E\\big[\\mathrm{BCE}(D(c, x), 1) + \\mathrm{BCE}(D(c, G(c)), 0)\\big], $$
+$$ \\mathcal L_G = \\mathbb E\\big[\\mathrm{BCE}(D(c, G(c)), 1)\\big] + \\lambda\\, \\mathbb E\\,\\lVert x - G(c) \\rVert_1, \\qquad \\lambda = 100. $$
+
+Conditions are computed once in :meth:`Pix2Pix.setup` (:mod:`echolib.data.conditions`:
+``uint8`` maps aligned with the dataset, on its device) and gathered by the
+batch's dataset indices in ``train_step``. A fraction ``holdout`` of the videos
+(seeded hash of the video id) never reaches training: a step that draws one of
+their frames uses a fixed training frame instead. The first ``n_fixed``
+held-out conditions are saved in the checkpoint (``extra_state``), so
+``sample(n, generator)`` (sample grids, ``python -m echolib sample RUN``) works
+without any data: it translates conditions drawn from that set. Given
+``condition=`` (``uint8`` or float ``[m, 1, H, W]``, floats in [-1, 1]) it
+translates those (in order when ``m == n``, else ``n`` drawn from them), and
+given ``condition_dir=DIR`` (``--opt condition_dir=DIR``) it computes the
+conditions from the frames in ``DIR``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from echolib.data import conditions
+from echolib.errors import ConfigError
+from echolib.images import to_float, to_uint8
+from echolib.models.base import GenerativeModel, StepContext, make_adam
+
+Norm = Literal["batch", "instance", "none"]
+
+
+@dataclass
+class Pix2PixConfig:
+    condition: Literal["canny", "mask"] = "canny"  # input map: Canny contours of the frame or its LV mask
+    canny_low: int = 100  # cv2.Canny lower hysteresis threshold (uint8 frame)
+    canny_high: int = 200  # cv2.Canny upper hysteresis threshold
+    g_channels: int = 64  # U-Net width at full resolution (doubles per level down)
+    d_channels: int = 64  # PatchGAN width of its first layer
+    max_channels: int = 512  # cap on widths (pix2pix: 512)
+    d_layers: int = 3  # PatchGAN stride-2 layers: 3 gives the 70x70 receptive field
+    norm: Norm = "batch"  # normalisation in both networks (pix2pix: batch; instance when batch = 1)
+    dropout: float = 0.5  # dropout probability in the decoder's noisy blocks
+    dropout_blocks: int = 3  # decoder blocks after the bottleneck that use dropout
+    test_dropout: bool = True  # keep dropout on when sampling: pix2pix's only source of variation
+    l1_weight: float = 100.0  # lambda: weight of the L1 reconstruction term
+    gan_weight: float = 1.0  # weight of the adversarial term (0: the paper's "L1 only" ablation)
+    lr: float = 2e-4  # Adam learning rate of both networks
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas
+    holdout: float = 0.05  # fraction of videos never trained on (sample conditions, reconstruction tests)
+    holdout_seed: int = 0  # seed of the held-out video hash
+    n_fixed: int = 64  # held-out conditions stored in checkpoints for data-free sampling
+
+
+def _norm(kind: Norm, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+class UNet(nn.Module):
+    """``condition [B, 1, R, R] -> image [B, 1, R, R]`` in [-1, 1], with skip connections at every level.
+
+    Dropout takes explicit multiplicative masks (``dropout_shapes``) so that
+    every random draw comes from the caller's generator: the trainer's
+    per-step generator when training, the sampling generator when sampling.
+    """
+
+    def __init__(self, resolution: int, in_ch: int = 1, out_ch: int = 1, base: int = 64, cap: int = 512,
+                 norm: Norm = "batch", dropout_blocks: int = 3) -> None:
+        super().__init__()
+        depth = int(math.log2(resolution))  # stride-2 levels down to 1x1
+        widths = [min(base * 2**i, cap) for i in range(depth)]
+        self.widths, self.resolution = widths, resolution
+        self.downs = nn.ModuleList()
+        for i, w in enumerate(widths):
+            c_in = in_ch if i == 0 else widths[i - 1]
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
+            layers.append(nn.Conv2d(c_in, w, 4, 2, 1, bias=norm != "batch" or i in (0, depth - 1)))
+            if 0 < i < depth - 1:  # neither the outermost nor the innermost level is normalised
+                layers.append(_norm(norm, w))
+            self.downs.append(nn.Sequential(*layers))
+        # ups[j] maps level depth-1-j back to the size of level depth-2-j (the last one to the image)
+        self.ups = nn.ModuleList()
+        for j in range(depth):
+            level = depth - 1 - j
+            c_in = widths[level] * (1 if j == 0 else 2)
+            if level == 0:
+                self.ups.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(c_in, out_ch, 4, 2, 1), nn.Tanh()))
+            else:
+                c_out = widths[level - 1]
+                self.ups.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=norm != "batch"),
+                                              _norm(norm, c_out)))
+        self.noisy = list(range(1, min(dropout_blocks, depth - 2) + 1))  # decoder blocks after the bottleneck
+        self.apply(_init)
+
+    def dropout_shapes(self, batch: int) -> list[tuple[int, ...]]:
+        depth = len(self.widths)
+        return [(batch, self.widths[depth - 2 - j], 2 ** (j + 1), 2 ** (j + 1)) for j in self.noisy]
+
+    def forward(self, c: torch.Tensor, masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        skips = []
+        h = c
+        for down in self.downs:
+            h = down(h)
+            skips.append(h)
+        h = skips.pop()
+        noise = dict(zip(self.noisy, masks)) if masks is not None else {}
+        for j, up in enumerate(self.ups):
+            if j > 0:
+                h = torch.cat([h, skips.pop()], 1)
+            h = up(h)
+            if j in noise:
+                h = h * noise[j].to(h.dtype)
+        return h
+
+
+class PatchGAN(nn.Module):
+    """``(condition, image) -> logits [B, 1, P, P]``, one per overlapping patch (70x70 for 3 layers)."""
+
+    def __init__(self, in_ch: int = 2, base: int = 64, cap: int = 512, layers: int = 3, norm: Norm = "batch") -> None:
+        super().__init__()
+        seq: list[nn.Module] = [nn.Conv2d(in_ch, base, 4, 2, 1), nn.LeakyReLU(0.2)]
+        c = base
+        for i in range(1, layers + 1):
+            nxt = min(base * 2**i, cap)
+            stride = 2 if i < layers else 1
+            seq += [nn.Conv2d(c, nxt, 4, stride, 1, bias=norm != "batch"), _norm(norm, nxt), nn.LeakyReLU(0.2)]
+            c = nxt
+        seq.append(nn.Conv2d(c, 1, 4, 1, 1))
+        self.net = nn.Sequential(*seq)
+        self.apply(_init)
+
+    def forward(self, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([c, x], 1))
+
+
+def receptive_field(layers: int = 3) -> int:
+    """Receptive field of :class:`PatchGAN` (all 4x4 kernels; ``layers`` stride-2 convs, then two stride-1)."""
+    strides = [2] * layers + [1, 1]
+    rf = 1
+    for s in reversed(strides):
+        rf = rf * s + (4 - s)
+    return rf
+
+
+def _init(m: nn.Module) -> None:
+    """N(0, 0.02) weights and N(1, 0.02) norm gains, as in pix2pix."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+class Pix2Pix(GenerativeModel):
+    arch = "pix2pix"
+    Config = Pix2PixConfig
+    ema_names = ()
+
+    def __init__(self, cfg: Pix2PixConfig, resolution: int = 128, channels: int = 1) -> None:
+        super().__init__(cfg, resolution, channels)
+        if cfg.condition not in ("canny", "mask"):
+            raise ConfigError(f"pix2pix: condition must be 'canny' or 'mask', got {cfg.condition!r}")
+        if not 0.0 <= cfg.dropout < 1.0:
+            raise ConfigError(f"pix2pix: dropout must be in [0, 1), got {cfg.dropout}")
+        self.nets["G"] = UNet(resolution, channels, channels, cfg.g_channels, cfg.max_channels, cfg.norm,
+                              cfg.dropout_blocks)
+        self.nets["D"] = PatchGAN(2 * channels, cfg.d_channels, cfg.max_channels, cfg.d_layers, cfg.norm)
+        self.finish_init()
+        self.cond_maps: torch.Tensor | None = None  # uint8 [N, 1, H, W] aligned with the training set
+        self.frames: torch.Tensor | None = None  # the training set's uint8 frames (a reference, not a copy)
+        self.train_index: torch.Tensor | None = None  # dataset position -> position trained on (held-out remapped)
+        self.fixed = torch.zeros(0, channels, resolution, resolution, dtype=torch.uint8)  # held-out conditions
+        self._dir_cache: dict[str, torch.Tensor] = {}
+
+    def supported_resolutions(self) -> tuple[int, ...]:
+        return (64, 128, 256)
+
+    # -- data -------------------------------------------------------------
+    def make_conditions(self, dataset) -> torch.Tensor:
+        c = self.cfg
+        return conditions.compute(dataset, c.condition, low=c.canny_low, high=c.canny_high)
+
+    def setup(self, dataset) -> None:
+        """Compute every frame's condition once; put ``holdout`` of the videos aside."""
+        self.cond_maps = self.make_conditions(dataset)
+        self.frames = dataset.images
+        train, held = conditions.holdout_split(dataset.video_ids, self.cfg.holdout, self.cfg.holdout_seed)
+        if not train:
+            raise ConfigError(f"pix2pix: holdout {self.cfg.holdout} leaves no training videos")
+        index = torch.arange(len(dataset))
+        if held:
+            held_t = torch.tensor(held)
+            index[held_t] = torch.tensor(train)[held_t % len(train)]
+        self.train_index = index.to(self.frames.device)
+        shown = held if held else train
+        self.fixed = self.cond_maps[torch.tensor(shown[: self.cfg.n_fixed], device=self.cond_maps.device)].cpu()
+
+    def held_out(self, dataset):
+        """The frames of ``dataset`` whose videos this model's holdout keeps out of training."""
+        return dataset.subset(conditions.holdout_split(dataset.video_ids, self.cfg.holdout, self.cfg.holdout_seed)[1])
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"fixed_conditions": self.fixed.cpu()}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if "fixed_conditions" in state:
+            self.fixed = state["fixed_conditions"].cpu()
+
+    # -- training ---------------------------------------------------------
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {k: make_adam(self.nets[k].parameters(), self.cfg.lr, self.cfg.betas) for k in ("G", "D")}
+
+    def _masks(self, shapes, draw) -> list[torch.Tensor]:
+        keep = 1.0 - self.cfg.dropout
+        return [(draw(*s) < keep).float().div_(keep) for s in shapes] if self.cfg.dropout > 0 else []
+
+    def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+        if self.cond_maps is None:
+            raise RuntimeError("pix2pix: setup(dataset) must run before training (the trainer calls it)")
+        c = self.cfg
+        G, D = self.nets["G"], self.nets["D"]
+        batch = ctx.next_real()
+        idx = self.train_index[batch.index.to(self.train_index.device)]
+        real = to_float(self.frames[idx]).to(ctx.device) if c.holdout > 0 else batch.images
+        cond = to_float(self.cond_maps[idx]).to(ctx.device)
+        if ctx.device.type == "cuda":
+            real = real.contiguous(memory_format=torch.channels_last)
+            cond = cond.contiguous(memory_format=torch.channels_last)
+        masks = self._masks(G.dropout_shapes(ctx.batch), ctx.rand)
+        fake = self.fwd["G"](cond, masks)
+
+        d_real = self.fwd["D"](cond, real).float()
+        d_fake = self.fwd["D"](cond, fake.detach()).float()
+        loss_d = 0.5 * (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                        + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        optimizers["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        optimizers["D"].step()
+
+        D.requires_grad_(False)
+        d_gen = D(cond, fake).float()
+        loss_gan = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        loss_l1 = (fake.float() - real.float()).abs().mean()
+        loss_g = c.gan_weight * loss_gan + c.l1_weight * loss_l1
+        optimizers["G"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        optimizers["G"].step()
+        D.requires_grad_(True)
+        return {"loss_G": loss_g.detach(), "loss_G_gan": loss_gan.detach(), "loss_L1": loss_l1.detach(),
+                "loss_D": loss_d.detach()}
+
+    # -- sampling ---------------------------------------------------------
+    @torch.no_grad()
+    def translate(self, condition: torch.Tensor, generator: torch.Generator | None = None, *,
+                  use_ema: bool = True) -> torch.Tensor:
+        """``G(condition)`` for uint8 or float ([-1, 1]) conditions; dropout noise from ``generator``."""
+        cond = to_float(condition) if condition.dtype == torch.uint8 else condition.float()
+        G = self.sampling_net("G", use_ema)
+        masks = None
+        if self.cfg.test_dropout and self.cfg.dropout > 0:
+            if generator is None:
+                raise ValueError("pix2pix: test_dropout needs a generator for its dropout noise")
+            masks = [m.to(self.device) for m in self._masks(G.dropout_shapes(len(cond)), _drawer(generator))]
+        was = G.training
+        G.eval()
+        out = G(cond.to(self.device), masks).float()
+        G.train(was)
+        return out
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True,
+               condition: torch.Tensor | None = None, condition_dir: str | Path | None = None,
+               **options: Any) -> torch.Tensor:
+        if options:
+            raise ConfigError(f"pix2pix sample: unknown option(s) {', '.join(sorted(options))}; "
+                              f"use condition_dir=DIR")
+        if condition is None:
+            condition = self._dir_conditions(condition_dir) if condition_dir is not None else self.fixed
+        if len(condition) == 0:
+            raise ConfigError("pix2pix: no conditions to translate; pass condition= or condition_dir=DIR "
+                              "(this model was built without a dataset and has no stored conditions)")
+        if len(condition) != n:
+            k = len(condition)
+            pick = (torch.randperm(k, generator=generator, device=generator.device)[:n] if n <= k
+                    else torch.randint(k, (n,), generator=generator, device=generator.device))
+            condition = condition[pick.to(condition.device)]
+        return self.translate(condition, generator, use_ema=use_ema)
+
+    def _dir_conditions(self, folder: str | Path) -> torch.Tensor:
+        from echolib.data.frames import FrameDataset
+
+        key = str(Path(folder).resolve())
+        if key not in self._dir_cache:
+            self._dir_cache[key] = self.make_conditions(FrameDataset(folder, resolution=self.resolution))
+        return self._dir_cache[key]
+
+
+def _drawer(generator: torch.Generator):
+    return lambda *shape: torch.rand(shape, generator=generator, device=generator.device)
+
+
+@torch.no_grad()
+def reconstruction_scores(model: Pix2Pix, dataset, *, batch: int = 64, seed: int = 0) -> dict[str, float]:
+    """Translate every frame's own condition and compare with the frame: mean PSNR (dB) and SSIM (range 255).
+
+    On held-out videos this measures how much of the frame the condition pins
+    down; unlike the study's unpaired SSIM/PSNR, these pairs correspond.
+    """
+    from echolib.metrics.pixel import psnr, ssim
+
+    cond = model.make_conditions(dataset)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    outs = [to_uint8(model.translate(cond[i : i + batch], g)).cpu() for i in range(0, len(cond), batch)]
+    fake, real = torch.cat(outs), dataset.images.cpu()
+    return {"psnr": float(psnr(fake, real).mean()), "ssim": float(ssim(fake, real).mean()), "n": len(real)}
