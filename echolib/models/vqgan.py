@@ -44,7 +44,9 @@ code by code (temperature, optional top-k) and decoded by ``G``.
 
 Both stages run in one trainer run: until ``prior_start_kimg`` the autoencoder
 and discriminator train; from then on the autoencoder is frozen and each step
-trains only the prior on codes of real batches. :meth:`VQGAN.sample` always
+trains only the prior on codes of real batches. A fraction ``holdout`` of the
+videos is never shown to either stage, for held-out reconstruction metrics.
+:meth:`VQGAN.sample` always
 samples from the prior (also before it has trained: the frames are then
 decodings of near-uniform random codes, i.e. meaningless), so sample grids and
 training-time FID measure *generation*; reconstructions are measured separately
@@ -115,6 +117,9 @@ class VQGANConfig:
     prior_betas: tuple[float, float] = (0.9, 0.95)  # Adam betas of the prior
     temperature: float = 1.0  # default sampling temperature
     top_k: int | None = None  # default top-k filter when sampling; null = full distribution
+    # data
+    holdout: float = 0.05  # fraction of videos never trained on (held-out reconstruction metrics); 0 = none
+    holdout_seed: int = 0  # seed of the held-out video hash (same split as pix2pix for equal fraction and seed)
 
 
 # -- autoencoder building blocks -------------------------------------------------
@@ -597,6 +602,8 @@ class VQGAN(GenerativeModel):
         self._perceptual_fn: dict[str, Any] = {}  # built lazily: only training needs it, on the training device
         self._code_counts: torch.Tensor | None = None  # code histogram since the last tick
         self._stage = 1
+        self.frames: torch.Tensor | None = None  # the training dataset's uint8 frames (set by setup)
+        self.train_index: torch.Tensor | None = None  # dataset position -> a training position (held-out remapped)
         self.finish_init()
 
     @property
@@ -605,6 +612,24 @@ class VQGAN(GenerativeModel):
 
     def stage_at(self, nimg: int) -> int:
         return 2 if nimg >= round(self.cfg.prior_start_kimg * 1000) else 1
+
+    def holdout_split(self, dataset: Any) -> tuple[list[int], list[int]]:
+        """Dataset positions ``(train, held_out)``, whole videos by a seeded hash: what stage 1 and 2 never see."""
+        from echolib.data.conditions import holdout_split
+
+        return holdout_split(dataset.video_ids, self.cfg.holdout, self.cfg.holdout_seed)
+
+    def setup(self, dataset: Any) -> None:
+        """Put ``holdout`` of the videos aside: their draws are remapped onto training frames."""
+        train, held = self.holdout_split(dataset)
+        if not train:
+            raise ConfigError(f"model.holdout {self.cfg.holdout} leaves no training videos")
+        self.frames = dataset.images
+        index = torch.arange(len(dataset))
+        if held:
+            held_t = torch.tensor(held)
+            index[held_t] = torch.tensor(train)[held_t % len(train)]
+        self.train_index = index.to(self.frames.device)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.cfg
@@ -617,10 +642,20 @@ class VQGAN(GenerativeModel):
     # -- training -------------------------------------------------------------
     def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         self._stage = self.stage_at(ctx.nimg)
-        real = ctx.next_real().images
+        real = self._training_frames(ctx)
         if self._stage == 2:
             return self._prior_step(real, optimizers)
         return self._autoencoder_step(ctx, real, optimizers)
+
+    def _training_frames(self, ctx: StepContext) -> torch.Tensor:
+        batch = ctx.next_real()
+        if self.train_index is None or self.frames is None or self.cfg.holdout == 0:
+            return batch.images
+        idx = self.train_index[batch.index.to(self.train_index.device)]
+        real = to_float(self.frames[idx]).to(ctx.device, non_blocking=True)
+        if ctx.device.type == "cuda":
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real
 
     def _autoencoder_step(self, ctx: StepContext, real: torch.Tensor, optimizers) -> dict[str, torch.Tensor]:
         c = self.cfg
@@ -760,7 +795,7 @@ def _validate(cfg: VQGANConfig, resolution: int) -> None:
 @torch.no_grad()
 def reconstruction_metrics(model: VQGAN, frames: Any, *, n: int | None = None, batch: int = 64,
                            progress: bool = False) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM between frames and their own reconstructions, with ``n`` frames used.
+    """PSNR (dB, pooled MSE as :func:`echolib.metrics.pixel.psnr`) and mean SSIM of frames vs their reconstructions.
 
     Paired, unlike the study's random real/generated pairs, so the numbers
     measure the autoencoder alone (what stage 2 can at best reach). ``frames``:
@@ -787,4 +822,4 @@ def reconstruction_metrics(model: VQGAN, frames: Any, *, n: int | None = None, b
     finally:
         model.train(was)
     a, b = torch.cat(originals), torch.cat(recons)
-    return {"psnr": float(psnr(a, b).mean()), "ssim": float(ssim(a, b).mean()), "n": len(a)}
+    return {"psnr": float(psnr(a, b)), "ssim": float(ssim(a, b).mean()), "n": len(a)}

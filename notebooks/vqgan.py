@@ -1,0 +1,265 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation: {extension: .py, format_name: percent}
+#   kernelspec: {display_name: Python 3, language: python, name: python3}
+# ---
+
+# %% [markdown]
+# # VQGAN with a transformer prior
+#
+# A VQGAN (Esser, Rombach & Ommer, 2021, *Taming Transformers for High-Resolution
+# Image Synthesis*) generates in two stages. The first learns a *discrete*
+# autoencoder: frames become small grids of integers, indices into a learned
+# codebook, and a decoder trained as the generator of a GAN turns such grids back
+# into frames. The second learns a *prior* over the grids, an autoregressive
+# transformer; sampling it and decoding gives new frames. The reference study
+# trained eight VQGAN configurations (VQ1..VQ8, best FID 139.47 for VQ6, far behind
+# StyleGAN2-ADA's 9.17) but its logs and scores do not separate how well the
+# autoencoder *reconstructs* from how well the model *generates*. This chapter
+# keeps the two apart: PSNR/SSIM of reconstructions of held-out hearts measure
+# stage 1, FID/KID of prior samples measure the whole model.
+#
+# ## Stage 1: a discrete autoencoder
+#
+# A convolutional encoder $E$ (residual blocks with GroupNorm and SiLU,
+# self-attention at the lowest resolution) maps a frame $x \in [-1,1]^{R\times R}$
+# to a grid $z = E(x)$ of $h \times w$ vectors, $h = R/f$ for a down factor $f$
+# (16 in the baseline: an $8\times 8$ grid at $128\times128$). Each vector is
+# replaced by its nearest codebook entry $e_k$, $k < K$:
+#
+# $$ s_{ij} = \arg\min_k \lVert z_{ij} - e_k \rVert_2, \qquad z_q = e_{s}. $$
+#
+# The decoder $G$ reconstructs $\hat x = G(z_q)$. The argmin has no gradient, so
+# the decoder's gradient is copied to the encoder unchanged (straight-through:
+# $z_q = z + \mathrm{sg}[e_s - z]$, $\mathrm{sg}$ the stop-gradient). The codebook
+# learns either by gradient through
+#
+# $$ L_{VQ} = \lVert \mathrm{sg}[z] - e_s \rVert_2^2 + \beta\, \lVert z - \mathrm{sg}[e_s] \rVert_2^2, \qquad \beta = 0.25, $$
+#
+# whose first term pulls codes towards the encoder outputs assigned to them and
+# whose second (*commitment*) term keeps the encoder near its codes; or, in the
+# configuration `codebook: ema`, by exponential moving averages of the assigned
+# outputs (counts $N_k \leftarrow d N_k + (1-d) n_k$, sums
+# $m_k \leftarrow d m_k + (1-d)\sum_{s_{ij}=k} z_{ij}$, codes $e_k = m_k/\tilde N_k$
+# with Laplace-smoothed counts $\tilde N_k$, $d = 0.99$), with only the commitment
+# term left as a loss. Codes that fall out of use can be restarted on random
+# encoder outputs (`restart_threshold`).
+#
+# The autoencoder's loss is a reconstruction term, L1 plus a perceptual distance
+# $P$ (LPIPS when its weights are present, otherwise the intermediate features of
+# the domain extractor `echo`, otherwise none: the run records which), plus a
+# GAN term once a PatchGAN discriminator $D$ is switched on after
+# `disc_start_kimg`. $D$ minimises the hinge loss
+# $\tfrac12\,\mathbb E[\max(0, 1 - D(x))] + \tfrac12\,\mathbb E[\max(0, 1 + D(\hat x))]$,
+# the autoencoder $L_{GAN} = -\mathbb E[D(\hat x)]$, weighted adaptively at the
+# decoder's last layer $G_L$:
+#
+# $$ \lambda = \frac{\lVert \nabla_{G_L} L_{rec} \rVert}{\lVert \nabla_{G_L} L_{GAN} \rVert + 10^{-4}}, \qquad
+#    L = \underbrace{\lVert x - \hat x\rVert_1 + w_P\, P(x, \hat x)}_{L_{rec}} + \lambda\, w_D\, L_{GAN} + L_{VQ}. $$
+#
+# Whatever the scale of $D$'s logits, the adversarial gradient at the output
+# layer is then a fixed fraction $w_D$ (0.8) of the reconstruction gradient.
+#
+# ## Stage 2: a prior over codes
+#
+# Read in raster order, a code grid is a sequence $s = (s_1, \dots, s_{hw})$.
+# A GPT-style transformer (causal self-attention, learned positional embeddings,
+# a start token $s_0$) models it autoregressively,
+#
+# $$ p(s) = \prod_{i=1}^{hw} p(s_i \mid s_{<i}), $$
+#
+# trained by cross-entropy on the codes of real frames (the loss in bits per code
+# is at most $\log_2 K$, the cost of a uniform prior). To generate, codes are drawn
+# one at a time from $\mathrm{softmax}(\ell / T)$, optionally restricted to the
+# $k$ largest logits, and the grid is decoded by $G$. A temperature $T < 1$
+# trades diversity for typicality.
+#
+# Both stages run in one training run: until `prior_start_kimg` the autoencoder
+# and discriminator train; from then on the autoencoder is frozen and every step
+# trains only the prior (its EMA copy samples). Sample grids and training-time
+# metrics always come from the prior, so before stage 2 they show decodings of
+# near-uniform random codes; reconstructions are shown separately below. A
+# fraction of the videos (`holdout`, 5% by default) is never shown to either stage.
+
+# %%
+# Colab / fresh kernels: install echolib when it is missing.
+import subprocess
+import sys
+
+try:
+    import echolib  # noqa: F401
+except ImportError:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+
+# %% tags=["parameters"]
+import os
+
+data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of frames
+config = "smoke"  # a config in echolib/configs/vqgan (smoke, E1..E8) or a YAML path
+kimg = None  # training length; None: the config's
+device = "auto"  # auto, cpu or cuda
+seed = 0  # training seed (data order, initial weights); sampling below uses it too
+runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from echolib.data.frames import FrameDataset
+from echolib.data.sources import resolve_data
+from echolib.images import make_grid, to_float
+from echolib.models.vqgan import reconstruction_metrics
+from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
+from echolib.report.records import read_log
+from echolib.train.runs import ensure_run
+from echolib.train.sampling import load_model, model_sampler
+
+pd.set_option("display.precision", 4)
+
+# %% [markdown]
+# ## Training
+#
+# `ensure_run` trains the configuration into `runs/vqgan/<config>` or reuses the
+# finished run. The table lists the model settings that define the method.
+
+# %%
+run = ensure_run("vqgan", config, data, runs, kimg=kimg, device=device, seed=seed)
+model, checkpoint = load_model(run, device=device)
+cfg = model.cfg
+resolution = model.resolution
+print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+print(f"perceptual loss used: {model.perceptual} (config: {cfg.perceptual})")
+keys = ("codebook_size", "code_dim", "codebook", "restart_threshold", "perceptual_weight", "disc_start_kimg", "lr",
+        "prior_start_kimg", "prior_layers", "prior_dim", "holdout")
+settings = {"resolution": resolution, "down factor": model.down_factor,
+            "codes per frame": f"{model.code_size} x {model.code_size}", "perceptual (resolved)": model.perceptual}
+settings |= {k: getattr(cfg, k) for k in keys}
+pd.Series(settings, name=f"vqgan/{config}").to_frame()
+
+# %% [markdown]
+# ## Losses
+#
+# Stage 1 logs the L1 reconstruction error `loss_rec`, the perceptual distance
+# (when one is used), the VQ loss `loss_q`, and once the discriminator is on its
+# hinge loss `loss_D`, the autoencoder's GAN loss `loss_G` and the adaptive weight
+# $\lambda$. Stage 2 logs the prior's cross-entropy in nats (`loss_prior`) and in
+# bits per code. Dashed lines: discriminator start and prior start. In the study's
+# own logs the discriminator loss of VQ2-VQ8 sits at exactly `disc_factor` times
+# 1.0 (its value when $D$ outputs zero for every patch) for most of training: the
+# discriminator had stopped discriminating, so its GAN term shaped little.
+
+# %%
+log = read_log(run)
+assert len(log) > 0
+stage1 = [k for k in ("loss_rec", "loss_perceptual", "loss_q", "loss_D", "loss_G", "adaptive_weight") if k in log]
+stage2 = [k for k in ("loss_prior", "prior_bits_per_code") if k in log]
+fig = loss_curves(run, stage1 + stage2)
+for ax in fig.axes:
+    if ax.has_data():
+        ax.axvline(cfg.disc_start_kimg, ls="--", c="gray", lw=0.8)
+        ax.axvline(cfg.prior_start_kimg, ls="--", c="k", lw=0.8)
+plt.show()
+
+# %%
+for k in stage1 + stage2:
+    values = log[k].dropna()
+    assert len(values) and values.map(math.isfinite).all(), k
+if "loss_prior" in log:
+    bits = log["prior_bits_per_code"].dropna()
+    assert bits.iloc[-1] < math.log2(cfg.codebook_size), "the prior should beat a uniform distribution over codes"
+if "adaptive_weight" in log:
+    assert (log["adaptive_weight"].dropna() > 0).all()
+
+# %% [markdown]
+# ## Codebook usage
+#
+# A codebook is only as large as the part of it in use. Per tick, *usage* is the
+# share of the $K$ codes assigned at least once and *perplexity* $\exp H(p)$ of the
+# code frequencies $p$ is the effective number of codes ($K$ if all were used
+# equally, 1 if one code took everything). Codebook collapse, a known failure of
+# straight-through VQ, shows as a perplexity far below $K$; the EMA codebook with
+# restarts (E5) and low-dimensional codes (E6) are the usual remedies.
+
+# %%
+fig = loss_curves(run, ["codebook_usage", "codebook_perplexity"])
+plt.show()
+
+# %%
+assert (log["codebook_perplexity"].dropna() > 1).all() and log["codebook_usage"].between(0, 1).all()
+print(f"final codebook usage {log['codebook_usage'].iloc[-1]:.2f}, "
+      f"perplexity {log['codebook_perplexity'].iloc[-1]:.1f} of K = {cfg.codebook_size}")
+
+# %% [markdown]
+# ## Reconstructions of held-out hearts (stage 1)
+#
+# The autoencoder bounds what the whole model can reach: a sample can be no
+# sharper than a reconstruction. PSNR and SSIM here compare each frame with *its
+# own* reconstruction, on the videos held out of training and, for comparison,
+# on as many training videos. (The study's SSIM/PSNR compared random unpaired
+# real/generated frames, which cannot rank generators; these paired numbers
+# measure the autoencoder alone.)
+
+# %%
+dataset = FrameDataset(resolve_data(data, size=resolution), resolution=resolution)
+train_idx, held_idx = model.holdout_split(dataset)
+assert held_idx, "no held-out videos: raise model.holdout"
+held = dataset.subset(held_idx)
+seen = dataset.subset(train_idx[: len(held_idx)])
+table = pd.DataFrame({"held-out videos": reconstruction_metrics(model, held),
+                      "training videos": reconstruction_metrics(model, seen)}).T
+table
+
+# %%
+assert 0 < table.loc["held-out videos", "psnr"] < 100 and -1 <= table.loc["held-out videos", "ssim"] <= 1
+originals = held.images[:8]
+recons = model.reconstruct(originals).cpu()
+assert recons.shape == originals.shape and recons.min() >= -1 and recons.max() <= 1
+pairs = torch.stack([to_float(originals), recons], 1).flatten(0, 1)  # original, reconstruction, ...
+fig = image_grid(pairs, nrow=8, title="held-out frames (odd columns) and their reconstructions (even columns)")
+plt.show()
+
+# %% [markdown]
+# ## Samples from the prior (stage 2)
+#
+# The same random stream sampled at two temperatures. At $T = 1$ the prior's
+# own distribution is sampled; at $T = 0.7$ with top-$k$ it concentrates on its
+# more probable codes: fewer odd frames, less variety.
+
+# %%
+def draw(temperature, top_k=None, n=16):
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    return model_sampler(model, batch=n, temperature=temperature, top_k=top_k)(n, g)
+
+
+top_k = max(2, cfg.codebook_size // 8)
+hot, cold = draw(1.0), draw(0.7, top_k=top_k)
+for images in (hot, cold):
+    assert images.shape == (16, 1, resolution, resolution) and torch.isfinite(images).all()
+    assert images.min() >= -1 and images.max() <= 1
+fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+for ax, images, title in ((axes[0], hot, "T = 1.0"), (axes[1], cold, f"T = 0.7, top-k = {top_k}")):
+    ax.imshow(make_grid(images, nrow=4), cmap="gray", vmin=0, vmax=255)
+    ax.set_title(title)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Generation metrics and samples during training
+#
+# FID/KID of prior samples, when the run computed metrics during training
+# (before `prior_start_kimg` they score decodings of an untrained prior). The
+# timeline shows the sample grids written during training from fixed random
+# streams: noise-like decodings in stage 1, frames once the prior learns.
+
+# %%
+fig = metric_curves(run, ["fid", "kid"])
+plt.show()
+
+# %%
+fig = sample_timeline(run)
+plt.show()
