@@ -23,3 +23,7 @@ class CheckpointError(EchoError, ValueError):
 
 class TrainingError(EchoError, RuntimeError):
     """Training cannot continue (e.g. a non-finite loss)."""
+
+
+class OutputError(EchoError, PermissionError):
+    """An output folder cannot be written (read-only, missing permissions, not a folder)."""

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from echolib.errors import OutputError
+
 
 def fsync_dir(path: Path) -> None:
     """Persist a rename: on POSIX the directory entry itself must be synced."""
@@ -145,4 +147,4 @@ def check_writable(folder: Path) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise PermissionError(f"output folder {folder} is not writable ({exc.strerror or exc})") from exc
+        raise OutputError(f"output folder {folder} is not writable ({exc.strerror or exc})") from exc

@@ -310,7 +310,10 @@ class Trainer:
         t_tick = time.perf_counter()
         t_tick_elapsed = self.clock.elapsed
         autocast = self._autocast_factory()
-        with self._signals():
+        with self._signals(), contextlib.ExitStack() as closing:
+            closing.callback(bar.close)
+            if writer is not None:
+                closing.callback(writer.close)
             while self.clock.nimg < total:
                 losses, drawn = self._step(generator, autocast)
                 self.clock.nimg += drawn
@@ -350,9 +353,6 @@ class Trainer:
                     if self._last_ckpt_nimg != self.clock.nimg:
                         self._save_checkpoint()
                     raise Interrupted(self._stop_signal, self._last_ckpt)
-        bar.close()
-        if writer is not None:
-            writer.close()
         if self.dist.is_main:
             self._finish(total)
         dist.barrier(self.dist)

@@ -1,0 +1,166 @@
+"""Training survives kills, signals, numerical faults and unwritable folders, and says what happened."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from echolib.errors import DataError
+from echolib.io import read_jsonl
+from echolib.models.registry import load_config
+from echolib.train import checkpoint as ckpt
+from echolib.train.loop import train
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def cli(out: Path, data: Path) -> list[str]:
+    """A smoke run that snapshots every tick, so kills often land in or near a checkpoint write."""
+    return [sys.executable, "-m", "echolib", "train", "wgan", "--config", "smoke", "--data", str(data),
+            "--out", str(out), "--device", "cpu", "--no-progress", "--set", "train.snapshot_kimg=0.04",
+            "--kimg", "0.6"]
+
+
+def final_state(run: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(ckpt.list_checkpoints(run / "checkpoints")[-1], weights_only=True)
+    return {f"{g}.{n}.{k}": v for g in ("nets", "ema") for n, sd in state[g].items() for k, v in sd.items()}
+
+
+def ticks(run: Path) -> list[int]:
+    with open(run / "log.csv") as fh:
+        return [int(r["tick"]) for r in csv.DictReader(fh)]
+
+
+@pytest.fixture(scope="module")
+def reference(noise_frames, tmp_path_factory) -> Path:
+    """The uninterrupted run every faulty run must reproduce bit for bit (same process settings)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    r = subprocess.run(cli(out, noise_frames), env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(noise_frames, reference, tmp_path):
+    out = tmp_path / "run"
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(5):
+        proc = subprocess.Popen(cli(out, noise_frames), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # wait for training to start (or the run to finish), then kill at a random moment
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not (out / "log.csv").exists():
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=120)
+        found = ckpt.list_checkpoints(out / "checkpoints")
+        if found:
+            ckpt.load(found[-1], arch="wgan")  # the newest checkpoint always loads
+    assert kills >= 2, "the run finished before it could be killed; the test lost its point"
+    done = subprocess.run(cli(out, noise_frames), env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    t = ticks(out)
+    assert t == list(range(len(t))), f"duplicated or missing ticks: {t}"
+    a, b = final_state(reference), final_state(out)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
+    kimgs = [r.get("kimg") for r in read_jsonl(out / "metrics.jsonl") if r.get("source") == "train"]
+    assert len(kimgs) == len(set(kimgs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_writes_checkpoint_and_resume_is_exact(noise_frames, reference, tmp_path, sig):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(cli(out, noise_frames), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "log.csv").exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before the signal could be sent"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    name = signal.Signals(sig).name
+    assert proc.returncode == 128 + sig, (proc.returncode, err[-2000:])
+    assert f"stopped by {name}; checkpoint written to" in err and "Run the same command again to resume" in err
+    last = ckpt.list_checkpoints(out / "checkpoints")[-1]
+    state = ckpt.load(last, arch="wgan")
+    assert 0 < state["trainer"]["nimg"] < 600
+    done = subprocess.run(cli(out, noise_frames), env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = final_state(reference), final_state(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    t = ticks(out)
+    assert t == list(range(len(t)))
+
+
+def _readonly_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        return folder
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                       capture_output=True, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot make a read-only folder as root here: {r.stderr.decode().strip()}")
+    return folder
+
+
+def test_read_only_output_fails_at_start(noise_frames, tmp_path):
+    folder = _readonly_folder(tmp_path)
+    try:
+        t0 = time.time()
+        with pytest.raises(PermissionError, match=f"output folder {folder}/run is not writable"):
+            train(load_config("wgan", "smoke"), noise_frames, folder / "run", device="cpu", progress=False)
+        assert time.time() - t0 < 30
+        r = subprocess.run(cli(folder / "run", noise_frames), env=ENV, capture_output=True, text=True, timeout=300,
+                           check=False)
+        assert r.returncode == 2 and "is not writable" in r.stderr
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(folder)], check=False)
+        else:
+            folder.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [(["--config", "E77"], "unknown config 'E77' for architecture 'wgan'; choose one of"),
+     (["--kimg", "0"], "kimg must be a positive number"),
+     (["--kimg", "-3"], "kimg must be a positive number"),
+     (["--batch", "4096"], "batch 4096 is larger than the dataset"),
+     (["--set", "train.resolution=100"], "resolution must be a power of two"),
+     (["--set", "model.lr=fast"], "model: lr: expected a number, got 'fast'")],
+)
+def test_bad_cli_parameters_fail_before_work(noise_frames, tmp_path, args, msg):
+    cmd = [sys.executable, "-m", "echolib", "train", "wgan", "--data", str(noise_frames), "--out",
+           str(tmp_path / "run"), "--device", "cpu", "--no-progress", *args]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 2, r.stderr[-1000:]
+    assert msg in r.stderr
+    assert not (tmp_path / "run" / "log.csv").exists()
+
+
+def test_unknown_architecture_lists_choices():
+    r = subprocess.run([sys.executable, "-m", "echolib", "train", "gan9000"], env=ENV, capture_output=True,
+                       text=True, timeout=300, check=False)
+    assert r.returncode == 2 and "unknown architecture 'gan9000'; choose one of" in r.stderr and "wgan" in r.stderr
+
+
+def test_data_errors_name_the_file(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=f"{tmp_path / 'empty'}: no PNG/JPEG images"):
+        train(load_config("wgan", "smoke"), tmp_path / "empty", tmp_path / "run", device="cpu", progress=False)
