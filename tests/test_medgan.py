@@ -194,3 +194,16 @@ def test_checkpoint_round_trip(frames, tmp_path):
     a = trainer.model.eval().sample(6, torch.Generator().manual_seed(3))
     b = loaded.sample(6, torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and math.isfinite(float(a.sum()))
+
+
+def test_study_logs_show_the_t2_thermostat():
+    """The study's MedGAN logs: summary rows dropped; M2 (best, default thresholds) parks -loss_D near T2 = 0.5."""
+    from conftest import STUDY_LOGS, need
+
+    from echolib.report.records import read_study_log
+
+    folder = need(STUDY_LOGS / "medgan")
+    m2 = read_study_log(folder / "metrics_medganM2.csv")
+    assert m2["epoch"].is_monotonic_increasing and m2["epoch"].iloc[0] == 1
+    assert m2["FID"].min() == pytest.approx(63.47, abs=0.01)  # the README's best MedGAN, not a summary row
+    assert abs(-m2["loss_D"].median() - 0.5) < 0.1 and m2["loss_G"].median() > 0.3

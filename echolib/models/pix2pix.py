@@ -325,15 +325,19 @@ def _drawer(generator: torch.Generator):
 
 @torch.no_grad()
 def reconstruction_scores(model: Pix2Pix, dataset, *, batch: int = 64, seed: int = 0) -> dict[str, float]:
-    """Translate every frame's own condition and compare with the frame: mean PSNR (dB) and SSIM (range 255).
+    """Translate every frame's own condition and compare with the frame, on 8-bit images (range 255).
 
-    On held-out videos this measures how much of the frame the condition pins
-    down; unlike the study's unpaired SSIM/PSNR, these pairs correspond.
+    ``psnr``: mean over frames of each pair's PSNR in dB; ``ssim``: mean SSIM (Gaussian window,
+    :func:`echolib.metrics.pixel.ssim`). On held-out videos this measures how much of a frame its
+    condition pins down; unlike the study's SSIM/PSNR between random unpaired frames, these pairs correspond.
     """
-    from echolib.metrics.pixel import psnr, ssim
+    from echolib.metrics.pixel import ssim
 
     cond = model.make_conditions(dataset)
     g = torch.Generator(device=model.device).manual_seed(seed)
     outs = [to_uint8(model.translate(cond[i : i + batch], g)).cpu() for i in range(0, len(cond), batch)]
     fake, real = torch.cat(outs), dataset.images.cpu()
-    return {"psnr": float(psnr(fake, real).mean()), "ssim": float(ssim(fake, real).mean()), "n": len(real)}
+    mse = (fake.double() - real.double()).pow(2).mean((1, 2, 3)).clamp_min(1e-10 * 255.0**2)
+    psnr = 10.0 * torch.log10(255.0**2 / mse)
+    return {"psnr": float(psnr.mean()), "ssim": float(torch.as_tensor(ssim(fake, real)).double().mean()),
+            "n": len(real)}

@@ -1,0 +1,228 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation: {extension: .py, format_name: percent}
+#   kernelspec: {display_name: Python 3, language: python, name: python3}
+# ---
+
+# %% [markdown]
+# # Pix2Pix: frames translated from contours
+#
+# The other generators of this book draw a frame from noise. Pix2Pix (Isola, Zhu,
+# Zhou and Efros, CVPR 2017) instead *translates*: it learns a map $c \mapsto x$
+# from a condition image $c$ to a frame $x$, from pairs $(c, x)$. The study
+# conditioned on the Canny contours of each frame; the left-ventricle (LV) mask
+# is the anatomical alternative where one is known (every phantom frame; the
+# EchoNet frames whose LV an expert traced).
+#
+# ## Condition maps
+#
+# The Canny detector (`cv2.Canny` on the 8-bit frame) smooths with a $3\times3$
+# Sobel gradient, keeps local maxima of the gradient magnitude along its
+# direction, and links them by hysteresis: pixels above the high threshold
+# (200) start an edge, pixels above the low one (100) continue it. The result is
+# a binary map, 255 on edges. On a B-mode frame it traces the sector outline,
+# the walls and valves, and a good deal of speckle. The LV mask is 255 inside the
+# traced cavity.
+#
+# ## Networks and losses
+#
+# The generator is a **U-Net**: eight (at $256^2$; seven at $128^2$) stride-2
+# convolutions take $c$ down to $1\times1$, and a mirror of transposed
+# convolutions brings it back, each decoder level concatenated with the encoder
+# level of the same size. The skips carry the condition's edges straight to the
+# output; the bottleneck only has to carry what is global. Its only randomness
+# is dropout ($p = 0.5$) in the three decoder blocks after the bottleneck, kept
+# on at test time: the paper found that noise fed as an input is ignored.
+#
+# The discriminator is a **PatchGAN**: a fully convolutional net on the pair
+# $(c, x)$ whose every output scores one $70\times70$ patch as real or fake
+# ($14\times14$ overlapping patches at $128^2$). Its loss and the generator's are
+#
+# $$ \mathcal L_D = \tfrac12\,\mathbb E\big[\mathrm{BCE}(D(c, x), 1) + \mathrm{BCE}(D(c, G(c)), 0)\big], \qquad
+#    \mathcal L_G = \mathbb E\big[\mathrm{BCE}(D(c, G(c)), 1)\big] + \lambda\, \mathbb E\,\lVert x - G(c)\rVert_1, $$
+#
+# with $\lambda = 100$. The L1 term alone gives the right low frequencies and a
+# blurred image (the conditional mean); the patch discriminator penalises
+# blur and untextured regions, which is where the speckle comes from.
+#
+# ## What is evaluated
+#
+# A fraction of the videos (5%, by a seeded hash of the video id) never reaches
+# training. Two questions are then asked:
+#
+# * **reconstruction** -- translate the contours of a held-out frame and compare
+#   the result with *that* frame (PSNR in dB and SSIM, both on 8-bit images).
+#   Unlike the study's SSIM/PSNR between random unpaired frames, these pairs
+#   correspond, so the numbers measure how much of a frame its contours pin down.
+# * **generation** -- contours (or masks) of unseen hearts go in, new frames come
+#   out; these are the samples scored with FID/KID like every other model's. A
+#   checkpoint stores the first held-out conditions, so sampling a run needs no
+#   data: `python -m echolib sample RUN --n 100 --out DIR` translates conditions
+#   drawn from that set, and `--opt condition_dir=FRAMES` computes them from the
+#   frames in another folder.
+
+# %%
+# Colab / fresh kernels: install echolib when it is missing.
+import subprocess
+import sys
+
+try:
+    import echolib  # noqa: F401
+except ImportError:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+
+# %% tags=["parameters"]
+import os
+
+data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of frames
+config = "smoke"  # a config in echolib/configs/pix2pix (smoke, E1..E8) or a YAML path
+kimg = None  # training length; None: the config's
+device = "auto"  # auto, cpu or cuda
+seed = 0  # training seed (data order, dropout noise, initial weights); sampling below uses it too
+runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
+
+# %%
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from echolib.config import to_dict
+from echolib.data.frames import FrameDataset
+from echolib.data.sources import resolve_data
+from echolib.images import to_float
+from echolib.models.pix2pix import reconstruction_scores
+from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
+from echolib.report.records import read_log
+from echolib.train.runs import ensure_run
+from echolib.train.sampling import load_model, model_sampler
+
+pd.set_option("display.precision", 4)
+
+# %% [markdown]
+# ## Training
+#
+# `ensure_run` trains the configuration into `runs/pix2pix/<config>`, or reuses
+# the finished run.
+
+# %%
+run = ensure_run("pix2pix", config, data, runs, kimg=kimg, device=device, seed=seed)
+model, checkpoint = load_model(run, device=device)
+cfg = model.cfg
+resolution = model.resolution
+print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+pd.Series(to_dict(cfg), name="value").to_frame().T
+
+# %% [markdown]
+# ## The data and its conditions
+#
+# The frames the run trained on, split as the model split them: held-out hearts
+# first. Top row: frames; bottom row: their condition maps.
+
+# %%
+dataset = FrameDataset(resolve_data(data, size=resolution), resolution=resolution)
+held = model.held_out(dataset)
+held_ids = set(held.video_ids)
+seen = dataset.subset([i for i, v in enumerate(dataset.video_ids) if v not in held_ids][: max(len(held), 8)])
+assert len(held) > 0, "no held-out videos: raise holdout in the configuration"
+maps = model.make_conditions(held)
+assert maps.shape == held.images.shape and set(maps.unique().tolist()) <= {0, 255}
+n_show = min(8, len(held))
+image_grid(torch.cat([held.images[:n_show], maps[:n_show]]), nrow=n_show,
+           title=f"{len(held)} held-out frames of {len(held_ids)} hearts, and their {cfg.condition} maps");
+print(f"{len(dataset)} frames, {len(held)} held out; condition pixels on: {(maps > 0).float().mean():.1%}")
+
+# %% [markdown]
+# ## Losses
+#
+# `loss_D` is the patch discriminator's cross-entropy ($\ln 2 \approx 0.69$ when
+# it cannot tell), `loss_G_gan` the generator's adversarial term, `loss_L1` the
+# mean absolute error in $[-1, 1]$ units and `loss_G` their weighted sum.
+
+# %%
+log = read_log(run)
+keys = ["loss_D", "loss_G_gan", "loss_L1", "loss_G"]
+assert len(log) > 0
+for k in keys:
+    assert log[k].map(math.isfinite).all(), k
+assert log["loss_L1"].iloc[-1] < log["loss_L1"].iloc[0], "L1 should fall during training"
+loss_curves(run, keys);
+
+# %% [markdown]
+# ## Condition, translation, truth
+#
+# Held-out hearts: each column shows the condition, the generator's frame and
+# the real frame the condition came from.
+
+# %%
+g = torch.Generator(device=model.device).manual_seed(seed)
+fake = model.translate(maps[:n_show], g).cpu()
+assert fake.shape == (n_show, 1, resolution, resolution) and fake.min() >= -1 and fake.max() <= 1
+triplets = torch.cat([to_float(maps[:n_show]), fake, to_float(held.images[:n_show])])
+image_grid(triplets, nrow=n_show, title="condition / Pix2Pix / real (held-out hearts)");
+
+# %% [markdown]
+# ## Reconstruction scores
+#
+# Mean PSNR and SSIM between each translated frame and its own real frame, on
+# the held-out videos and on as many training videos. A gap between the two
+# columns measures overfitting to the training hearts.
+
+# %%
+scores = pd.DataFrame({"held-out videos": reconstruction_scores(model, held, seed=seed),
+                       "training videos": reconstruction_scores(model, seen, seed=seed)}).T
+assert 0 < scores.loc["held-out videos", "psnr"] < 100 and -1 <= scores.loc["held-out videos", "ssim"] <= 1
+scores
+
+# %% [markdown]
+# ## What dropout adds
+#
+# The same condition translated with eight dropout draws: their mean, and the
+# per-pixel standard deviation (brighter = more variation). With
+# `test_dropout: false`, or a configuration trained without dropout (E8), the
+# translator is deterministic and the right panel is black.
+
+# %%
+g = torch.Generator(device=model.device).manual_seed(seed)
+draws = torch.cat([model.translate(maps[:1], g).cpu() for _ in range(8)])
+spread = draws.std(0)[0]
+fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+for ax, img, title in ((axes[0], to_float(maps[0])[0], "condition"), (axes[1], draws.mean(0)[0], "mean of 8 draws"),
+                       (axes[2], spread, f"std (max {spread.max():.2f})")):
+    ax.imshow(img, cmap="gray", vmin=None if title.startswith("std") else -1, vmax=None if title.startswith("std") else 1)
+    ax.set_title(title)
+    ax.axis("off")
+fig.tight_layout()
+assert torch.isfinite(draws).all()
+
+# %% [markdown]
+# ## Generation without data
+#
+# The run's checkpoint carries its held-out conditions, so the model samples
+# with no dataset at hand, as `python -m echolib sample` does: here 32 frames
+# translated from conditions drawn from that stored set.
+
+# %%
+assert len(model.fixed) > 0 and model.cond_maps is None  # loaded from the checkpoint alone
+g = torch.Generator(device=model.device).manual_seed(seed)
+samples = model_sampler(model, batch=32)(32, g)
+assert samples.shape == (32, 1, resolution, resolution)
+assert torch.isfinite(samples).all() and samples.min() >= -1 and samples.max() <= 1
+image_grid(samples, nrow=8, title=f"pix2pix/{Path(run).name}: {checkpoint.name}");
+
+# %% [markdown]
+# ## Metrics and samples during training
+#
+# FID/KID of translated held-out conditions against the training frames, when
+# the run computed metrics during training, and the sample grids written during
+# training (the same stored conditions and dropout draws every time).
+
+# %%
+metric_curves(run, ["fid", "kid"]);
+
+# %%
+sample_timeline(run);

@@ -1,0 +1,214 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation: {extension: .py, format_name: percent}
+#   kernelspec: {display_name: Python 3, language: python, name: python3}
+# ---
+
+# %% [markdown]
+# # Wasserstein GAN
+#
+# A GAN's discriminator, trained to tell real frames from generated ones with a
+# cross-entropy loss, makes the generator minimise (at the optimum) the
+# Jensen-Shannon divergence between the two distributions. When the distributions
+# barely overlap, as they do early in training for images, that divergence is
+# flat and its gradients vanish. Arjovsky, Chintala and Bottou (2017) replaced it
+# with the Wasserstein-1 (earth mover's) distance, which keeps shrinking smoothly as
+# the generated distribution $P_g$ moves towards the real one $P_r$. Through the
+# Kantorovich-Rubinstein duality it is a maximum over 1-Lipschitz functions $f$:
+#
+# $$ W(P_r, P_g) = \sup_{\lVert f \rVert_L \le 1} \; \mathbb E_{x \sim P_r}[f(x)] - \mathbb E_{x \sim P_g}[f(x)]. $$
+#
+# A *critic* $D$ (a discriminator without the sigmoid) plays $f$. It minimises
+# $L_D = \mathbb E[D(G(z))] - \mathbb E[D(x)]$, so $-L_D$ is its running estimate of
+# $W$ (up to the Lipschitz constant), and the generator minimises
+# $L_G = -\mathbb E[D(G(z))]$. The critic is trained $n_{critic} = 5$ times per
+# generator step so that it stays near its optimum. The Lipschitz constraint is
+# what makes $D$ a distance estimate and not a classifier, and there are two ways
+# to impose it:
+#
+# * **weight clipping** (the WGAN paper and the study): after every critic
+#   update each weight is clamped to $[-c, c]$, $c = 0.01$, with RMSprop at
+#   $5\cdot 10^{-5}$. Simple, but a clipped critic saturates: with batch norm
+#   undoing every earlier scale, its output is bounded by roughly $c^2$ times
+#   the fan-in of its last layer, and it often sits right at that bound.
+# * **gradient penalty** (WGAN-GP, Gulrajani et al. 2017): no clipping; instead
+#   $\lambda\, \mathbb E_{\hat x}[(\lVert \nabla_{\hat x} D(\hat x) \rVert_2 - 1)^2]$
+#   with $\lambda = 10$ on random interpolates
+#   $\hat x = \alpha x + (1-\alpha) G(z)$, $\alpha \sim U[0,1]$, Adam
+#   ($10^{-4}$, $\beta = (0.5, 0.9)$), and layer norm instead of batch norm in
+#   the critic (the penalty is per sample).
+#
+# Both networks are the DCGAN of the WGAN authors' code: transposed convolutions
+# from $4\times4$ to $128\times128$ with batch norm and ReLU in $G$, strided
+# convolutions with LeakyReLU in $D$, 64 channels at full resolution doubling to
+# 1024 at $4\times4$. Real and generated batches pass through the critic
+# separately, as in that code, so a batch-norm critic is the same function in
+# its own update and in the generator's.
+#
+# ## The eight configurations
+#
+# The study trained eight WGANs, W1-W8 (best FID 68.31, W6), and published their
+# logs but not their settings. Once a clipped critic saturates its loss is flat,
+# so the *scale* of the logged losses identifies the clip and the critic's last
+# fan-in. `E1`-`E8` are our reading of those logs; the configuration files say
+# why each was chosen:
+#
+# | config | study | what varies | study's best FID |
+# |---|---|---|---|
+# | E1 | W1 | the WGAN recipe: clip 0.01, 5 critic steps, RMSprop $5\cdot10^{-5}$ | 75.8 |
+# | E2 | W2 | critic twice as wide (losses 2.0x W1's) | 173 |
+# | E3 | W3 | learning rate $10^{-4}$ | 69.6 |
+# | E4 | W4 | clip 0.02 (losses 4.0x) | 153 |
+# | E5 | W5 | clip 0.07 (losses ~50x) | 210 |
+# | E6 | W6 | a wider generator | 68.3 |
+# | E7 | W7 | clip 0.1 (losses ~100x) | 158 |
+# | E8 | (W8) | WGAN-GP instead of clipping | (93.6) |
+
+# %%
+# Colab / fresh kernels: install echolib when it is missing.
+import subprocess
+import sys
+
+try:
+    import echolib  # noqa: F401
+except ImportError:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+
+# %% tags=["parameters"]
+import os
+
+data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of frames
+config = "smoke"  # a config in echolib/configs/wgan (smoke, E1..E8) or a YAML path
+kimg = None  # training length; None: the config's
+device = "auto"  # auto, cpu or cuda
+seed = 0  # training seed (data order, latents, initial weights); sampling below uses it too
+runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
+study_logs = os.environ.get("ECHOLIB_STUDY_LOGS", "../shared/data/seed-reference/training-logs")  # study's logs
+
+# %%
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from echolib.config import to_dict
+from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
+from echolib.report.records import read_log, read_study_log
+from echolib.train.runs import ensure_run
+from echolib.train.sampling import load_model, model_sampler
+
+pd.set_option("display.precision", 4)
+
+# %% [markdown]
+# ## Training
+#
+# `ensure_run` trains the configuration into `runs/wgan/<config>`, or reuses the
+# run when it is already complete. Training length is counted in kimg, thousands
+# of real frames shown to the critic: five critic steps per generator step cost
+# five batches.
+
+# %%
+run = ensure_run("wgan", config, data, runs, kimg=kimg, device=device, seed=seed)
+model, checkpoint = load_model(run, device=device)
+cfg = model.cfg
+print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+pd.Series(to_dict(cfg), name="value").to_frame().T
+
+# %% [markdown]
+# ## Losses
+#
+# $-L_D$ is the critic's estimate of the Wasserstein distance; it should fall as
+# the generator improves (with clipping, only while the critic is not pinned at
+# its bound). $L_G$ is meaningful only relative to the critic's current offset,
+# since adding a constant to $D$ changes $L_G$ but not $L_D$. With the gradient
+# penalty, `loss_gp` is the penalty term before its weight.
+
+# %%
+log = read_log(run)
+keys = [k for k in ("loss_D", "loss_G", "loss_gp") if k in log]
+assert len(log) > 0 and {"loss_D", "loss_G"} <= set(keys)
+for k in keys:
+    assert log[k].map(math.isfinite).all(), k
+loss_curves(run, keys);
+
+# %% [markdown]
+# ## The Lipschitz constraint in the checkpoint
+#
+# With clipping every critic weight, batch-norm gains included, lies in
+# $[-c, c]$, and most of them sit at the bounds: the clip, not the data, shapes
+# the critic. The histogram shows where the weights of the last checkpoint are.
+
+# %%
+weights = torch.cat([p.detach().flatten().cpu() for p in model.nets["D"].parameters()])
+fig, ax = plt.subplots(figsize=(5, 2.5))
+ax.hist(weights.numpy(), bins=81)
+ax.set_xlabel("critic weight")
+ax.set_yscale("log")
+if cfg.loss == "clip":
+    assert weights.abs().max() <= cfg.clip + 1e-7
+    for x in (-cfg.clip, cfg.clip):
+        ax.axvline(x, ls="--", c="k", lw=0.8)
+    print(f"share of critic weights at +-clip: {(weights.abs() >= cfg.clip - 1e-9).float().mean():.1%}")
+fig.tight_layout()
+
+# %% [markdown]
+# ## The study's runs
+#
+# When the study's logs are at hand (`study_logs`), their FID curves and loss
+# scales show what the configurations above are read from: W2, W4, W5 and W7
+# have flat, saturated losses at 2x, 4x, 50x and 100x W1's, and the best runs
+# (W3, W6) are the ones whose critic loss still moves.
+
+# %%
+logs_dir = Path(study_logs) / "wgan"
+if logs_dir.is_dir():
+    study = {p.stem.replace("metrics_wgan", ""): read_study_log(p) for p in sorted(logs_dir.glob("*.csv"))}
+    summary = pd.DataFrame({
+        name: {"epochs": int(df["epoch"].max()), "best FID": df["FID"].min(),
+               "at epoch": int(df.loc[df["FID"].idxmin(), "epoch"]),
+               "median loss_D": df["loss_D"].median(), "median loss_G": df["loss_G"].median()}
+        for name, df in study.items()}).T
+    summary["loss scale vs W1"] = summary["median loss_D"] / summary.loc["W1", "median loss_D"]
+    assert abs(summary["best FID"].min() - 68.31) < 0.01 and summary["best FID"].idxmin() == "W6"
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name, df in study.items():
+        fid = df.dropna(subset=["FID"])
+        ax.plot(fid["epoch"], fid["FID"], label=name, lw=1)
+    ax.set_xlabel("epoch (the study's)")
+    ax.set_ylabel("FID")
+    ax.set_yscale("log")
+    ax.legend(ncol=4, fontsize=7)
+    fig.tight_layout()
+else:
+    summary = f"study logs not found at {logs_dir}; set study_logs (or ECHOLIB_STUDY_LOGS) to show them"
+summary
+
+# %% [markdown]
+# ## Metrics during training
+#
+# FID and KID of generated frames against the training frames, when the run
+# computed metrics during training (`metrics_kimg > 0` in the configuration).
+
+# %%
+metric_curves(run, ["fid", "kid"]);
+
+# %% [markdown]
+# ## Samples
+#
+# The sample grids written during training, from fixed latents, then 32 frames
+# from the final generator (batch norm in evaluation mode).
+
+# %%
+sample_timeline(run);
+
+# %%
+g = torch.Generator(device=model.device).manual_seed(seed)
+samples = model_sampler(model, batch=32)(32, g)
+assert samples.shape == (32, 1, model.resolution, model.resolution)
+assert torch.isfinite(samples).all() and samples.min() >= -1 and samples.max() <= 1
+assert samples.std() > 0.01, "all samples are identical"
+image_grid(samples, nrow=8, title=f"wgan/{Path(run).name}: {checkpoint.name}");
