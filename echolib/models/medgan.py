@@ -130,7 +130,7 @@ class MedGAN(GenerativeModel):
             losses = [self._critic_step(ctx.next_real().images, ctx.randn(ctx.batch, c.z_dim), optimizers["D"])
                       for _ in range(c.warmup_n_critic)]
             loss_d = torch.stack(losses).mean()
-            n_d = torch.tensor(float(c.warmup_n_critic), device=ctx.device)
+            n_d = torch.full((), float(c.warmup_n_critic), device=ctx.device)
         else:
             real = ctx.next_real().images
             z_check, z_d = ctx.randn(ctx.batch, c.z_dim), ctx.randn(ctx.batch, c.z_dim)
