@@ -105,7 +105,8 @@ from echolib.config import to_dict
 from echolib.models.medgan import schedule
 from echolib.models.registry import load_config
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
-from echolib.report.records import read_log, read_study_log
+from echolib.report.records import read_log
+from echolib.report.study_logs import read_log as read_study_log
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import load_model, model_sampler
 
@@ -179,7 +180,7 @@ if logs_dir.is_dir():
     rows = {}
     for name, df in study.items():
         mine = load_config("medgan", f"E{name[1:]}").model
-        rows[name] = {"best FID": df["FID"].min(), "median L_G": df["loss_G"].median(),
+        rows[name] = {"best FID": df["fid"].min(), "median L_G": df["loss_G"].median(),
                       "median -L_D": -df["loss_D"].median(), "E-file T1": mine.t1, "E-file T2": mine.t2}
     summary = pd.DataFrame(rows).T
     assert abs(summary["best FID"].min() - 63.47) < 0.01 and summary["best FID"].idxmin() == "M2"

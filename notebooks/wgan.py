@@ -97,7 +97,8 @@ import torch
 
 from echolib.config import to_dict
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
-from echolib.report.records import read_log, read_study_log
+from echolib.report.records import read_log
+from echolib.report.study_logs import read_log as read_study_log
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import load_model, model_sampler
 
@@ -168,16 +169,16 @@ logs_dir = Path(study_logs) / "wgan"
 if logs_dir.is_dir():
     study = {p.stem.replace("metrics_wgan", ""): read_study_log(p) for p in sorted(logs_dir.glob("*.csv"))}
     summary = pd.DataFrame({
-        name: {"epochs": int(df["epoch"].max()), "best FID": df["FID"].min(),
-               "at epoch": int(df.loc[df["FID"].idxmin(), "epoch"]),
+        name: {"epochs": int(df["epoch"].max()), "best FID": df["fid"].min(),
+               "at epoch": int(df.loc[df["fid"].idxmin(), "epoch"]),
                "median loss_D": df["loss_D"].median(), "median loss_G": df["loss_G"].median()}
         for name, df in study.items()}).T
     summary["loss scale vs W1"] = summary["median loss_D"] / summary.loc["W1", "median loss_D"]
     assert abs(summary["best FID"].min() - 68.31) < 0.01 and summary["best FID"].idxmin() == "W6"
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for name, df in study.items():
-        fid = df.dropna(subset=["FID"])
-        ax.plot(fid["epoch"], fid["FID"], label=name, lw=1)
+        fid = df.dropna(subset=["fid"])
+        ax.plot(fid["epoch"], fid["fid"], label=name, lw=1)
     ax.set_xlabel("epoch (the study's)")
     ax.set_ylabel("FID")
     ax.set_yscale("log")

@@ -200,10 +200,10 @@ def test_study_logs_show_the_t2_thermostat():
     """The study's MedGAN logs: summary rows dropped; M2 (best, default thresholds) parks -loss_D near T2 = 0.5."""
     from conftest import STUDY_LOGS, need
 
-    from echolib.report.records import read_study_log
+    from echolib.report.study_logs import read_log as read_study_log
 
     folder = need(STUDY_LOGS / "medgan")
     m2 = read_study_log(folder / "metrics_medganM2.csv")
     assert m2["epoch"].is_monotonic_increasing and m2["epoch"].iloc[0] == 1
-    assert m2["FID"].min() == pytest.approx(63.47, abs=0.01)  # the README's best MedGAN, not a summary row
+    assert m2["fid"].min() == pytest.approx(63.47, abs=0.01)  # the README's best MedGAN, not a summary row
     assert abs(-m2["loss_D"].median() - 0.5) < 0.1 and m2["loss_G"].median() > 0.3

@@ -36,14 +36,3 @@ def sample_grids(run: str | Path) -> list[tuple[float, np.ndarray]]:
         return []
     found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _GRID.match(p.name)))
     return [(n / 1000.0, read_gray(p)) for n, p in found]
-
-
-def read_study_log(path: str | Path) -> pd.DataFrame:
-    """One of the reference study's logs (``seed-reference/training-logs/<arch>/*.csv``), values only.
-
-    Some files end with summary rows (``MAX``, ``PROMEDIO``, or an empty epoch) whose metric cells
-    hold row indices rather than values: only rows with a numeric ``epoch`` are kept, all numeric.
-    """
-    df = pd.read_csv(path)
-    keep = pd.to_numeric(df["epoch"], errors="coerce").notna()
-    return df[keep].apply(pd.to_numeric, errors="coerce").reset_index(drop=True)
