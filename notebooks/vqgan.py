@@ -81,6 +81,23 @@
 # metrics always come from the prior, so before stage 2 they show decodings of
 # near-uniform random codes; reconstructions are shown separately below. A
 # fraction of the videos (`holdout`, 5% by default) is never shown to either stage.
+#
+# ## Configurations
+#
+# `smoke` is a tiny CPU configuration for this chapter's default build. The eight
+# study-scale configurations (128x128, 1500 kimg: stage 1 to 1000 kimg, the prior
+# after) each change one axis of the baseline E1:
+#
+# | config | what varies | value (E1's) |
+# |---|---|---|
+# | E1 | baseline (taming-style f16 VQGAN) | 512 codes of dim 256, straight-through, $f = 16$ |
+# | E2 | codebook size | 256 (512) |
+# | E3 | codebook size | 1024 (512) |
+# | E4 | down factor | 8: 16x16 = 256 codes per frame (16: 8x8) |
+# | E5 | codebook learning | EMA (decay 0.99) + dead-code restarts (straight-through) |
+# | E6 | code dimension | 32 (256) |
+# | E7 | discriminator start | 0 kimg, as the study's VQ8 (200 kimg) |
+# | E8 | perceptual weight | 0.1 (1.0) |
 
 # %%
 # Colab / fresh kernels: install echolib when it is missing.
@@ -102,9 +119,11 @@ kimg = None  # training length; None: the config's
 device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed (data order, initial weights); sampling below uses it too
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
+study_logs = os.environ.get("ECHOLIB_STUDY_LOGS", "../shared/data/seed-reference/training-logs")  # study's logs
 
 # %%
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -116,6 +135,7 @@ from echolib.images import make_grid, to_float
 from echolib.models.vqgan import reconstruction_metrics
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
+from echolib.report.study_logs import read_log as read_study_log
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import load_model, model_sampler
 
@@ -247,6 +267,42 @@ for ax, images, title in ((axes[0], hot, "T = 1.0"), (axes[1], cold, f"T = 0.7, 
     ax.set_title(title)
     ax.axis("off")
 plt.show()
+
+# %% [markdown]
+# ## The study's runs
+#
+# When the study's logs are at hand (`study_logs`), they show what its VQ1-VQ8
+# recorded: per-epoch autoencoder losses (L1 `rec_loss`, `perceptual_loss`,
+# `q_loss`, the discriminator's `disc_loss`) next to one FID per epoch, with no
+# trace of a separately trained prior and no reconstruction score, so its VQGAN
+# numbers cannot be split into reconstruction and generation quality. The
+# discriminator loss of VQ2-VQ8 sits at one value for most of training, 0.5, 1 or
+# 2: the hinge loss when $D$ outputs 0 on every patch, times that run's
+# discriminator factor. The discriminator had stopped discriminating.
+
+# %%
+logs_dir = Path(study_logs) / "vqgan"
+if logs_dir.is_dir():
+    rows = {}
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for i in range(1, 9):
+        loss = read_study_log(logs_dir / f"loss_history_vq{i}.csv")
+        fid = read_study_log(logs_dir / f"metrics_history_disvq{i}.csv").dropna(subset=["fid"])
+        rows[f"VQ{i}"] = {"epochs": int(loss["epoch"].max()), "best FID": fid["fid"].min(),
+                          "at epoch": int(fid.loc[fid["fid"].idxmin(), "epoch"]),
+                          "final rec_loss": loss["rec_loss"].iloc[-1], "final q_loss": loss["q_loss"].iloc[-1],
+                          "disc_loss, median of last 10 epochs": loss["disc_loss"].tail(10).median()}
+        ax.plot(fid["epoch"], fid["fid"], label=f"VQ{i}", lw=1)
+    ax.set_xlabel("epoch (the study's)")
+    ax.set_ylabel("FID")
+    ax.legend(ncol=4, fontsize=7)
+    fig.tight_layout()
+    plt.show()
+    summary = pd.DataFrame(rows).T
+    assert abs(summary["best FID"].min() - 139.47) < 0.01 and summary["best FID"].idxmin() == "VQ6"
+else:
+    summary = f"study logs not found at {logs_dir}; set study_logs (or ECHOLIB_STUDY_LOGS) to show them"
+summary
 
 # %% [markdown]
 # ## Generation metrics and samples during training

@@ -16,6 +16,7 @@ from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, config_names, load_config
 from echolib.models.vqgan import (
     CodePrior,
+    EchoPerceptual,
     VectorQuantizer,
     VQAutoencoder,
     adaptive_weight,
@@ -343,6 +344,41 @@ def test_perceptual_choice_is_resolved_and_recorded():
     assert model.perceptual == "none" and model.extra_state()["perceptual"] == 0
     model.load_extra_state({"perceptual": 1})  # a resumed run keeps the loss it was trained with
     assert model.perceptual == "echo"
+
+
+@pytest.fixture
+def echo_weights(tmp_path, monkeypatch):
+    """A randomly initialised echo extractor as weights file: the real loader and network, untrained."""
+    features = pytest.importorskip("echolib.metrics.features")
+    torch.manual_seed(0)
+    path = tmp_path / "echo.pt"
+    torch.save(features.echo_checkpoint(features.EchoEncoder()), path)
+    monkeypatch.setenv("ECHOLIB_ECHO_WEIGHTS", str(path))
+    return features
+
+
+def test_echo_perceptual_distance(echo_weights):
+    net = EchoPerceptual(echo_weights.load_echo_encoder())
+    torch.manual_seed(1)
+    x = torch.rand(3, 1, 64, 64) * 2 - 1
+    y = (x + 0.3 * torch.randn_like(x)).requires_grad_(True)
+    assert torch.allclose(net(x, x), torch.zeros(3), atol=1e-6)
+    d = net(x, y)
+    assert d.shape == (3,) and (d > 0).all()
+    assert float(net(x, x + 0.3 * (y.detach() - x)).mean()) < float(d.detach().mean())  # closer: smaller distance
+    d.sum().backward()
+    assert float(y.grad.abs().sum()) > 0 and all(p.grad is None for p in net.parameters())
+
+
+def test_echo_perceptual_loss_in_training(echo_weights, phantom64):
+    if resolve_perceptual("auto") != "echo":
+        pytest.skip("LPIPS weights present: auto resolves to lpips")
+    model = smoke_model(64)  # perceptual: auto
+    assert model.perceptual == "echo" and model.extra_state()["perceptual"] == 1
+    opts = model.make_optimizers()
+    out = model.train_step(step_context(model, real_batch(phantom64), nimg=0), opts)
+    assert torch.isfinite(out["loss_perceptual"]) and float(out["loss_perceptual"]) > 0
+    assert torch.allclose(out["loss_AE"], out["loss_rec"] + out["loss_perceptual"] + out["loss_q"])
 
 
 @pytest.mark.slow

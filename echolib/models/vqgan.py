@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -261,6 +261,16 @@ class Quantized:
     z_flat: torch.Tensor  # [B*h*w, D] fp32 encoder outputs, detached
 
 
+def one_hot(codes: torch.Tensor, size: int) -> torch.Tensor:
+    """``[N, K]`` float one-hot rows of the flattened codes, by comparison.
+
+    Unlike ``F.one_hot`` and ``torch.bincount`` this never reads the codes back to
+    the host (they validate or size their output from the values), so a
+    training step stays free of GPU syncs; sums over it are exact and deterministic.
+    """
+    return (codes.reshape(-1, 1) == torch.arange(size, device=codes.device)).float()
+
+
 def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
@@ -315,7 +325,7 @@ class VectorQuantizer(nn.Module):
         caller from the step's generator) for restarts.
         """
         with torch.autocast(q.z_flat.device.type, enabled=False):
-            onehot = F.one_hot(q.codes.reshape(-1), self.size).float()
+            onehot = one_hot(q.codes, self.size)
             counts = onehot.sum(0)
             sums = onehot.t() @ q.z_flat if self.mode == "ema" else None
             if _distributed():
@@ -414,53 +424,85 @@ def resolve_perceptual(kind: str) -> str:
     """``auto`` -> the best distance available here: ``lpips``, else ``echo``, else ``none``.
 
     LPIPS needs its weights (``ECHOLIB_LPIPS_WEIGHTS``; none can be downloaded
-    here), the ``echo`` extractor its weights shipped in ``echolib/assets``. The
-    resolved value (not ``auto``) is what a run records in its checkpoints.
+    here) and echolib's LPIPS loader; ``echo`` needs the domain extractor's
+    weights (``echolib/assets`` or ``ECHOLIB_ECHO_WEIGHTS``). The resolved value,
+    never ``auto``, is what a run records in its checkpoints.
     """
     if kind != "auto":
         return kind
-    if _lpips_available():
+    if _lpips_loader() is not None and Path(os.environ.get("ECHOLIB_LPIPS_WEIGHTS") or "/nonexistent").is_file():
         return "lpips"
     if _echo_available():
         return "echo"
     return "none"
 
 
-def _lpips_available() -> bool:
-    path = os.environ.get("ECHOLIB_LPIPS_WEIGHTS")
-    if not path or not Path(path).is_file():
-        return False
+def _lpips_loader():
+    """echolib's LPIPS loader ``(device) -> module``, once :mod:`echolib.metrics` provides one; else None."""
     try:
-        from echolib.metrics import lpips  # noqa: F401
+        from echolib.metrics.lpips import load_lpips
     except ImportError:
-        return False
-    return True
+        return None
+    return load_lpips
 
 
 def _echo_available() -> bool:
     try:
-        from echolib.metrics import features
-    except ImportError:
+        from echolib.metrics.features import echo_weights_path
+
+        echo_weights_path()
+    except (ImportError, ConfigError):
         return False
-    return bool(getattr(features, "echo_weights_available", lambda: False)())
+    return True
 
 
-def build_perceptual(kind: str, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+class EchoPerceptual(nn.Module):
+    """An LPIPS-like distance on the frozen ``echo`` extractor: no learned layer weights.
+
+    Every SiLU activation of the extractor (five resolutions) is unit-normalised
+    along channels, as LPIPS does, and the squared differences are averaged over
+    positions and layers. Frames are resized to the extractor's 128x128 first.
+    """
+
+    def __init__(self, encoder: nn.Module, resolution: int = 128) -> None:
+        super().__init__()
+        self.body = encoder.body
+        self.resolution = resolution
+        self.requires_grad_(False).eval()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        h = torch.cat([x, y])
+        if h.shape[-1] != self.resolution:
+            h = F.interpolate(h, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
+        total, taps = h.new_zeros(n, dtype=torch.float32), 0
+        for layer in self.body:
+            h = layer(h)
+            if isinstance(layer, nn.SiLU):
+                f = h.float()
+                f = f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10)
+                total = total + (f[:n] - f[n:]).square().sum(1).mean((1, 2))
+                taps += 1
+        return total / taps
+
+
+def build_perceptual(kind: str, device: torch.device) -> nn.Module | None:
     """A frozen ``(x, y) -> [B]`` distance for images in [-1, 1], or None for ``none``."""
     if kind == "none":
         return None
+    if kind == "echo":
+        try:
+            from echolib.metrics.features import load_echo_encoder
+        except ImportError as exc:
+            raise ConfigError("model.perceptual: echo needs echolib.metrics.features, which is missing") from exc
+        return EchoPerceptual(load_echo_encoder()).to(device)
     if kind == "lpips":
-        from echolib.metrics.lpips import load_lpips
-
-        net = load_lpips(device=device)
-    elif kind == "echo":
-        from echolib.metrics.features import feature_distance
-
-        net = feature_distance("echo", device=device)
-    else:
-        raise ConfigError(f"model.perceptual: expected one of auto, lpips, echo, none, got {kind!r}")
-    net.eval().requires_grad_(False)
-    return net
+        loader = _lpips_loader()
+        if loader is None:
+            raise ConfigError("model.perceptual: lpips needs echolib's LPIPS loader (echolib.metrics.lpips), which "
+                              "is not available here; use perceptual: echo, none or auto")
+        return loader(device=device).eval().requires_grad_(False)
+    raise ConfigError(f"model.perceptual: expected one of auto, lpips, echo, none, got {kind!r}")
 
 
 # -- the prior --------------------------------------------------------------------
@@ -713,7 +755,7 @@ class VQGAN(GenerativeModel):
         return self._perceptual_fn[self.perceptual]
 
     def _count_codes(self, codes: torch.Tensor) -> None:
-        counts = torch.bincount(codes.flatten(), minlength=self.cfg.codebook_size).double()
+        counts = one_hot(codes, self.cfg.codebook_size).sum(0, dtype=torch.float64)
         self._code_counts = counts if self._code_counts is None else self._code_counts + counts
 
     def tick_stats(self) -> dict[str, torch.Tensor | float]:
