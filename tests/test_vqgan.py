@@ -265,7 +265,7 @@ def test_sampling_options_and_determinism():
     a = model.sample(2, torch.Generator().manual_seed(3), temperature=0.7, top_k=5)
     b = model.sample(2, torch.Generator().manual_seed(3), temperature=0.7, top_k=5)
     assert torch.equal(a, b)
-    with pytest.raises(TypeError, match="truncation"):
+    with pytest.raises(ConfigError, match="temperature and top_k, not truncation"):
         model.sample(2, torch.Generator(), truncation=0.5)
     with pytest.raises(ConfigError, match="temperature"):
         model.sample(2, torch.Generator(), temperature=0.0)

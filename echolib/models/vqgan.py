@@ -789,7 +789,7 @@ class VQGAN(GenerativeModel):
         and the frames decode near-uniform random codes.
         """
         if options:
-            raise TypeError(f"unexpected sampling option(s): {', '.join(options)}")
+            raise ConfigError(f"vqgan sampling takes the options temperature and top_k, not {', '.join(options)}")
         temperature = self.cfg.temperature if temperature is None else temperature
         top_k = self.cfg.top_k if top_k is None else top_k
         prior = self.sampling_net("prior", use_ema)
