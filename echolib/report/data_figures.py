@@ -1,0 +1,320 @@
+"""Figures and tables of the data chapter: phantom beside real frames, the study's preprocessing
+step by step, its ED/ES heuristic against the truth, and dataset statistics.
+
+Drawing functions return a matplotlib Figure and scoring functions a pandas
+DataFrame, so the chapter notebook stays one line per figure or table. The
+pixels come from :mod:`echolib.data.echonet` (the study's recipe) and
+:mod:`echolib.data.phantom`; nothing here re-implements a preprocessing choice
+except :func:`preprocessing_steps`, which splits :func:`~echolib.data.echonet.finish_frame`
+into its two operations to show them, and is tested to compose back to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from echolib.data.echonet import (
+    BRIGHT,
+    OUT_SIZE,
+    STUDY_SIZE,
+    VideoError,
+    read_tracings,
+    read_video,
+    study_mask,
+    study_picks,
+    to_study_gray,
+)
+from echolib.data.frames import split_by_video
+from echolib.metrics.pixel import intensity_histogram, sector_mask
+
+KS = (1, 2, 3, 5)  # tolerances (frames) at which the heuristic's picks are scored
+ES_COLOR, ED_COLOR, AREA_COLOR = "tab:red", "tab:blue", "0.55"
+
+
+# -- the study's preprocessing, one operation at a time ----------------------------------
+def preprocessing_steps(frame: np.ndarray) -> dict[str, np.ndarray]:
+    """The images the study's recipe passes through for one video frame (BGR or gray, any size).
+
+    ``bright`` is the binarisation the frame choice counts: pixels above
+    :data:`~echolib.data.echonet.BRIGHT` in the *masked 112x112* frame, before
+    any upscaling (the count runs on every frame of a video; only the four chosen
+    frames are upscaled and filtered).
+    """
+    mask = study_mask()
+    raw = to_study_gray(frame, np.ones_like(mask))
+    masked = raw * mask
+    upscaled = cv2.resize(masked, (OUT_SIZE, OUT_SIZE), interpolation=cv2.INTER_LANCZOS4)
+    return {
+        "raw (112x112)": raw,
+        "sector mask": mask,
+        "masked": masked,
+        "Lanczos-4 to 128": upscaled,
+        "bilateral filter": cv2.bilateralFilter(upscaled, 5, 15, 15),
+        f"> {BRIGHT} (counted)": masked > BRIGHT,
+    }
+
+
+def read_raw_video(path: str | Path) -> np.ndarray:
+    """A video's frames as unmasked 112x112 grayscale ``uint8 [T, 112, 112]`` (to show what the mask removes)."""
+    cap = cv2.VideoCapture(str(path))
+    ones, frames = np.ones((STUDY_SIZE, STUDY_SIZE), np.uint8), []
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(to_study_gray(frame, ones))
+    finally:
+        cap.release()
+    if not frames:
+        raise VideoError(f"{path}: no decodable frames")
+    return np.stack(frames)
+
+
+# -- pictures ----------------------------------------------------------------------------
+def _show(ax, image: np.ndarray) -> None:
+    image = np.asarray(image)
+    if image.dtype == bool or image.max(initial=0) <= 1:  # masks and binarisations: black/white
+        ax.imshow(image.astype(np.uint8), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def frame_panels(groups: Mapping[str, np.ndarray], col_labels: Mapping[str, Sequence[str]] | None = None,
+                 row_labels: Mapping[str, Sequence[str]] | None = None, size: float = 1.5) -> Figure:
+    """Blocks of frames side by side, one block per source, each ``uint8 [rows, cols, H, W]``.
+
+    Same scale and colour map everywhere (0 black, 255 white) so brightness
+    compares across sources, as a reader comparing phantom and real would want.
+    """
+    if not groups:
+        raise ValueError("frame_panels: no groups to show")
+    blocks = {name: np.asarray(g) for name, g in groups.items()}
+    for name, g in blocks.items():
+        if g.ndim != 4:
+            raise ValueError(f"frame_panels: group {name!r} must be [rows, cols, H, W], got shape {g.shape}")
+    rows = max(g.shape[0] for g in blocks.values())
+    cols = [g.shape[1] for g in blocks.values()]
+    fig = plt.figure(figsize=(size * sum(cols) + 0.5 * len(cols), size * rows + 0.6), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(1, len(blocks), width_ratios=cols, wspace=0.03))
+    for sub, (name, g) in zip(subfigs, blocks.items()):
+        axes = sub.subplots(rows, g.shape[1], squeeze=False)
+        sub.suptitle(name)
+        for r in range(rows):
+            for c in range(g.shape[1]):
+                ax = axes[r, c]
+                if r >= g.shape[0]:
+                    ax.axis("off")
+                    continue
+                _show(ax, g[r, c])
+                if r == 0 and col_labels and name in col_labels:
+                    ax.set_title(col_labels[name][c], fontsize=8)
+                if c == 0 and row_labels and name in row_labels:
+                    ax.set_ylabel(row_labels[name][r], fontsize=7)
+    return fig
+
+
+def image_row(images: Mapping[str, np.ndarray], size: float = 2.0, title: str | None = None) -> Figure:
+    """Titled panels in one row (the preprocessing steps); masks and binary maps drawn black/white."""
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.5), squeeze=False,
+                             layout="constrained")
+    for ax, (name, image) in zip(axes[0], images.items()):
+        _show(ax, image)
+        ax.set_title(f"{name}\n{image.shape[1]}x{image.shape[0]}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def bright_count_curve(counts: Sequence[int], *, es: Sequence[int] = (), ed: Sequence[int] = (),
+                       lv_area: Sequence[float] | None = None, fps: float | None = None,
+                       title: str | None = None) -> Figure:
+    """Pixels above the threshold per frame, the study's picks on it, and the true ES/ED frames.
+
+    The picks are recomputed here as the argmax/argmin of ``counts`` (first on
+    ties, like :func:`~echolib.data.echonet.study_picks`). With ``lv_area`` (the
+    LV cavity in pixels, known for the phantom) a second axis shows what the
+    heuristic tries to read indirectly.
+    """
+    counts = np.asarray(counts)
+    systole, diastole = int(np.argmax(counts)), int(np.argmin(counts))
+    fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
+    t = np.arange(len(counts))
+    ax.plot(t, counts, color="k", lw=1.4, label=f"pixels > {BRIGHT}")
+    ax.plot(systole, counts[systole], "^", ms=10, color=ES_COLOR, label=f'most: "systole" (frame {systole})')
+    ax.plot(diastole, counts[diastole], "v", ms=10, color=ED_COLOR, label=f'fewest: "diastole" (frame {diastole})')
+    for i, f in enumerate(es):
+        ax.axvline(f, color=ES_COLOR, ls="--", lw=1, label="true ES" if i == 0 else None)
+    for i, f in enumerate(ed):
+        ax.axvline(f, color=ED_COLOR, ls=":", lw=1.4, label="true ED" if i == 0 else None)
+    ax.set_xlabel("frame" + (f" ({fps:g} frames/s)" if fps else ""))
+    ax.set_ylabel(f"pixels > {BRIGHT} inside the mask")
+    ax.set_xlim(-0.5, len(counts) - 0.5)
+    handles, labels = ax.get_legend_handles_labels()
+    if lv_area is not None:
+        ax2 = ax.twinx()
+        (line,) = ax2.plot(t, np.asarray(lv_area), color=AREA_COLOR, lw=1.2, label="LV cavity area (right)")
+        ax2.set_ylabel("LV cavity, pixels", color=AREA_COLOR)
+        handles.append(line)
+        labels.append(line.get_label())
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.08 if lv_area is not None else 1.0, 1))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# -- the ED/ES heuristic against the truth ------------------------------------------------
+PICK_COLUMNS = ("video", "n_frames", "systole", "diastole", "es", "ed")
+
+
+def clip_picks(clips: Sequence, names: Sequence[str] | None = None) -> pd.DataFrame:
+    """The study's picks on phantom clips (:func:`~echolib.data.phantom.render_clip`) beside their true ES/ED frames."""
+    rows = []
+    for i, clip in enumerate(clips):
+        systole, diastole = study_picks(clip.frames)
+        rows.append({"video": names[i] if names else f"clip {i}", "n_frames": len(clip.frames),
+                     "systole": systole, "diastole": diastole,
+                     "es": tuple(clip.es_frames), "ed": tuple(clip.ed_frames)})
+    return pd.DataFrame(rows, columns=list(PICK_COLUMNS))
+
+
+def echonet_picks(root: str | Path, limit: int | None = None) -> pd.DataFrame:
+    """The study's picks on real EchoNet-Dynamic videos beside the experts' traced ES/ED frames.
+
+    Videos in ``VolumeTracings.csv`` order, the first ``limit`` that can be read
+    (missing or broken videos are skipped, as in preprocessing). An expert traced
+    one beat per video, so a pick of another beat's ED counts as a miss.
+    """
+    root = Path(root)
+    tracings = read_tracings(root / "VolumeTracings.csv")
+    rows = []
+    for vid, tracing in tracings.items():
+        if limit is not None and len(rows) >= limit:
+            break
+        try:
+            frames = read_video(root / "Videos" / f"{vid}.avi")
+        except VideoError:
+            continue
+        systole, diastole = study_picks(frames)
+        rows.append({"video": vid, "n_frames": len(frames), "systole": systole, "diastole": diastole,
+                     "es": (tracing.es,), "ed": (tracing.ed,)})
+    return pd.DataFrame(rows, columns=list(PICK_COLUMNS))
+
+
+def _distances(picks: Sequence[int], events: Sequence[Sequence[int]]) -> np.ndarray:
+    return np.array([np.abs(np.asarray(e) - int(p)).min() for p, e in zip(picks, events)], dtype=float)
+
+
+def _chance(n_frames: Sequence[int], events: Sequence[Sequence[int]], ks: Sequence[int]) -> dict[str, float]:
+    """Expected scores of a frame drawn uniformly from each video (exact, not simulated)."""
+    per = [np.abs(np.arange(n)[:, None] - np.asarray(e)[None, :]).min(1) for n, e in zip(n_frames, events)]
+    out = {"exact": float(np.mean([(d == 0).mean() for d in per]))}
+    out.update({f"within_{k}": float(np.mean([(d <= k).mean() for d in per])) for k in ks})
+    out["mean_distance"] = float(np.mean([d.mean() for d in per]))
+    return out
+
+
+def heuristic_table(picks: pd.DataFrame, ks: Sequence[int] = KS) -> pd.DataFrame:
+    """How often each pick lands on (or within ``k`` frames of) the nearest true event, against chance.
+
+    Rows: the study's assignment (most bright pixels -> ES, fewest -> ED), the
+    swapped assignment (is "brightest = systole" the right way round?), and a
+    uniformly random frame. Distances are to the nearest event of that kind in
+    the video, so clips with two EDs are easier, for chance too.
+    """
+    if picks.empty:
+        raise ValueError("heuristic_table: no videos to score")
+    rows = []
+    for pick, label in (("systole", "most bright pixels"), ("diastole", "fewest bright pixels")):
+        for target in ("es", "ed"):
+            d = _distances(picks[pick], picks[target])
+            rows.append({"pick": label, "target": target.upper(), "n": len(d), "exact": float((d == 0).mean()),
+                         **{f"within_{k}": float((d <= k).mean()) for k in ks}, "mean_distance": float(d.mean())})
+    for target in ("es", "ed"):
+        rows.append({"pick": "random frame (expected)", "target": target.upper(), "n": len(picks),
+                     **_chance(picks["n_frames"], picks[target], ks)})
+    table = pd.DataFrame(rows).set_index(["pick", "target"])
+    study = [("most bright pixels", "ES"), ("fewest bright pixels", "ED")]
+    swapped = [("most bright pixels", "ED"), ("fewest bright pixels", "ES")]
+    chance = [("random frame (expected)", "ES"), ("random frame (expected)", "ED")]
+    return table.loc[study + swapped + chance]
+
+
+# -- intensities and splits --------------------------------------------------------------------
+def _as_tensor(frames) -> torch.Tensor:
+    """``uint8`` ``[N, H, W]`` (numpy or torch) or ``[N, 1, H, W]`` -> ``uint8 [N, 1, H, W]`` tensor."""
+    t = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
+    if t.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 frames, got {t.dtype}")
+    return t[:, None] if t.ndim == 3 else t
+
+
+def intensity_summary(groups: Mapping[str, np.ndarray | torch.Tensor]) -> pd.DataFrame:
+    """Per source: share of the image inside the sector and grey-level statistics of the pixels inside it.
+
+    The sector of each source is estimated from its own frames
+    (:func:`~echolib.metrics.pixel.sector_mask`): phantom hearts each have their
+    own fan, real frames share the study's fixed mask.
+    """
+    rows = {}
+    levels = np.arange(256)
+    for name, frames in groups.items():
+        t = _as_tensor(frames)
+        fan = sector_mask(t)
+        p = intensity_histogram(t, fan)
+        p = p / p.sum()
+        mean = float((levels * p).sum())
+        cdf = np.cumsum(p)
+        p10, median, p90 = (int(np.searchsorted(cdf, q)) for q in (0.1, 0.5, 0.9))
+        rows[name] = {"frames": len(t), "sector share": float(fan.float().mean()), "mean": mean,
+                      "std": float(np.sqrt((((levels - mean) ** 2) * p).sum())), "p10": p10, "median": median,
+                      "p90": p90, "zero share in sector": float(p[0]), f"share > {BRIGHT}": float(p[BRIGHT + 1:].sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def intensity_histograms(groups: Mapping[str, np.ndarray | torch.Tensor]) -> Figure:
+    """Grey-level distributions inside each source's sector: densities (log scale) and cumulative shares."""
+    fig, (ax, cax) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+    levels = np.arange(256)
+    for name, frames in groups.items():
+        t = _as_tensor(frames)
+        hist = intensity_histogram(t, sector_mask(t))
+        p = hist / hist.sum()
+        ax.step(levels, p, where="mid", lw=1.2, label=name)
+        cax.plot(levels, np.cumsum(p), lw=1.4, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("grey level")
+    ax.set_ylabel("share of sector pixels")
+    ax.set_title("histogram inside the sector")
+    cax.axvline(BRIGHT, color="k", ls=":", lw=1)
+    cax.text(BRIGHT + 3, 0.05, f"threshold {BRIGHT}", fontsize=8)
+    cax.set_xlabel("grey level")
+    cax.set_ylabel("cumulative share")
+    cax.set_title("cumulative")
+    for a in (ax, cax):
+        a.set_xlim(0, 255)
+        a.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def split_summary(video_ids: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                  names: Sequence[str] = ("train", "val", "test")) -> pd.DataFrame:
+    """Frames and videos per split when whole videos are assigned by a seeded hash (as :meth:`FrameDataset.split`)."""
+    part = np.asarray(split_by_video(list(video_ids), fractions, seed))
+    vids = np.asarray(list(video_ids))
+    rows = {n: {"videos": len(set(vids[part == i])), "frames": int((part == i).sum())} for i, n in enumerate(names)}
+    rows["all"] = {"videos": len(set(vids)), "frames": len(vids)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["share of frames"] = table["frames"] / max(1, len(vids))
+    return table
