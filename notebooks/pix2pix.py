@@ -92,12 +92,13 @@ import pandas as pd
 import torch
 
 from echolib.config import to_dict
-from echolib.data.frames import FrameDataset
+from echolib.data.frames import FrameDataset, split_holdout
 from echolib.data.sources import resolve_data
 from echolib.images import to_float
 from echolib.models.pix2pix import reconstruction_scores
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
+from echolib.train.loop import load_run_config
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import load_model, model_sampler
 
@@ -120,15 +121,15 @@ pd.Series(to_dict(cfg), name="value").to_frame().T
 # %% [markdown]
 # ## The data and its conditions
 #
-# The frames the run trained on, split as the model split them: held-out hearts
-# first. Top row: frames; bottom row: their condition maps.
+# The frames of the data, split as the trainer split them (`train.holdout` of
+# the videos never reach training): held-out hearts first. Top row: frames; bottom row: their condition maps.
 
 # %%
 dataset = FrameDataset(resolve_data(data, size=resolution), resolution=resolution)
-held = model.held_out(dataset)
-held_ids = set(held.video_ids)
-seen = dataset.subset([i for i, v in enumerate(dataset.video_ids) if v not in held_ids][: max(len(held), 8)])
-assert len(held) > 0, "no held-out videos: raise holdout in the configuration"
+train_cfg = load_run_config(run).train
+train_part, held = split_holdout(dataset, train_cfg.holdout, train_cfg.holdout_seed)
+assert held is not None and len(held) > 0, "no held-out videos: raise train.holdout in the configuration"
+seen = train_part.subset(range(min(max(len(held), 8), len(train_part))))
 maps = model.make_conditions(held)
 assert maps.shape == held.images.shape and set(maps.unique().tolist()) <= {0, 255}
 n_show = min(8, len(held))

@@ -80,7 +80,7 @@
 # trains only the prior (its EMA copy samples). Sample grids and training-time
 # metrics always come from the prior, so before stage 2 they show decodings of
 # near-uniform random codes; reconstructions are shown separately below. A
-# fraction of the videos (`holdout`, 5% by default) is never shown to either stage.
+# fraction of the videos (`train.holdout`, 10% by default) is never shown to either stage.
 #
 # ## Configurations
 #
@@ -129,13 +129,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from echolib.data.frames import FrameDataset
+from echolib.data.frames import FrameDataset, split_holdout
 from echolib.data.sources import resolve_data
 from echolib.images import make_grid, to_float
 from echolib.models.vqgan import reconstruction_metrics
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
+from echolib.train.loop import load_run_config
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import load_model, model_sampler
 
@@ -155,7 +156,7 @@ resolution = model.resolution
 print(f"run: {run}\ncheckpoint: {checkpoint.name}")
 print(f"perceptual loss used: {model.perceptual} (config: {cfg.perceptual})")
 keys = ("codebook_size", "code_dim", "codebook", "restart_threshold", "perceptual_weight", "disc_start_kimg", "lr",
-        "prior_start_kimg", "prior_layers", "prior_dim", "holdout")
+        "prior_start_kimg", "prior_layers", "prior_dim")
 settings = {"resolution": resolution, "down factor": model.down_factor,
             "codes per frame": f"{model.code_size} x {model.code_size}", "perceptual (resolved)": model.perceptual}
 settings |= {k: getattr(cfg, k) for k in keys}
@@ -226,10 +227,10 @@ print(f"final codebook usage {log['codebook_usage'].iloc[-1]:.2f}, "
 
 # %%
 dataset = FrameDataset(resolve_data(data, size=resolution), resolution=resolution)
-train_idx, held_idx = model.holdout_split(dataset)
-assert held_idx, "no held-out videos: raise model.holdout"
-held = dataset.subset(held_idx)
-seen = dataset.subset(train_idx[: len(held_idx)])
+train_cfg = load_run_config(run).train
+train_part, held = split_holdout(dataset, train_cfg.holdout, train_cfg.holdout_seed)
+assert held is not None and len(held) > 0, "no held-out videos: raise train.holdout"
+seen = train_part.subset(range(min(len(held), len(train_part))))
 table = pd.DataFrame({"held-out videos": reconstruction_metrics(model, held),
                       "training videos": reconstruction_metrics(model, seen)}).T
 table

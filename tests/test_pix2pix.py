@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from echolib.data import conditions
-from echolib.data.frames import FrameDataset
+from echolib.data.frames import FrameDataset, holdout_split, split_holdout
 from echolib.errors import ConfigError, DataError
 from echolib.images import to_float
 from echolib.models.base import RealBatch, StepContext
@@ -116,12 +116,12 @@ def test_missing_masks_are_a_data_error(phantom, tmp_path):
 
 def test_holdout_split_keeps_videos_whole():
     vids = [f"V{i // 4}" for i in range(80)]
-    train, held = conditions.holdout_split(vids, 0.25, seed=1)
+    train, held = holdout_split(vids, 0.25, seed=1)
     assert sorted(train + held) == list(range(80)) and held
     assert not {vids[i] for i in train} & {vids[i] for i in held}
     assert 1 <= len({vids[i] for i in held}) <= 10
-    assert conditions.holdout_split(vids[:8], 0.01)[1]  # tiny data still holds one video out
-    assert conditions.holdout_split(vids, 0.0) == (list(range(80)), [])
+    assert holdout_split(vids[:8], 0.01)[1]  # tiny data still holds one video out
+    assert holdout_split(vids, 0.0) == (list(range(80)), [])
 
 
 # -- networks ---------------------------------------------------------------------
@@ -169,19 +169,18 @@ def test_l1_pulls_the_output_to_the_target(phantom):
         assert all(torch.isfinite(v) and v.dim() == 0 and not v.requires_grad for v in out.values())
         l1.append(float(out["loss_L1"]))
     assert np.mean(l1[-4:]) < 0.6 * np.mean(l1[:4]), l1
-    held = model.held_out(ds)
-    assert set(held.video_ids) == {ds.video_ids[i] for i in conditions.holdout_split(ds.video_ids, 0.05, 0)[1]}
+    _, held = split_holdout(ds, 0.1, 0)
     scores = reconstruction_scores(model, held)
     assert scores["n"] == len(held) > 0 and 5 < scores["psnr"] < 60 and -1 <= scores["ssim"] <= 1
 
 
-def test_held_out_videos_never_train_and_are_the_stored_conditions(phantom):
+def test_stored_conditions_come_from_held_out_videos(phantom):
     ds = FrameDataset(phantom)
-    model = model_for(holdout=0.2)
-    model.setup(ds)
-    train, held = conditions.holdout_split(ds.video_ids, 0.2, 0)
-    assert held and set(model.train_index.tolist()) <= set(train)
-    assert torch.equal(model.fixed, model.cond_maps[torch.tensor(held[: model.cfg.n_fixed])])
+    train, held = split_holdout(ds, 0.2, 0)
+    model = model_for()
+    model.setup(train, heldout=held)
+    assert len(model.cond_maps) == len(train)
+    assert torch.equal(model.fixed, model.make_conditions(held)[: model.cfg.n_fixed])
 
 
 def test_round_trip_and_sampling_paths(phantom, tmp_path):

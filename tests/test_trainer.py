@@ -105,7 +105,7 @@ def test_nan_guard_names_the_step_and_keeps_last_good_checkpoint(noise_frames, t
 @pytest.mark.parametrize(
     "over, msg",
     [({"kimg": 0}, "kimg must be a positive"), ({"kimg": -1}, "kimg must be a positive"),
-     ({"batch": 1000}, "batch 1000 is larger than the dataset"), ({"resolution": 96}, "power of two")],
+     ({"batch": 1000}, "batch 1000 is larger than the training set"), ({"resolution": 96}, "power of two")],
 )
 def test_bad_parameters_fail_before_work(noise_frames, tmp_path, over, msg):
     with pytest.raises(ConfigError, match=msg):

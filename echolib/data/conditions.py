@@ -15,7 +15,6 @@ it with the same indices as the frames.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from echolib.data.frames import holdout_split  # noqa: F401 -- re-exported for the models
 from echolib.errors import DataError
 from echolib.images import read_gray
 
@@ -83,29 +83,3 @@ def compute(dataset, kind: Kind = "canny", *, low: int = 100, high: int = 200) -
     raise DataError(f"unknown condition {kind!r}; choose 'canny' or 'mask'")
 
 
-def holdout_split(video_ids: Sequence[str], fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Positions ``(train, held_out)``: a seeded hash of the video id puts whole videos aside.
-
-    At least one video is held out when ``fraction > 0`` and there are two or more videos, so a
-    tiny smoke dataset still has unseen hearts to translate.
-    """
-    from echolib.data.frames import split_by_video
-
-    if not 0.0 <= fraction < 1.0:
-        raise DataError(f"holdout fraction must be in [0, 1), got {fraction}")
-    if fraction == 0.0:
-        return list(range(len(video_ids))), []
-    part = split_by_video(video_ids, (1.0 - fraction, fraction), seed)
-    held = [i for i, p in enumerate(part) if p == 1]
-    videos = sorted(set(video_ids))
-    if not held and len(videos) > 1:
-        first = min(videos, key=lambda v: _rank(v, seed))
-        held = [i for i, v in enumerate(video_ids) if v == first]
-    held_set = set(held)
-    return [i for i in range(len(video_ids)) if i not in held_set], held
-
-
-def _rank(video: str, seed: int) -> str:
-    import hashlib
-
-    return hashlib.sha256(f"holdout:{seed}:{video}".encode()).hexdigest()

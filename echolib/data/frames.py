@@ -154,6 +154,34 @@ def split_by_video(video_ids: Sequence[str], fractions: Sequence[float], seed: i
     return [min(int(np.searchsorted(edges, _unit_hash(f"{seed}:{v}"), side="right")), len(fractions) - 1) for v in video_ids]
 
 
+def holdout_split(video_ids: Sequence[str], fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Positions ``(train, held_out)``: a seeded hash of the video id puts whole videos aside.
+
+    The trainer trains on ``train`` only, so evaluation (held-out FID, memorisation
+    calibration, the classifier two-sample test) can use hearts no model has seen.
+    At least one video is held out when ``fraction > 0`` and there are two or more
+    videos, so a tiny smoke dataset still has unseen hearts.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"holdout fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return list(range(len(video_ids))), []
+    part = split_by_video(video_ids, (1.0 - fraction, fraction), seed)
+    held = [i for i, p in enumerate(part) if p == 1]
+    videos = sorted(set(video_ids))
+    if not held and len(videos) > 1:
+        first = min(videos, key=lambda v: _unit_hash(f"{seed}:{v}"))
+        held = [i for i, v in enumerate(video_ids) if v == first]
+    held_set = set(held)
+    return [i for i in range(len(video_ids)) if i not in held_set], held
+
+
+def split_holdout(dataset: FrameDataset, fraction: float, seed: int = 0) -> tuple[FrameDataset, FrameDataset | None]:
+    """``(train, held_out)`` datasets, exactly as the trainer splits them (``train.holdout``)."""
+    train, held = holdout_split(dataset.video_ids, fraction, seed)
+    return (dataset.subset(train), dataset.subset(held)) if held else (dataset, None)
+
+
 def _unit_hash(text: str) -> float:
     digest = hashlib.sha256(text.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64

@@ -109,8 +109,12 @@ class GenerativeModel(nn.Module):
         self.fwd = {name: net for name, net in self.nets.items()}
 
     # -- protocol ---------------------------------------------------------
-    def setup(self, dataset: Any) -> None:
-        """Called once by the trainer with the training dataset (e.g. to precompute conditions)."""
+    def setup(self, dataset: Any, heldout: Any | None = None) -> None:
+        """Called once by the trainer with the training split and the held-out split (or None).
+
+        The held-out videos are never trained on; a model may keep a few of
+        their conditions (e.g. Pix2Pix contours) to sample from unseen hearts.
+        """
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError

@@ -16,10 +16,10 @@ $$ \\mathcal L_G = \\mathbb E\\big[\\mathrm{BCE}(D(c, G(c)), 1)\\big] + \\lambda
 
 Conditions are computed once in :meth:`Pix2Pix.setup` (:mod:`echolib.data.conditions`:
 ``uint8`` maps aligned with the dataset, on its device) and gathered by the
-batch's dataset indices in ``train_step``. A fraction ``holdout`` of the videos
-(seeded hash of the video id) never reaches training: a step that draws one of
-their frames uses a fixed training frame instead. The first ``n_fixed``
-held-out conditions are saved in the checkpoint (``extra_state``), so
+batch's dataset indices in ``train_step``. The trainer keeps a fraction
+``train.holdout`` of the videos (seeded hash of the video id) out of training;
+the first ``n_fixed`` of their conditions are saved in the checkpoint
+(``extra_state``), so
 ``sample(n, generator)`` (sample grids, ``python -m echolib sample RUN``) works
 without any data: it translates conditions drawn from that set. Given
 ``condition=`` (``uint8`` or float ``[m, 1, H, W]``, floats in [-1, 1]) it
@@ -65,8 +65,6 @@ class Pix2PixConfig:
     gan_weight: float = 1.0  # weight of the adversarial term (0: the paper's "L1 only" ablation)
     lr: float = 2e-4  # Adam learning rate of both networks
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas
-    holdout: float = 0.05  # fraction of videos never trained on (sample conditions, reconstruction tests)
-    holdout_seed: int = 0  # seed of the held-out video hash
     n_fixed: int = 64  # held-out conditions stored in checkpoints for data-free sampling
 
 
@@ -191,8 +189,6 @@ class Pix2Pix(GenerativeModel):
         self.nets["D"] = PatchGAN(2 * channels, cfg.d_channels, cfg.max_channels, cfg.d_layers, cfg.norm)
         self.finish_init()
         self.cond_maps: torch.Tensor | None = None  # uint8 [N, 1, H, W] aligned with the training set
-        self.frames: torch.Tensor | None = None  # the training set's uint8 frames (a reference, not a copy)
-        self.train_index: torch.Tensor | None = None  # dataset position -> position trained on (held-out remapped)
         self.fixed = torch.zeros(0, channels, resolution, resolution, dtype=torch.uint8)  # held-out conditions
         self._dir_cache: dict[str, torch.Tensor] = {}
 
@@ -204,24 +200,11 @@ class Pix2Pix(GenerativeModel):
         c = self.cfg
         return conditions.compute(dataset, c.condition, low=c.canny_low, high=c.canny_high)
 
-    def setup(self, dataset) -> None:
-        """Compute every frame's condition once; put ``holdout`` of the videos aside."""
+    def setup(self, dataset, heldout=None) -> None:
+        """Compute every training frame's condition once; keep a few held-out conditions for sampling."""
         self.cond_maps = self.make_conditions(dataset)
-        self.frames = dataset.images
-        train, held = conditions.holdout_split(dataset.video_ids, self.cfg.holdout, self.cfg.holdout_seed)
-        if not train:
-            raise ConfigError(f"pix2pix: holdout {self.cfg.holdout} leaves no training videos")
-        index = torch.arange(len(dataset))
-        if held:
-            held_t = torch.tensor(held)
-            index[held_t] = torch.tensor(train)[held_t % len(train)]
-        self.train_index = index.to(self.frames.device)
-        shown = held if held else train
-        self.fixed = self.cond_maps[torch.tensor(shown[: self.cfg.n_fixed], device=self.cond_maps.device)].cpu()
-
-    def held_out(self, dataset):
-        """The frames of ``dataset`` whose videos this model's holdout keeps out of training."""
-        return dataset.subset(conditions.holdout_split(dataset.video_ids, self.cfg.holdout, self.cfg.holdout_seed)[1])
+        source = self.make_conditions(heldout) if heldout is not None and len(heldout) else self.cond_maps
+        self.fixed = source[: self.cfg.n_fixed].cpu()
 
     def extra_state(self) -> dict[str, Any]:
         return {"fixed_conditions": self.fixed.cpu()}
@@ -244,11 +227,9 @@ class Pix2Pix(GenerativeModel):
         c = self.cfg
         G, D = self.nets["G"], self.nets["D"]
         batch = ctx.next_real()
-        idx = self.train_index[batch.index.to(self.train_index.device)]
-        real = to_float(self.frames[idx]).to(ctx.device) if c.holdout > 0 else batch.images
-        cond = to_float(self.cond_maps[idx]).to(ctx.device)
+        real = batch.images
+        cond = to_float(self.cond_maps[batch.index.to(self.cond_maps.device)]).to(ctx.device)
         if ctx.device.type == "cuda":
-            real = real.contiguous(memory_format=torch.channels_last)
             cond = cond.contiguous(memory_format=torch.channels_last)
         masks = self._masks(G.dropout_shapes(ctx.batch), ctx.rand)
         fake = self.fwd["G"](cond, masks)

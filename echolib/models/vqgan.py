@@ -44,9 +44,9 @@ code by code (temperature, optional top-k) and decoded by ``G``.
 
 Both stages run in one trainer run: until ``prior_start_kimg`` the autoencoder
 and discriminator train; from then on the autoencoder is frozen and each step
-trains only the prior on codes of real batches. A fraction ``holdout`` of the
-videos is never shown to either stage, for held-out reconstruction metrics.
-:meth:`VQGAN.sample` always
+trains only the prior on codes of real batches. The trainer keeps a fraction
+``train.holdout`` of the videos out of both stages, for held-out reconstruction
+metrics. :meth:`VQGAN.sample` always
 samples from the prior (also before it has trained: the frames are then
 decodings of near-uniform random codes, i.e. meaningless), so sample grids and
 training-time FID measure *generation*; reconstructions are measured separately
@@ -118,8 +118,6 @@ class VQGANConfig:
     temperature: float = 1.0  # default sampling temperature
     top_k: int | None = None  # default top-k filter when sampling; null = full distribution
     # data
-    holdout: float = 0.05  # fraction of videos never trained on (held-out reconstruction metrics); 0 = none
-    holdout_seed: int = 0  # seed of the held-out video hash (same split as pix2pix for equal fraction and seed)
 
 
 # -- autoencoder building blocks -------------------------------------------------
@@ -644,8 +642,6 @@ class VQGAN(GenerativeModel):
         self._perceptual_fn: dict[str, Any] = {}  # built lazily: only training needs it, on the training device
         self._code_counts: torch.Tensor | None = None  # code histogram since the last tick
         self._stage = 1
-        self.frames: torch.Tensor | None = None  # the training dataset's uint8 frames (set by setup)
-        self.train_index: torch.Tensor | None = None  # dataset position -> a training position (held-out remapped)
         self.finish_init()
 
     @property
@@ -654,24 +650,6 @@ class VQGAN(GenerativeModel):
 
     def stage_at(self, nimg: int) -> int:
         return 2 if nimg >= round(self.cfg.prior_start_kimg * 1000) else 1
-
-    def holdout_split(self, dataset: Any) -> tuple[list[int], list[int]]:
-        """Dataset positions ``(train, held_out)``, whole videos by a seeded hash: what stage 1 and 2 never see."""
-        from echolib.data.conditions import holdout_split
-
-        return holdout_split(dataset.video_ids, self.cfg.holdout, self.cfg.holdout_seed)
-
-    def setup(self, dataset: Any) -> None:
-        """Put ``holdout`` of the videos aside: their draws are remapped onto training frames."""
-        train, held = self.holdout_split(dataset)
-        if not train:
-            raise ConfigError(f"model.holdout {self.cfg.holdout} leaves no training videos")
-        self.frames = dataset.images
-        index = torch.arange(len(dataset))
-        if held:
-            held_t = torch.tensor(held)
-            index[held_t] = torch.tensor(train)[held_t % len(train)]
-        self.train_index = index.to(self.frames.device)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.cfg
@@ -684,20 +662,10 @@ class VQGAN(GenerativeModel):
     # -- training -------------------------------------------------------------
     def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         self._stage = self.stage_at(ctx.nimg)
-        real = self._training_frames(ctx)
+        real = ctx.next_real().images
         if self._stage == 2:
             return self._prior_step(real, optimizers)
         return self._autoencoder_step(ctx, real, optimizers)
-
-    def _training_frames(self, ctx: StepContext) -> torch.Tensor:
-        batch = ctx.next_real()
-        if self.train_index is None or self.frames is None or self.cfg.holdout == 0:
-            return batch.images
-        idx = self.train_index[batch.index.to(self.train_index.device)]
-        real = to_float(self.frames[idx]).to(ctx.device, non_blocking=True)
-        if ctx.device.type == "cuda":
-            real = real.contiguous(memory_format=torch.channels_last)
-        return real
 
     def _autoencoder_step(self, ctx: StepContext, real: torch.Tensor, optimizers) -> dict[str, torch.Tensor]:
         c = self.cfg

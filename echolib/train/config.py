@@ -20,6 +20,8 @@ class TrainConfig:
     ema_rampup: float | None = 0.05  # EMA half-life is at most this fraction of kimg so far; null = off
     bf16: bool = True  # bf16 autocast on CUDA (always fp32 on CPU)
     compile: bool = False  # torch.compile the networks (falls back to eager if compilation fails)
+    holdout: float = 0.1  # fraction of videos never trained on (held-out evaluation); 0 = train on every frame
+    holdout_seed: int = 0  # seed of the by-video hash that picks the held-out videos
     data_on_device: bool = True  # keep the uint8 dataset resident on the training device
     metrics_kimg: float = 0.0  # compute metrics every this many kimg during training; 0 = never
     metrics: list[str] = field(default_factory=lambda: ["fid", "kid"])  # which metrics during training

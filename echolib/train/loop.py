@@ -171,14 +171,19 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------
     def _load_data(self, data: str | Path):
-        from echolib.data.frames import FrameDataset
+        """The training split (whole videos; ``train.holdout`` of them are kept aside)."""
+        from echolib.data.frames import FrameDataset, holdout_split
 
         path = _resolve_data(data, self.cfg.resolution)
-        ds = FrameDataset(path, resolution=self.cfg.resolution)
+        full = FrameDataset(path, resolution=self.cfg.resolution)
+        self.full_fingerprint = _fingerprint(full)
+        train_idx, held_idx = holdout_split(full.video_ids, self.cfg.holdout, self.cfg.holdout_seed)
+        ds = full.subset(train_idx) if held_idx else full
+        self.heldout = full.subset(held_idx) if held_idx else None
         if self.cfg.batch > len(ds):
             raise ConfigError(
-                f"batch {self.cfg.batch} is larger than the dataset ({len(ds)} frames in {path}); "
-                f"use a smaller batch or more data"
+                f"batch {self.cfg.batch} is larger than the training set ({len(ds)} of {len(full)} frames in "
+                f"{path}); use a smaller batch or more data"
             )
         if self.cfg.data_on_device:
             ds = ds.to(self.device)
@@ -187,7 +192,7 @@ class Trainer:
     def _build_model(self) -> GenerativeModel:
         torch.manual_seed(seed_for(self.cfg.seed, 0, stream=99))
         model = build_model(self.run)
-        model.setup(self.dataset)
+        model.setup(self.dataset, heldout=self.heldout)
         model.to(self.device)
         if self.device.type == "cuda" and getattr(model, "channels_last", True):
             model.to(memory_format=torch.channels_last)
@@ -224,13 +229,7 @@ class Trainer:
                 )
 
     def _data_fingerprint(self) -> str:
-        import hashlib
-
-        h = hashlib.sha256()
-        for name in self.dataset.names:
-            h.update(name.encode() + b"\0")
-        h.update(str(tuple(self.dataset.images.shape)).encode())
-        return h.hexdigest()[:16]
+        return self.full_fingerprint
 
     def _resume(self) -> None:
         found = ckpt.load_latest(
@@ -585,7 +584,9 @@ class Trainer:
             "arch": self.run.arch,
             "config": self.run.name,
             "data": self.data_source,
-            "frames": len(self.dataset),
+            "frames": len(self.dataset) + (len(self.heldout) if self.heldout is not None else 0),
+            "train_frames": len(self.dataset),
+            "heldout_videos": sorted(set(self.heldout.video_ids)) if self.heldout is not None else [],
             "data_fingerprint": self._data_fingerprint(),
             "device": _device_name(self.device),
             "world_size": self.dist.world_size,
@@ -629,6 +630,17 @@ def _every(interval_kimg: float, prev_nimg: int, nimg: int) -> bool:
         return False
     interval = interval_kimg * 1000.0
     return math.floor(nimg / interval) > math.floor(prev_nimg / interval)
+
+
+def _fingerprint(ds) -> str:
+    """Identity of a dataset: frame names and tensor shape (cheap; content changes rename files in practice)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ds.names:
+        h.update(name.encode() + b"\0")
+    h.update(str(tuple(ds.images.shape)).encode())
+    return h.hexdigest()[:16]
 
 
 def _resolve_data(data: str | Path, size: int) -> Path:

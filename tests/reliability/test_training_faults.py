@@ -141,7 +141,7 @@ def test_read_only_output_fails_at_start(noise_frames, tmp_path):
     [(["--config", "E77"], "unknown config 'E77' for architecture 'wgan'; choose one of"),
      (["--kimg", "0"], "kimg must be a positive number"),
      (["--kimg", "-3"], "kimg must be a positive number"),
-     (["--batch", "4096"], "batch 4096 is larger than the dataset"),
+     (["--batch", "4096"], "batch 4096 is larger than the training set"),
      (["--set", "train.resolution=100"], "resolution must be a power of two"),
      (["--set", "model.lr=fast"], "model: lr: expected a number, got 'fast'")],
 )
