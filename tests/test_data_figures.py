@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import cv2
 import matplotlib.pyplot as plt
@@ -24,16 +25,23 @@ from echolib.data.frames import FrameDataset
 from echolib.data.phantom import render_clip
 from echolib.report.data_figures import (
     bright_count_curve,
+    by_video,
     clip_picks,
+    contrast_histograms,
+    cycle_positions,
     echonet_picks,
     frame_panels,
     heuristic_table,
     image_row,
     intensity_histograms,
     intensity_summary,
+    kept_frames,
+    masked_clip,
+    pick_contrast,
     preprocessing_steps,
     read_raw_video,
     split_summary,
+    video_grid,
 )
 
 
@@ -92,11 +100,14 @@ def test_raw_video_masked_is_what_preprocessing_reads(echonet):
 def test_clip_table_matches_echonet_scoring_and_swaps(clips):
     picks = clip_picks(clips)
     assert list(picks["n_frames"]) == [40, 40, 40]
+    mask = study_mask()
     for (_, row), clip in zip(picks.iterrows(), clips):
-        counts = bright_counts(clip.frames)
+        counts = ((clip.frames * mask) > 30).sum(axis=(1, 2))  # the study's count, written out
         assert row["systole"] == np.argmax(counts) and row["diastole"] == np.argmin(counts)
     table = heuristic_table(picks, ks=(1, 3))
-    reference = heuristic_on_clips(clips, ks=(1, 3))
+    masked = [dataclasses.replace(c, frames=masked_clip(c.frames)) for c in clips]
+    assert all(np.array_equal(m.frames, c.frames * mask) for m, c in zip(masked, clips))
+    reference = heuristic_on_clips(masked, ks=(1, 3))
     for (pick, target), name in ((("most bright pixels", "ES"), "ES"), (("fewest bright pixels", "ED"), "ED")):
         assert table.loc[(pick, target), "exact"] == pytest.approx(reference[name].exact)
         assert table.loc[(pick, target), "within_3"] == pytest.approx(reference[name].within[3])
@@ -186,3 +197,51 @@ def test_split_summary_matches_the_dataset_split(noise_frames):
         assert table.loc[name, "videos"] == len(set(part.video_ids))
     assert table.loc["all", "frames"] == 64 and table.loc["all", "videos"] == 16
     assert table.loc[["train", "val", "test"], "frames"].sum() == 64
+
+
+def test_cycle_positions_places_picks_in_the_beat(clips):
+    picks = clip_picks(clips)
+    fig = cycle_positions(clips, picks)
+    ax = fig.axes[0]
+    counts = [sum(p.get_height() for p in container) for container in ax.containers]
+    assert counts == [len(clips), len(clips)]  # one systole and one diastole pick per clip
+    plt.close(fig)
+
+
+def test_video_grid_keeps_frames_of_one_video_together():
+    names = [f"V{v}_f{k}.png" for v in range(5) for k in range(4) if (v, k) != (2, 3)] + ["odd.png"]
+    images = np.stack([np.full((4, 4), i, np.uint8) for i in range(len(names))])
+    grid, chosen = video_grid(images, names, 3, seed=1)
+    assert grid.shape == (3, 4, 4, 4) and "V2" not in chosen and len(set(chosen)) == 3
+    for row, vid in zip(grid, chosen):
+        assert [names[int(img[0, 0])] for img in row] == [f"{vid}_f{k}.png" for k in range(4)]
+    with pytest.raises(ValueError, match="5 videos"):
+        video_grid(images, names, 5)
+
+
+def test_by_video_positions():
+    names = ["B_f1.png", "A_f0.png", "B_f0.png", "A_f1.png", "C_f0.png", "x_fz.png"]
+    positions, videos = by_video(names, frames=(0, 1))
+    assert videos == ["A", "B"] and positions.tolist() == [[1, 3], [2, 0]]
+    assert by_video(["lonely.png"])[0].shape == (0, 4)
+
+
+def test_kept_frames_are_the_recipes_four(clips):
+    masked = masked_clip(clips[0].frames)
+    kept = kept_frames(masked, 7, 3)
+    assert kept.shape == (4, 128, 128) and kept.dtype == np.uint8
+    for got, i in zip(kept, (0, 7, 3, len(masked) - 1)):
+        assert np.array_equal(got, finish_frame(masked[i]))
+
+
+def test_pick_contrast_ratios():
+    grid = np.zeros((2, 4, 10, 10), np.uint8)
+    for k, n in enumerate((40, 60, 20, 40)):  # video 0: ends 40 bright pixels, "systole" 60, "diastole" 20
+        grid[0, k].flat[:n] = 200
+    grid[0, 2].flat[50:] = 30  # exactly 30 is not bright
+    grid[1] = 31  # video 1: everything just above the threshold
+    table = pick_contrast(grid, ["v0", "v1"])
+    assert table.loc["v0"].tolist() == [1.5, 0.5] and table.loc["v1"].tolist() == [1.0, 1.0]
+    fig = contrast_histograms({"toy": table, "again": table})
+    assert len(fig.axes) == 2 and all(len(ax.patches) == 2 for ax in fig.axes)
+    plt.close(fig)

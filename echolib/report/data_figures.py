@@ -26,6 +26,7 @@ from echolib.data.echonet import (
     OUT_SIZE,
     STUDY_SIZE,
     VideoError,
+    finish_frame,
     read_tracings,
     read_video,
     study_mask,
@@ -148,7 +149,7 @@ def bright_count_curve(counts: Sequence[int], *, es: Sequence[int] = (), ed: Seq
     """
     counts = np.asarray(counts)
     systole, diastole = int(np.argmax(counts)), int(np.argmin(counts))
-    fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
     t = np.arange(len(counts))
     ax.plot(t, counts, color="k", lw=1.4, label=f"pixels > {BRIGHT}")
     ax.plot(systole, counts[systole], "^", ms=10, color=ES_COLOR, label=f'most: "systole" (frame {systole})')
@@ -167,7 +168,7 @@ def bright_count_curve(counts: Sequence[int], *, es: Sequence[int] = (), ed: Seq
         ax2.set_ylabel("LV cavity, pixels", color=AREA_COLOR)
         handles.append(line)
         labels.append(line.get_label())
-    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.08 if lv_area is not None else 1.0, 1))
+    ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     if title:
         ax.set_title(title)
     return fig
@@ -178,10 +179,15 @@ PICK_COLUMNS = ("video", "n_frames", "systole", "diastole", "es", "ed")
 
 
 def clip_picks(clips: Sequence, names: Sequence[str] | None = None) -> pd.DataFrame:
-    """The study's picks on phantom clips (:func:`~echolib.data.phantom.render_clip`) beside their true ES/ED frames."""
+    """The study's picks on phantom clips (:func:`~echolib.data.phantom.render_clip`) beside their true ES/ED frames.
+
+    Frames are first brought to the study's masked 112x112 (:func:`~echolib.data.echonet.to_study_gray`),
+    as a video read by the preprocessing would be, so pixels of the phantom's fan
+    outside the study's mask do not count.
+    """
     rows = []
     for i, clip in enumerate(clips):
-        systole, diastole = study_picks(clip.frames)
+        systole, diastole = study_picks(masked_clip(clip.frames))
         rows.append({"video": names[i] if names else f"clip {i}", "n_frames": len(clip.frames),
                      "systole": systole, "diastole": diastole,
                      "es": tuple(clip.es_frames), "ed": tuple(clip.ed_frames)})
@@ -209,6 +215,122 @@ def echonet_picks(root: str | Path, limit: int | None = None) -> pd.DataFrame:
         rows.append({"video": vid, "n_frames": len(frames), "systole": systole, "diastole": diastole,
                      "es": (tracing.es,), "ed": (tracing.ed,)})
     return pd.DataFrame(rows, columns=list(PICK_COLUMNS))
+
+
+def masked_clip(frames: np.ndarray) -> np.ndarray:
+    """Frames as the study's counting sees them: masked 112x112 gray ``uint8 [T, 112, 112]``."""
+    mask = study_mask()
+    return np.stack([to_study_gray(f, mask) for f in frames])
+
+
+def cycle_positions(clips: Sequence, picks: pd.DataFrame) -> Figure:
+    """Where in the heart cycle the picks fall (phantom clips, whose timing is known).
+
+    The x axis is the fraction of the beat since end-diastole (ES at
+    :data:`~echolib.data.phantom.SYSTOLE`); the grey curve is the phantom's
+    contraction (0 relaxed, 1 contracted) over the beat, so a reader sees why a
+    flat stretch of the curve (diastasis) leaves the "fewest bright pixels" pick
+    free to wander.
+    """
+    from echolib.data.phantom import SYSTOLE, cycle_phase
+
+    fig, ax = plt.subplots(figsize=(8, 3.0), layout="constrained")
+    bins = np.linspace(0.0, 1.0, 41)
+    for column, color, label in (("systole", ES_COLOR, 'most bright pixels ("systole")'),
+                                 ("diastole", ED_COLOR, 'fewest bright pixels ("diastole")')):
+        beat = [float(np.mod(c.times[int(i)], 1.0)) for c, i in zip(clips, picks[column])]
+        ax.hist(beat, bins=bins, color=color, alpha=0.6, label=label)
+    ax.axvline(SYSTOLE, color=ES_COLOR, ls="--", lw=1, label="true ES")
+    for x in (0.0, 1.0):
+        ax.axvline(x, color=ED_COLOR, ls=":", lw=1.4, label="true ED" if x == 0 else None)
+    ax.set_xlabel("fraction of the beat since end-diastole")
+    ax.set_ylabel("clips")
+    ax.set_xlim(-0.02, 1.02)
+    ax2 = ax.twinx()
+    s = np.linspace(0.0, 1.0, 201)
+    ax2.plot(s, cycle_phase(s), color=AREA_COLOR, lw=1.2)
+    ax2.set_ylabel("contraction (0 ED, 1 ES)", color=AREA_COLOR)
+    ax2.set_ylim(-0.05, 1.6)
+    ax.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def by_video(names: Sequence[str], frames: Sequence[int] = (0, 1, 2, 3)) -> tuple[np.ndarray, list[str]]:
+    """Positions ``int [V, len(frames)]`` of the frames ``<video>_f<k>`` of every video that has all of them.
+
+    Videos are sorted by id; names without a frame number are ignored.
+    """
+    from echolib.data.frames import video_id_of
+
+    index: dict[str, dict[int, int]] = {}
+    for i, name in enumerate(names):
+        stem = Path(name).stem
+        head, _, k = stem.rpartition("_f")
+        if head and k.isdigit():
+            index.setdefault(video_id_of(name), {})[int(k)] = i
+    videos = sorted(v for v, ks in index.items() if all(k in ks for k in frames))
+    positions = np.array([[index[v][k] for k in frames] for v in videos], dtype=np.int64).reshape(-1, len(frames))
+    return positions, videos
+
+
+def video_grid(images: torch.Tensor | np.ndarray, names: Sequence[str], n: int, seed: int = 0,
+               frames: Sequence[int] = (0, 1, 2, 3)) -> tuple[np.ndarray, list[str]]:
+    """``n`` random videos that have all of ``frames`` (``<video>_f<k>`` names) as ``uint8 [n, len(frames), H, W]``."""
+    positions, videos = by_video(names, frames)
+    if len(videos) < n:
+        raise ValueError(f"video_grid: {n} videos with frames {list(frames)} wanted, {len(videos)} found")
+    rows = np.sort(np.random.default_rng(seed).choice(len(videos), n, replace=False))
+    return _gather(images, positions[rows]), [videos[i] for i in rows]
+
+
+def _gather(images: torch.Tensor | np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Images at ``positions`` (any shape) as ``uint8 [*positions.shape, H, W]``."""
+    arr = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    arr = arr[:, 0] if arr.ndim == 4 else arr
+    return arr[positions]
+
+
+def kept_frames(masked: np.ndarray, systole: int, diastole: int) -> np.ndarray:
+    """The four training frames of one video, as the study makes them: first, "systole", "diastole", last.
+
+    ``masked`` is the video as the count sees it (:func:`masked_clip`), ``uint8 [T, 112, 112]``;
+    returns ``uint8 [4, 128, 128]`` (Lanczos-4 and bilateral filter, :func:`~echolib.data.echonet.finish_frame`).
+    """
+    return np.stack([finish_frame(masked[i]) for i in (0, systole, diastole, len(masked) - 1)])
+
+
+def pick_contrast(grid: np.ndarray, videos: Sequence[str] | None = None) -> pd.DataFrame:
+    """Bright pixels of the "systole" and "diastole" frames relative to the mean of the first and last frames.
+
+    ``grid`` holds each video's four frames ``uint8 [V, 4, H, W]`` in the study's
+    order. A heart's contraction changes the count by some per cent; a ratio far
+    below 1 says the "fewest bright pixels" frame is dark for another reason
+    (dropout, a gain change, the probe moving), i.e. the rule picked an artefact.
+    """
+    grid = np.asarray(grid)
+    counts = (grid > BRIGHT).reshape(*grid.shape[:2], -1).sum(-1).astype(np.float64)
+    ends = counts[:, [0, 3]].mean(1)
+    ends[ends == 0] = np.nan
+    return pd.DataFrame({"systole / ends": counts[:, 1] / ends, "diastole / ends": counts[:, 2] / ends},
+                        index=list(videos) if videos is not None else None)
+
+
+def contrast_histograms(tables: Mapping[str, pd.DataFrame]) -> Figure:
+    """Distributions of :func:`pick_contrast` per source, one panel per pick (1 = as bright as the clip's ends)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.0), layout="constrained", sharey=True)
+    columns = ("systole / ends", "diastole / ends")
+    values = [t[c].dropna() for t in tables.values() for c in columns]
+    lo, hi = min(min(v.min() for v in values), 0.9), max(max(v.max() for v in values), 1.1)
+    bins = np.linspace(lo, hi, 50)
+    for ax, column in zip(axes, columns):
+        for name, table in tables.items():
+            ax.hist(table[column].dropna(), bins=bins, density=True, histtype="step", lw=1.4, label=name)
+        ax.axvline(1.0, color="k", ls=":", lw=1)
+        ax.set_xlabel(f"bright pixels, {column}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("density")
+    axes[0].legend(fontsize=8)
+    return fig
 
 
 def _distances(picks: Sequence[int], events: Sequence[Sequence[int]]) -> np.ndarray:
@@ -297,7 +419,7 @@ def intensity_histograms(groups: Mapping[str, np.ndarray | torch.Tensor]) -> Fig
     ax.set_ylabel("share of sector pixels")
     ax.set_title("histogram inside the sector")
     cax.axvline(BRIGHT, color="k", ls=":", lw=1)
-    cax.text(BRIGHT + 3, 0.05, f"threshold {BRIGHT}", fontsize=8)
+    cax.text(BRIGHT + 4, 0.3, f"threshold {BRIGHT}", fontsize=8)
     cax.set_xlabel("grey level")
     cax.set_ylabel("cumulative share")
     cax.set_title("cumulative")
