@@ -14,6 +14,7 @@ from echolib.augment.ada import (
     GeneratorDraws,
     adjust_p,
     band_filters,
+    warp,
 )
 from echolib.models.base import RealBatch, StepContext
 
@@ -82,6 +83,23 @@ def test_color_ops_are_per_image_affine_maps_and_lumaflip_negates():
     y = AugmentPipe(lumaflip=1.0)(x, 1.0, draws(6))
     neg = [torch.allclose(y[i], -x[i]) for i in range(16)]
     assert all(neg[i] or torch.equal(y[i], x[i]) for i in range(16)) and any(neg)
+
+
+def test_warp_is_twice_differentiable_like_grid_sample():
+    """R1 differentiates through the augmentation twice; the custom warp must match grid_sample's calculus."""
+    x = torch.randn(2, 2, 8, 8, dtype=torch.float64, requires_grad=True)
+    theta = torch.tensor([[[0.9, 0.3, 0.1], [-0.2, 1.1, 0.05]]] * 2, dtype=torch.float64)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    ref = torch.nn.functional.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+    assert torch.allclose(warp(x, grid).double(), ref, atol=1e-6)
+    x32 = x.detach().float().requires_grad_(True)
+    a = torch.randn(2, requires_grad=True)
+    y = (warp(x32, grid) * a[None, :, None, None]).square().sum()
+    (g,) = torch.autograd.grad(y, x32, create_graph=True)
+    g.square().sum().backward()  # gradient of a gradient, as in R1
+    ref32 = torch.nn.functional.grid_sample(x32, grid.float(), padding_mode="reflection", align_corners=False)
+    (g_ref,) = torch.autograd.grad((ref32 * a[None, :, None, None]).square().sum(), x32)
+    assert torch.allclose(g, g_ref, atol=1e-5) and a.grad is not None and torch.isfinite(a.grad).all()
 
 
 def test_filter_bank_is_a_partition_of_unity():

@@ -10,10 +10,11 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from echolib.config import ConfigError
 from echolib.models.base import RealBatch, StepContext
-from echolib.models.layers import fir_kernel, modulated_conv2d
+from echolib.models.layers import blur, downsample2d, modulated_conv2d, upsample2d
 from echolib.models.registry import build_model, config_names, load_config
 from echolib.models.stylegan2 import StyleGAN2ADA, StyleGAN2Config, auto_config
 
@@ -100,9 +101,22 @@ def test_fused_and_unfused_modulated_convolutions_agree():
     torch.manual_seed(0)
     x, w, s = torch.randn(3, 8, 16, 16), torch.randn(5, 8, 3, 3), torch.randn(3, 8)
     for up in (1, 2):
-        a = modulated_conv2d(x, w, s, up=up, fir=fir_kernel())
-        b = modulated_conv2d(x, w, s, up=up, fir=fir_kernel(), fused=True)
+        a = modulated_conv2d(x, w, s, up=up)
+        b = modulated_conv2d(x, w, s, up=up, fused=True)
         assert a.shape == (3, 5, 16 * up, 16 * up) and torch.allclose(a, b, atol=1e-4)
+
+
+def test_fir_resampling_equals_the_depthwise_convolution_it_replaces():
+    """upfirdn2d with [1,3,3,1]: zero insertion + blur (x4) for up, blur + decimation for down."""
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    f = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64)
+    k = (f[:, None] * f[None, :] / 64).expand(3, 1, 4, 4)
+    up = torch.zeros(2, 3, 32, 32, dtype=torch.float64)
+    up[:, :, ::2, ::2] = x
+    assert torch.allclose(upsample2d(x), F.conv2d(F.pad(up, [2, 1, 2, 1]), 4 * k, groups=3))
+    assert torch.allclose(downsample2d(x), F.conv2d(x, k, stride=2, padding=1, groups=3))
+    assert torch.allclose(blur(x, pad=2), F.conv2d(x, k, padding=2, groups=3))
+    assert torch.allclose(upsample2d(torch.ones(1, 1, 8, 8))[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
 
 
 def test_truncation_zero_gives_the_mean_w_image_for_every_z():
@@ -298,3 +312,22 @@ def test_auto_yaml_is_auto_config_at_128():
     for key, value in rule["train"].items():
         assert getattr(run.train, key) == pytest.approx(value), key
     assert load_config("stylegan2_ada", "auto", auto_config(256)).train.resolution == 256
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+
+def test_smoke_config_trains_through_the_trainer_and_reloads(noise_frames, tmp_path):
+    from echolib.train.loop import train
+    from echolib.train.sampling import load_model
+
+    run = load_config("stylegan2_ada", "smoke", {"train": {"kimg": 0.08, "snapshot_kimg": 0.08}})
+    out = train(run, noise_frames, tmp_path / "run", device="cpu", progress=False)
+    with open(out / "log.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and all(math.isfinite(float(r["loss_G"])) for r in rows)
+    assert rows[0]["loss_r1"] != "" and float(rows[-1]["augment_p"]) >= 0.0  # R1 ran at step 0; p logged
+    model_, _ = load_model(out, device="cpu")
+    a = model_.sample(4, torch.Generator().manual_seed(0))
+    b = model_.sample(4, torch.Generator().manual_seed(0))
+    assert a.shape == (4, 1, 64, 64) and torch.equal(a, b)

@@ -122,6 +122,51 @@ def _rotate(theta: torch.Tensor) -> torch.Tensor:
     return _mat([[c, -s, 0], [s, c, 0], [0, 0, 1]], theta)
 
 
+class _GridSample(torch.autograd.Function):
+    """Bilinear ``grid_sample`` (reflection padding) whose input gradient is itself differentiable.
+
+    R1 differentiates D(augment(x)) with respect to x and then differentiates
+    that gradient again; PyTorch's ``grid_sampler_2d_backward`` has no derivative
+    on every build. The input gradient is linear in the incoming gradient, and
+    its derivative with respect to that gradient is the forward warp again, so
+    two small Functions close the loop. The grid gets no gradient (it is random,
+    never learned).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(grid)
+        ctx.x_shape = x.shape
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (grid,) = ctx.saved_tensors
+        return _GridSampleBackward.apply(grad_out, grid, ctx.x_shape), None
+
+
+class _GridSampleBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, grad_out: torch.Tensor, grid: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+        ctx.save_for_backward(grid)
+        x = grad_out.new_empty(x_shape)  # only its shape and dtype are read
+        grad_x, _ = torch.ops.aten.grid_sampler_2d_backward(
+            grad_out, x, grid, 0, 2, False, [True, False]
+        )  # bilinear (0), reflection (2), align_corners=False
+        return grad_x
+
+    @staticmethod
+    def backward(ctx, grad2: torch.Tensor):
+        (grid,) = ctx.saved_tensors
+        return _GridSample.apply(grad2, grid), None, None
+
+
+def warp(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``grid_sample`` with reflection padding, twice differentiable in ``x``, always in fp32."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _GridSample.apply(x.float(), grid.float())
+
+
 def band_filters(taps: int = 25, sigmas: tuple[float, ...] = (1.0, 2.0, 4.0)) -> torch.Tensor:
     """Four 1D band-pass filters ``[4, taps]``, low to high frequency, that sum to a unit impulse.
 
@@ -276,7 +321,7 @@ class AugmentPipe(nn.Module):
         from_norm = _scale(torch.full_like(zero, w / 2), torch.full_like(zero, h / 2))
         theta = (to_norm @ m @ from_norm)[:, :2, :]
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        warped = warp(x, grid)
         return torch.where(active[:, None, None, None], warped, x)
 
     def _color(self, x, u, g, gate) -> torch.Tensor:

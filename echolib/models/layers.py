@@ -3,8 +3,9 @@
 Equalized learning rate (Karras et al. 2018) stores weights as N(0, 1) and scales
 them by He's constant at run time, so Adam's per-parameter step sizes mean the
 same thing in every layer, whatever its fan-in. The FIR helpers implement the
-``[1, 3, 3, 1]`` low-pass resampling of StyleGAN2 with plain (transposed)
-depthwise convolutions, so no custom CUDA extension is needed. Everything here
+``[1, 3, 3, 1]`` low-pass resampling of StyleGAN2 with shifted slices
+(see :func:`blur` for why not depthwise convolutions), so no custom CUDA
+extension is needed. Everything here
 is architecture-agnostic: any GAN in echolib may reuse it.
 """
 
@@ -20,33 +21,63 @@ LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activation variance of a leaky ReLU at ~1
 
 
-def fir_kernel(taps: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)) -> torch.Tensor:
-    """Separable 2D low-pass kernel ``[K, K]`` normalised to unit DC gain."""
-    f = torch.tensor(taps, dtype=torch.float32)
-    k = f[:, None] * f[None, :]
-    return k / k.sum()
+#: the 1D binomial low-pass of StyleGAN2's resampling, normalised to unit DC gain
+FIR_TAPS = (0.125, 0.375, 0.375, 0.125)
 
 
-def _depthwise(kernel: torch.Tensor, channels: int, x: torch.Tensor) -> torch.Tensor:
-    return kernel.to(dtype=x.dtype)[None, None].expand(channels, 1, *kernel.shape)
+def _taps_along(x: torch.Tensor, dim: int, taps: tuple[float, ...], n_out: int, stride: int) -> torch.Tensor:
+    """``sum_k taps[k] * x[k + stride * i]`` along ``dim`` for ``i < n_out``: a 1D FIR as shifted slices."""
+    out = None
+    for k, t in enumerate(taps):
+        index = [slice(None)] * x.ndim
+        index[dim] = slice(k, k + stride * (n_out - 1) + 1, stride)
+        term = x[tuple(index)]
+        out = term * t if out is None else out.add(term, alpha=t)
+    return out
 
 
-def blur(x: torch.Tensor, kernel: torch.Tensor, pad: int) -> torch.Tensor:
-    """Depthwise FIR filtering with zero padding ``pad`` on each side."""
-    return F.conv2d(x, _depthwise(kernel, x.shape[1], x), padding=pad, groups=x.shape[1])
+def _fir_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    return F.pad(x, [pad, pad, pad, pad]) if pad else x
 
 
-def upsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """2x upsampling: zero insertion followed by the FIR filter (gain 4), as one transposed conv."""
-    k = kernel * 4.0
-    pad = (k.shape[-1] - 1) // 2  # 4 taps: output exactly 2H
-    return F.conv_transpose2d(x, _depthwise(k, x.shape[1], x), stride=2, padding=pad, groups=x.shape[1])
+def blur(x: torch.Tensor, pad: int, taps: tuple[float, ...] = FIR_TAPS, gain: float = 1.0) -> torch.Tensor:
+    """Separable FIR low-pass with zero padding ``pad`` on every side.
+
+    Written as weighted sums of shifted slices rather than a depthwise
+    convolution: the latter's double backward (needed by R1 and path-length
+    regularisation) loops over channel groups, which costs seconds per step,
+    and its kernels force layout conversions under channels_last. Slices and
+    adds differentiate any number of times as cheap elementwise passes.
+    """
+    x = _fir_pad(x, pad)
+    taps = tuple(t * math.sqrt(gain) for t in taps)
+    h = x.shape[2] - len(taps) + 1
+    w = x.shape[3] - len(taps) + 1
+    return _taps_along(_taps_along(x, 3, taps, w, 1), 2, taps, h, 1)
 
 
-def downsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """2x downsampling: FIR filter then keep every other sample, as one strided conv."""
-    pad = (kernel.shape[-1] - 2 + 1) // 2
-    return F.conv2d(x, _depthwise(kernel, x.shape[1], x), stride=2, padding=pad, groups=x.shape[1])
+def downsample2d(x: torch.Tensor, taps: tuple[float, ...] = FIR_TAPS) -> torch.Tensor:
+    """2x downsampling: the FIR low-pass evaluated only at every other sample."""
+    pad = (len(taps) - 1) // 2
+    x = _fir_pad(x, pad)
+    h, w = x.shape[2] // 2 - pad, x.shape[3] // 2 - pad
+    return _taps_along(_taps_along(x, 3, taps, w, 2), 2, taps, h, 2)
+
+
+def upsample2d(x: torch.Tensor) -> torch.Tensor:
+    """2x upsampling: zero insertion then the [1, 3, 3, 1] low-pass (gain 4), in polyphase form.
+
+    Each output sample is 3/4 of its nearest input plus 1/4 of the next nearest
+    (zero beyond the border), exactly what ``upfirdn2d(up=2)`` with this filter gives.
+    """
+    for dim in (3, 2):
+        n = x.shape[dim]
+        xp = F.pad(x, [1, 1, 0, 0] if dim == 3 else [0, 0, 1, 1])
+        near, before, after = xp.narrow(dim, 1, n), xp.narrow(dim, 0, n), xp.narrow(dim, 2, n)
+        even = near.mul(0.75).add(before, alpha=0.25)
+        odd = near.mul(0.75).add(after, alpha=0.25)
+        x = torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)
+    return x
 
 
 def bias_act(x: torch.Tensor, bias: torch.Tensor | None, act: str, gain: float = 1.0, clamp: float | None = None):
@@ -107,15 +138,14 @@ class EqualConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
-        self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         w = self.weight * self.weight_gain
         if self.down == 2 and self.k == 1:
-            x = F.conv2d(downsample2d(x, self.fir), w)
+            x = F.conv2d(downsample2d(x), w)
         elif self.down == 2:
             # blur with padding so that a valid strided conv lands exactly on H/2
-            x = blur(x, self.fir, pad=(self.fir.shape[-1] - 2 + self.k - 1) // 2)
+            x = blur(x, pad=(len(FIR_TAPS) - 2 + self.k - 1) // 2)
             x = F.conv2d(x, w, stride=2)
         else:
             x = F.conv2d(x, w, padding=self.k // 2)
@@ -129,9 +159,9 @@ def demod_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 
     return (styles.float().square() @ w2.t() + eps).rsqrt()
 
 
-def _up_pad(fir: torch.Tensor, k: int) -> int:
+def _up_pad(k: int) -> int:
     """Padding of the blur after a stride-2 transposed conv with a ``k``-tap kernel: output exactly 2H."""
-    return (fir.shape[-1] + 1 - k) // 2
+    return (len(FIR_TAPS) + 1 - k) // 2
 
 
 def modulated_conv2d(
@@ -141,7 +171,6 @@ def modulated_conv2d(
     *,
     demodulate: bool = True,
     up: int = 1,
-    fir: torch.Tensor | None = None,
     fused: bool = False,
 ) -> torch.Tensor:
     """StyleGAN2's modulated convolution (odd kernel, same padding; ``up=2`` doubles the size).
@@ -159,8 +188,6 @@ def modulated_conv2d(
     dcoefs = demod_coefficients(weight, styles) if demodulate else None
     if up not in (1, 2):
         raise ValueError("up must be 1 or 2")
-    if up == 2 and fir is None:
-        raise ValueError("up=2 needs the FIR kernel")
 
     if not fused:
         x = x * styles.to(x.dtype).reshape(b, c_in, 1, 1)
@@ -169,7 +196,7 @@ def modulated_conv2d(
             x = F.conv2d(x, w, padding=kh // 2)
         else:
             x = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
-            x = blur(x, fir * 4.0, pad=_up_pad(fir, kh))
+            x = blur(x, pad=_up_pad(kh), gain=4.0)
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(b, c_out, 1, 1)
         return x
@@ -183,5 +210,5 @@ def modulated_conv2d(
     else:
         wt = w.transpose(1, 2).reshape(b * c_in, c_out, kh, kw).to(x.dtype)
         out = F.conv_transpose2d(xg, wt, stride=2, groups=b)
-        out = blur(out, fir * 4.0, pad=_up_pad(fir, kh))
+        out = blur(out, pad=_up_pad(kh), gain=4.0)
     return out.reshape(b, c_out, *out.shape[2:])

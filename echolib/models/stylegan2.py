@@ -34,7 +34,7 @@ from torch import nn
 from echolib.augment.ada import PIPES, AdaptiveAugment, GeneratorDraws
 from echolib.errors import ConfigError
 from echolib.models.base import GenerativeModel, StepContext, make_adam
-from echolib.models.layers import EqualConv2d, EqualLinear, bias_act, fir_kernel, modulated_conv2d, upsample2d
+from echolib.models.layers import EqualConv2d, EqualLinear, bias_act, modulated_conv2d, upsample2d
 
 
 @dataclass
@@ -113,10 +113,9 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(c_out))
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
-        self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None, fused: bool) -> torch.Tensor:
-        x = modulated_conv2d(x, self.weight, self.affine(w), up=self.up, fir=self.fir, fused=fused)
+        x = modulated_conv2d(x, self.weight, self.affine(w), up=self.up, fused=fused)
         if noise is not None:
             x = x + (noise * self.noise_strength).to(x.dtype)
         return bias_act(x, self.bias, "lrelu", clamp=self.clamp)
@@ -152,7 +151,6 @@ class SynthesisBlock(nn.Module):
             self.conv0 = SynthesisLayer(c_in, c_out, w_dim, resolution, up=2, clamp=clamp)
         self.conv1 = SynthesisLayer(c_out, c_out, w_dim, resolution, up=1, clamp=clamp)
         self.to_img = ToImage(c_out, img_channels, w_dim, clamp)
-        self.register_buffer("fir", fir_kernel(), persistent=False)
         self.num_conv = 1 if self.first else 2
 
     def forward(self, x, img, ws: torch.Tensor, noise: list[torch.Tensor | None], fused: bool):
@@ -164,7 +162,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, ws[:, 0], noise[0], fused)
             x = self.conv1(x, ws[:, 1], noise[1], fused)
         y = self.to_img(x, ws[:, self.num_conv], fused).float()
-        img = y if img is None else upsample2d(img, self.fir) + y
+        img = y if img is None else upsample2d(img) + y
         return x, img
 
 
@@ -228,19 +226,20 @@ class Generator(nn.Module):
 
     def forward(
         self,
-        z: torch.Tensor,
+        z: torch.Tensor | None = None,
         mix_z: torch.Tensor | None = None,
         mix_cutoff: torch.Tensor | None = None,
         noise: list[torch.Tensor] | None = None,
         *,
+        ws: torch.Tensor | None = None,
         psi: float = 1.0,
         noise_mode: str = "random",
         update_w_avg: bool = False,
-        return_ws: bool = False,
-    ):
-        ws = self.map(z, mix_z, mix_cutoff, psi=psi, update_w_avg=update_w_avg)
-        img = self.synthesize(ws, noise, noise_mode)
-        return (img, ws) if return_ws else img
+    ) -> torch.Tensor:
+        """Images from latents ``z`` (mapped here) or from given ``ws`` (then the mapping is skipped)."""
+        if ws is None:
+            ws = self.map(z, mix_z, mix_cutoff, psi=psi, update_w_avg=update_w_avg)
+        return self.synthesize(ws, noise, noise_mode)
 
 
 # ---------------------------------------------------------------------------- discriminator
@@ -417,7 +416,7 @@ class StyleGAN2ADA(GenerativeModel):
         """gamma/2 * E|grad_x D(aug(x))|^2 on reals, in fp32 (a second-order term bf16 would round away)."""
         with torch.autocast(device_type=ctx.device.type, enabled=False):
             x = real.detach().float().requires_grad_(True)
-            logits = self.fwd["D"](self._augment(x, ctx)).float()
+            logits = _uncompiled(self.fwd["D"])(self._augment(x, ctx)).float()
             (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
             penalty = grad.square().sum(dim=(1, 2, 3)).mean() * (self.cfg.r1_gamma / 2)
         return penalty + logits.mean() * 0  # keeps every D parameter in the graph (DDP)
@@ -426,7 +425,10 @@ class StyleGAN2ADA(GenerativeModel):
         """Penalise deviation of |J_w^T y| from its running mean: smooth, well-conditioned w -> image maps."""
         c = self.cfg
         n = max(ctx.batch // c.pl_batch_shrink, ctx.world_size)
-        img, ws = self.fwd["G"](**self._latents(ctx, n), return_ws=True)
+        latents = self._latents(ctx, n)
+        noise = latents.pop("noise")
+        ws = self.nets["G"].map(**latents)  # the mapping's gradient flows back through ws
+        img = _uncompiled(self.fwd["G"])(ws=ws, noise=noise)
         h, w = img.shape[2:]
         y = ctx.randn(n, img.shape[1], h, w) / math.sqrt(h * w)
         (grad,) = torch.autograd.grad((img.float() * y).sum(), ws, create_graph=True)
@@ -481,6 +483,20 @@ class StyleGAN2ADA(GenerativeModel):
                          ("pl_mean", self.pl_mean)):  # fmt: skip
             if key in state:
                 buf.copy_(torch.as_tensor(state[key]))
+
+
+def _uncompiled(fn: Any) -> Any:
+    """The eager callable behind a ``torch.compile`` wrapper (kept DDP-wrapped): for double-backward phases.
+
+    AOTAutograd cannot differentiate a compiled graph twice, and R1 and the path
+    length penalty are gradients of gradients. Understands torch's
+    ``OptimizedModule`` (``_orig_mod``) and the trainer's compile fallback (``eager``).
+    """
+    for attr in ("eager", "_orig_mod"):
+        inner = getattr(fn, attr, None)
+        if inner is not None:
+            return _uncompiled(inner)
+    return fn
 
 
 def _validate(cfg: StyleGAN2Config) -> None:
