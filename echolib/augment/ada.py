@@ -122,6 +122,21 @@ def _rotate(theta: torch.Tensor) -> torch.Tensor:
     return _mat([[c, -s, 0], [s, c, 0], [0, 0, 1]], theta)
 
 
+def _filter_along(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per-image 1D FIR along ``dim`` with reflection padding, as a sum of shifted slices.
+
+    A grouped convolution would do the same, but its double backward (R1
+    differentiates through the augmentation twice) loops over the groups.
+    """
+    taps, n = kernel.shape[1], x.shape[dim]
+    pad = [taps // 2] * 2 + [0, 0] if dim == 3 else [0, 0] + [taps // 2] * 2
+    xp = F.pad(x, pad, mode="reflect")
+    out = xp.narrow(dim, 0, n) * kernel[:, 0]
+    for k in range(1, taps):
+        out = out + xp.narrow(dim, k, n) * kernel[:, k]
+    return out
+
+
 class _GridSample(torch.autograd.Function):
     """Bilinear ``grid_sample`` (reflection padding) whose input gradient is itself differentiable.
 
@@ -346,7 +361,7 @@ class AugmentPipe(nn.Module):
         return torch.where(active[:, None, None, None], out, x)
 
     def _filter(self, x, g, gate) -> torch.Tensor:
-        n, c, h, w = x.shape
+        n = x.shape[0]
         power = torch.tensor(_BAND_POWER, device=x.device) / sum(_BAND_POWER)
         gains = torch.ones(n, len(_BAND_POWER), device=x.device)
         active = torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -357,13 +372,9 @@ class AugmentPipe(nn.Module):
             # keep the expected power of a 1/f image constant whatever the band gains
             gains = gains * t / (power * t.square()).sum(dim=1, keepdim=True).sqrt()
             active = active | on
-        kernel = gains @ self.bands  # [N, taps], one 1D filter per image, applied separably
-        taps = kernel.shape[1]
-        kernel = kernel.repeat_interleave(c, dim=0)
-        y = F.pad(x.reshape(1, n * c, h, w), [taps // 2] * 4, mode="reflect")
-        y = F.conv2d(y, kernel[:, None, None, :], groups=n * c)
-        y = F.conv2d(y, kernel[:, None, :, None], groups=n * c)
-        return torch.where(active[:, None, None, None], y.reshape(n, c, h, w), x)
+        kernel = (gains @ self.bands)[:, :, None, None, None]  # [N, taps, 1, 1, 1]: one 1D filter per image
+        y = _filter_along(_filter_along(x, kernel, 3), kernel, 2)
+        return torch.where(active[:, None, None, None], y, x)
 
 
 # -- the adaptive controller ------------------------------------------------------
