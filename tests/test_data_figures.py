@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from echolib.data.echonet import (
     bright_counts,
@@ -23,6 +24,7 @@ from echolib.data.echonet import (
 )
 from echolib.data.frames import FrameDataset
 from echolib.data.phantom import render_clip
+from echolib.metrics.pixel import intensity_histogram, sector_mask
 from echolib.report.data_figures import (
     bright_count_curve,
     by_video,
@@ -40,6 +42,7 @@ from echolib.report.data_figures import (
     pick_contrast,
     preprocessing_steps,
     read_raw_video,
+    sector_histogram,
     split_summary,
     video_grid,
 )
@@ -245,3 +248,12 @@ def test_pick_contrast_ratios():
     fig = contrast_histograms({"toy": table, "again": table})
     assert len(fig.axes) == 2 and all(len(ax.patches) == 2 for ax in fig.axes)
     plt.close(fig)
+
+
+def test_sector_histogram_in_chunks_equals_the_metric_histogram():
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (300, 1, 8, 8), dtype=np.uint8))
+    frames[:, :, :2] = 0  # a dark band outside the "sector"
+    fan = sector_mask(frames)
+    assert not fan[:2].any() and fan[2:].all()
+    assert np.array_equal(sector_histogram(frames), intensity_histogram(frames, fan))
+    assert sector_histogram(frames[:, 0].numpy()).sum() == 300 * 6 * 8
