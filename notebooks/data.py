@@ -215,11 +215,12 @@ plt.show()
 # %% [markdown]
 # The phantom reproduces what makes a frame recognisable as an apical
 # four-chamber echo: the fan with its apex at the top and black corners, the
-# bright septum running down the middle from the apex, dark chambers with the
-# LV on the right of the image, the atria below the valve plane, the bright
-# pericardium at the bottom, and granular speckle that coarsens with depth.
-# What it lacks is also visible: real frames have more clutter in the cavities,
-# dropout of walls parallel to the beam and a less regular anatomy.
+# bright septum running down from the apex, dark chambers with the LV on the
+# right of the image, the atria below the valve plane, the bright pericardium at
+# the bottom, and granular speckle. Set beside real frames, what it lacks is as
+# visible: its speckle is coarser and blotchier, its outlines smoother and more
+# regular, while real frames show clutter in the cavities, walls that fade where
+# they run parallel to the beam, and the occasional frame that is nearly blank.
 
 # %% [markdown]
 # ## The preprocessing, step by step
