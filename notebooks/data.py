@@ -401,12 +401,10 @@ if real_ds is not None and len(clips) >= 20:  # what the text below says about r
 if real_ds is not None:
     darkest = contrast["EchoNet-Dynamic (shared)"]["diastole / ends"].nsmallest(4)
     rows = [real_ids.index(v) for v in darkest.index]
-    fig = frame_panels({"the four real videos with the darkest \"diastole\" frame":
-                        real_ds.images[:, 0].numpy()[positions[rows]]},
-                       col_labels={"the four real videos with the darkest \"diastole\" frame": [
-                           "f0 first", 'f1 "systole"', 'f2 "diastole"', "f3 last"]},
-                       row_labels={"the four real videos with the darkest \"diastole\" frame": [
-                           f"{v[:10]}\n{r:.2f}" for v, r in darkest.items()]})
+    title = 'the four real videos with the darkest "diastole" frame (ratio to the ends)'
+    fig = frame_panels({title: real_ds.images[:, 0].numpy()[positions[rows]]},
+                       col_labels={title: ["f0 first", 'f1 "systole"', 'f2 "diastole"', "f3 last"]},
+                       row_labels={title: [f"{v[:10]}\n{r:.2f}" for v, r in darkest.items()]})
     plt.show()
 else:
     print("Real frames not available: the phantom's contrast is shown alone.")
