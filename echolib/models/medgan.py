@@ -59,8 +59,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from echolib.models.base import GenerativeModel, StepContext, make_adam
-from echolib.models.dcgan import Discriminator, Generator, Norm
+from echolib.models.base import StepContext
+from echolib.models.dcgan import Norm
+from echolib.models.wgan import WassersteinDCGAN
 
 
 @dataclass
@@ -106,29 +107,16 @@ def schedule(
     return (1, 0) if bool(skip_critic(loss_g, loss_d, t1, t2)) else (1, 1)
 
 
-class MedGAN(GenerativeModel):
+class MedGAN(WassersteinDCGAN):
     arch = "medgan"
     Config = MedGANConfig
-    ema_names = ()
-
-    def __init__(self, cfg: MedGANConfig, resolution: int = 128, channels: int = 1) -> None:
-        super().__init__(cfg, resolution, channels)
-        self.nets["G"] = Generator(cfg.z_dim, resolution, channels, cfg.g_channels, cfg.max_channels, cfg.g_norm)
-        self.nets["D"] = Discriminator(resolution, channels, cfg.d_channels, cfg.max_channels, cfg.critic_norm)
-        self.finish_init()
-
-    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.cfg
-        if c.optimizer == "rmsprop":
-            return {k: torch.optim.RMSprop(self.nets[k].parameters(), lr=c.lr) for k in ("G", "D")}
-        return {k: make_adam(self.nets[k].parameters(), c.lr, c.betas) for k in ("G", "D")}
 
     def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         c = self.cfg
         G, D = self.nets["G"], self.nets["D"]
         if ctx.step < c.warmup_cycles:
-            losses = [self._critic_step(ctx.next_real().images, ctx.randn(ctx.batch, c.z_dim), optimizers["D"])
-                      for _ in range(c.warmup_n_critic)]
+            losses = [self.critic_step(ctx.next_real().images, ctx.randn(ctx.batch, c.z_dim), optimizers["D"],
+                                       clip=c.clip)[0] for _ in range(c.warmup_n_critic)]
             loss_d = torch.stack(losses).mean()
             n_d = torch.full((), float(c.warmup_n_critic), device=ctx.device)
         else:
@@ -143,44 +131,14 @@ class MedGAN(GenerativeModel):
             skip = skip_critic(loss_g_check, loss_d, c.t1, c.t2)
             if c.host_decision:
                 if not bool(skip):  # one host sync per cycle
-                    self._critic_step(real, z_d, optimizers["D"])
+                    self.critic_step(real, z_d, optimizers["D"], clip=c.clip)
             else:
                 undo = Rollback([*D.parameters(), *D.buffers(), *G.buffers()], optimizers["D"], D.parameters())
-                self._critic_step(real, z_d, optimizers["D"])
+                self.critic_step(real, z_d, optimizers["D"], clip=c.clip)
                 undo(skip)
             n_d = (~skip).float()
-        z = ctx.randn(ctx.batch, c.z_dim)
-        D.requires_grad_(False)
-        loss_g = -D(self.fwd["G"](z)).float().mean()
-        optimizers["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        optimizers["G"].step()
-        D.requires_grad_(True)
-        return {"loss_G": loss_g.detach(), "loss_D": loss_d.detach(), "critic_updates": n_d}
-
-    def _critic_step(self, real: torch.Tensor, z: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
-        """One WGAN critic update on ``real`` against ``G(z)``, then weight clipping; returns L_D."""
-        with torch.no_grad():
-            fake = self.nets["G"](z)
-        loss = self.fwd["D"](fake).float().mean() - self.fwd["D"](real).float().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        params = list(self.nets["D"].parameters())
-        with torch.no_grad():
-            torch._foreach_clamp_min_(params, -self.cfg.clip)
-            torch._foreach_clamp_max_(params, self.cfg.clip)
-        return loss.detach()
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True, **options: Any) -> torch.Tensor:
-        G = self.sampling_net("G", use_ema)
-        was = G.training
-        G.eval()
-        z = torch.randn(n, self.cfg.z_dim, generator=generator, device=generator.device)
-        out = G(z.to(self.device)).float()
-        G.train(was)
-        return out
+        loss_g = self.generator_step(ctx.randn(ctx.batch, c.z_dim), optimizers["G"])
+        return {"loss_G": loss_g, "loss_D": loss_d.detach(), "critic_updates": n_d}
 
 
 class Rollback:

@@ -42,12 +42,16 @@ class WGANConfig:
     g_norm: Norm = "batch"  # normalisation in the generator (DCGAN: batch)
 
 
-class WGAN(GenerativeModel):
-    arch = "wgan"
-    Config = WGANConfig
+class WassersteinDCGAN(GenerativeModel):
+    """DCGAN networks, their optimizers, and the critic/generator updates WGAN and MedGAN share.
+
+    Subclasses decide *how many* critic updates a step gets (WGAN: ``n_critic``;
+    MedGAN: its T1/T2 rule); the updates themselves are these.
+    """
+
     ema_names = ()
 
-    def __init__(self, cfg: WGANConfig, resolution: int = 128, channels: int = 1) -> None:
+    def __init__(self, cfg: Any, resolution: int = 128, channels: int = 1) -> None:
         super().__init__(cfg, resolution, channels)
         self.nets["G"] = Generator(cfg.z_dim, resolution, channels, cfg.g_channels, cfg.max_channels, cfg.g_norm)
         self.nets["D"] = Discriminator(resolution, channels, cfg.d_channels, cfg.max_channels, cfg.critic_norm)
@@ -59,41 +63,41 @@ class WGAN(GenerativeModel):
             return {k: torch.optim.RMSprop(self.nets[k].parameters(), lr=c.lr) for k in ("G", "D")}
         return {k: make_adam(self.nets[k].parameters(), c.lr, c.betas) for k in ("G", "D")}
 
-    def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        G, D = self.nets["G"], self.nets["D"]
-        d_losses, gps = [], []
-        for _ in range(c.n_critic):
-            real = ctx.next_real().images
-            z = ctx.randn(ctx.batch, c.z_dim)
+    def critic_step(self, real: torch.Tensor, z: torch.Tensor, opt: torch.optim.Optimizer, *, clip: float | None,
+                    gp_alpha: torch.Tensor | None = None, gp_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One critic update on ``real`` against ``G(z)``; returns ``(L_D, gradient penalty or None)``.
+
+        Real and fake pass separately, as in the WGAN code: a batch-norm critic then
+        normalises fakes by fake-only statistics here and in the generator step
+        (one function, not two).
+        """
+        with torch.no_grad():
+            fake = self.nets["G"](z)
+        loss = self.fwd["D"](fake).float().mean() - self.fwd["D"](real).float().mean()
+        gp = None
+        if gp_alpha is not None:
+            gp = gradient_penalty(self.fwd["D"], real, fake, gp_alpha)
+            loss = loss + gp_weight * gp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if clip is not None:
+            params = list(self.nets["D"].parameters())
             with torch.no_grad():
-                fake = G(z)
-            # Real and fake pass separately, as in the WGAN code: a batch-norm critic then normalises
-            # fakes by fake-only statistics here and in the generator step below (one function, not two).
-            loss = self.fwd["D"](fake).float().mean() - self.fwd["D"](real).float().mean()
-            if c.loss == "gp":
-                gp = gradient_penalty(self.fwd["D"], real, fake, ctx.rand(ctx.batch, 1, 1, 1))
-                gps.append(gp.detach())
-                loss = loss + c.gp_weight * gp
-            optimizers["D"].zero_grad(set_to_none=True)
-            loss.backward()
-            optimizers["D"].step()
-            if c.loss == "clip":
-                with torch.no_grad():
-                    torch._foreach_clamp_min_(list(D.parameters()), -c.clip)
-                    torch._foreach_clamp_max_(list(D.parameters()), c.clip)
-            d_losses.append(loss.detach())
-        z = ctx.randn(ctx.batch, c.z_dim)
+                torch._foreach_clamp_min_(params, -clip)
+                torch._foreach_clamp_max_(params, clip)
+        return loss.detach(), None if gp is None else gp.detach()
+
+    def generator_step(self, z: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
+        """One generator update minimising ``-D(G(z))``; D is used unwrapped (no DDP sync for it)."""
+        D = self.nets["D"]
         D.requires_grad_(False)
-        g_loss = -D(self.fwd["G"](z)).float().mean()
-        optimizers["G"].zero_grad(set_to_none=True)
-        g_loss.backward()
-        optimizers["G"].step()
+        loss = -D(self.fwd["G"](z)).float().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
         D.requires_grad_(True)
-        out = {"loss_G": g_loss.detach(), "loss_D": torch.stack(d_losses).mean()}
-        if gps:
-            out["loss_gp"] = torch.stack(gps).mean()
-        return out
+        return loss.detach()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True, **options: Any) -> torch.Tensor:
@@ -103,6 +107,29 @@ class WGAN(GenerativeModel):
         z = torch.randn(n, self.cfg.z_dim, generator=generator, device=generator.device)
         out = G(z.to(self.device)).float()
         G.train(was)
+        return out
+
+
+class WGAN(WassersteinDCGAN):
+    arch = "wgan"
+    Config = WGANConfig
+
+    def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        d_losses, gps = [], []
+        for _ in range(c.n_critic):
+            real = ctx.next_real().images
+            z = ctx.randn(ctx.batch, c.z_dim)
+            alpha = ctx.rand(ctx.batch, 1, 1, 1) if c.loss == "gp" else None
+            loss, gp = self.critic_step(real, z, optimizers["D"], clip=c.clip if c.loss == "clip" else None,
+                                        gp_alpha=alpha, gp_weight=c.gp_weight)
+            d_losses.append(loss)
+            if gp is not None:
+                gps.append(gp)
+        g_loss = self.generator_step(ctx.randn(ctx.batch, c.z_dim), optimizers["G"])
+        out = {"loss_G": g_loss, "loss_D": torch.stack(d_losses).mean()}
+        if gps:
+            out["loss_gp"] = torch.stack(gps).mean()
         return out
 
 
