@@ -1,0 +1,178 @@
+"""Feature extractors: the compact domain network ``echo`` and where every extractor's weights live.
+
+Why a domain extractor: Inception-v3 was trained on ImageNet photographs; on
+128x128 grayscale echocardiograms its features mostly encode texture statistics
+that ImageNet cares about, and its weights (95 MB) cannot be downloaded on an
+offline machine. ``echo`` is a small CNN (about 0.7 M parameters, under 3 MB)
+trained by echolib on real EchoNet-Dynamic frames with self-supervised
+contrastive learning (:mod:`echolib.metrics.train_extractor`), shipped in
+``echolib/assets`` and identified by the sha256 of its weights file. It is
+registered with torch-fidelity as a feature extractor, so
+``torch_fidelity.calculate_metrics(..., feature_extractor="echo")`` computes
+FID, KID and precision/recall on it with torch-fidelity's own code.
+
+Its features are the 256-d global average of the last convolutional stage,
+standardised per dimension with the mean and standard deviation over the
+training frames (stored in the weights), so a feature has unit variance on real
+data and FID values share a scale across runs of the extractor recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+from echolib.errors import ConfigError, DataError
+
+ECHO = "echo"
+FEATURE = "256"  # torch-fidelity feature name of the echo embedding
+ENV_ECHO_WEIGHTS = "ECHOLIB_ECHO_WEIGHTS"
+ASSET_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "echo_extractor.pt"
+RESOLUTION = 128
+
+
+class EchoEncoder(nn.Module):
+    """Five stride-2 stages of 3x3 convolutions, GroupNorm and SiLU; 256-d global average.
+
+    GroupNorm rather than BatchNorm: a frame's features must not depend on the
+    other frames of its batch, in training or evaluation.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (24, 48, 96, 192), dim: int = 256) -> None:
+        super().__init__()
+        self.widths, self.dim = tuple(widths), dim
+        layers: list[nn.Module] = [*_conv(1, widths[0], stride=2)]
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [*_conv(c_in, c_out, stride=2), *_conv(c_out, c_out, stride=1)]
+        layers += [nn.Conv2d(widths[-1], dim, 1)]
+        self.body = nn.Sequential(*layers)
+        # per-dimension standardisation measured on the training frames after training
+        self.register_buffer("feat_mean", torch.zeros(dim))
+        self.register_buffer("feat_std", torch.ones(dim))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw pooled features of float images in [-1, 1], ``[B, 1, 128, 128]`` -> ``[B, dim]``."""
+        return self.body(x).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.embed(x) - self.feat_mean) / self.feat_std
+
+
+def _conv(c_in: int, c_out: int, stride: int) -> tuple[nn.Module, ...]:
+    return (nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.GroupNorm(min(8, c_out // 4), c_out), nn.SiLU())
+
+
+def prepare_uint8(x: torch.Tensor, resolution: int = RESOLUTION) -> torch.Tensor:
+    """uint8 ``[B, C, H, W]`` (C = 1 or 3 equal channels) -> float ``[B, 1, 128, 128]`` in [-1, 1]."""
+    if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"echo extractor expects uint8 [B, 1|3, H, W] images, got {x.dtype} {tuple(x.shape)}")
+    x = x.float().mean(1, keepdim=True) if x.shape[1] == 3 else x.float()
+    if x.shape[-2:] != (resolution, resolution):
+        shrink = x.shape[-1] > resolution
+        x = F.interpolate(x, size=(resolution, resolution), mode="area" if shrink else "bilinear", align_corners=None)
+    return x.mul_(2.0 / 255.0).sub_(1.0)
+
+
+# -- weights ---------------------------------------------------------------------
+def echo_weights_path(path: str | Path | None = None) -> Path:
+    """The echo weights in use: ``path``, else ``$ECHOLIB_ECHO_WEIGHTS``, else the shipped asset."""
+    chosen = Path(path) if path is not None else Path(os.environ.get(ENV_ECHO_WEIGHTS) or ASSET_WEIGHTS)
+    if not chosen.is_file():
+        hint = (
+            f" (set by ${ENV_ECHO_WEIGHTS})" if path is None and os.environ.get(ENV_ECHO_WEIGHTS) else ""
+        ) + "; train one with `python -m echolib.metrics.train_extractor --data FRAMES --out FILE`"
+        raise ConfigError(f"echo extractor weights not found at {chosen}{hint}")
+    return chosen
+
+
+def file_sha256(path: str | Path) -> str:
+    return _sha256_cached(str(Path(path).resolve()), *_stat_key(Path(path)))
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+@lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_echo_encoder(path: str | Path | None = None) -> EchoEncoder:
+    """Build the encoder from a weights file (``weights_only=True``: tensors and plain metadata)."""
+    path = echo_weights_path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        arch = state["arch"]
+        model = EchoEncoder(tuple(arch["widths"]), int(arch["dim"]))
+        model.load_state_dict(state["state_dict"])
+    except (KeyError, RuntimeError, TypeError, ValueError, EOFError) as exc:  # torch raises several types
+        raise DataError(f"{path}: not an echo extractor weights file ({type(exc).__name__}: {exc})") from exc
+    return model.eval().requires_grad_(False)
+
+
+def echo_checkpoint(model: EchoEncoder, **meta: object) -> dict:
+    """What a weights file holds: the architecture, the state dict and plain metadata."""
+    return {
+        "arch": {"widths": list(model.widths), "dim": model.dim, "resolution": RESOLUTION},
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "meta": dict(meta),
+    }
+
+
+# -- torch-fidelity --------------------------------------------------------------
+class FeatureExtractorEcho(FeatureExtractorBase):
+    """torch-fidelity adapter: uint8 ``[B, 3, H, W]`` in, the standardised 256-d echo embedding out."""
+
+    def __init__(self, name: str, features_list, feature_extractor_weights_path=None, **kwargs) -> None:
+        super().__init__(name, features_list)
+        self.encoder = load_echo_encoder(feature_extractor_weights_path)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = prepare_uint8(x)
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        feats = self.encoder(x).float()
+        return tuple(feats for _ in self.features_list)
+
+    @staticmethod
+    def get_provided_features_list():
+        return (FEATURE,)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return FEATURE
+
+    @staticmethod
+    def can_be_compiled():
+        return True
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 3, RESOLUTION, RESOLUTION, dtype=torch.uint8)
+
+
+def register() -> None:
+    """Make ``feature_extractor="echo"`` known to torch-fidelity (idempotent)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if ECHO not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(ECHO, FeatureExtractorEcho)
+
+
+register()
