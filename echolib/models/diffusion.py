@@ -51,11 +51,13 @@ preconditioning, the noise levels, the ODE state and the loss stay in fp32.
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -186,7 +188,8 @@ class Diffusion(GenerativeModel):
         if not self.classes:
             return
         key = self.cfg.label_key
-        values = [info.get(key) for info in dataset.infos]
+        beside = _manifest_column(getattr(dataset, "source", None), key)
+        values = [info.get(key) or beside.get(info.name) for info in dataset.infos]
         missing = [i for i, v in enumerate(values) if not v]
         where = getattr(dataset, "source", None) or "the training data"
         if missing:
@@ -239,13 +242,10 @@ class Diffusion(GenerativeModel):
         labels = self._train_labels(ctx, real.index)
         noise = ctx.randn(b, *x0.shape[1:])
         if c.formulation == "edm":
-            sigma = (ctx.randn(b) * c.p_std + c.p_mean).exp().reshape(-1, 1, 1, 1)
-            denoised = self.denoise(self.fwd["net"], x0 + sigma * noise, sigma, labels)
-            loss = (edm_loss_weight(sigma, c.sigma_data) * (denoised - x0).square()).mean()
+            level = (ctx.randn(b) * c.p_std + c.p_mean).exp()  # sigma, log-normal
         else:
-            t = torch.sigmoid(ctx.randn(b) * c.t_std + c.t_mean).reshape(-1, 1, 1, 1)
-            v = self.velocity(self.fwd["net"], (1 - t) * x0 + t * noise, t, labels)
-            loss = (v - (noise - x0)).square().mean()
+            level = torch.sigmoid(ctx.randn(b) * c.t_std + c.t_mean)  # t, logit-normal
+        loss = self.per_sample_loss(self.fwd["net"], x0, level, noise, labels).mean()
         opt = optimizers["net"]
         ramp = min(1.0, (ctx.nimg + b) / (c.lr_rampup_kimg * 1000)) if c.lr_rampup_kimg > 0 else 1.0
         for group in opt.param_groups:
@@ -254,6 +254,58 @@ class Diffusion(GenerativeModel):
         loss.backward()
         opt.step()
         return {"loss": loss.detach()}
+
+    def corrupt(self, x0: torch.Tensor, level: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``x0`` at noise level ``level`` [B]: ``x0 + sigma n`` (edm) or ``(1 - t) x0 + t n`` (flow)."""
+        level = level.float().reshape(-1, 1, 1, 1)
+        if self.cfg.formulation == "edm":
+            return x0 + level * noise
+        return (1 - level) * x0 + level * noise
+
+    def per_sample_loss(self, net, x0: torch.Tensor, level: torch.Tensor, noise: torch.Tensor,
+                        labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss of each frame ``[B]`` at its noise level (sigma for edm, t for flow), in fp32."""
+        x = self.corrupt(x0, level, noise)
+        if self.cfg.formulation == "edm":
+            sigma = level.float().reshape(-1, 1, 1, 1)
+            err = edm_loss_weight(sigma, self.cfg.sigma_data) * (self.denoise(net, x, sigma, labels) - x0).square()
+        else:
+            err = (self.velocity(net, x, level, labels) - (noise - x0)).square()
+        return err.flatten(1).mean(1)
+
+    @torch.no_grad()
+    def predict_clean(self, x: torch.Tensor, level: torch.Tensor, labels: torch.Tensor | None = None, *,
+                      use_ema: bool = True) -> torch.Tensor:
+        """The network's estimate of the clean frame from ``x`` at ``level``: ``D(x; sigma)`` or ``x - t v``."""
+        net = self.sampling_net("net", use_ema)
+        was = net.training
+        net.eval()
+        try:
+            if self.cfg.formulation == "edm":
+                return self.denoise(net, x, level, labels)
+            return x.float() - level.float().reshape(-1, 1, 1, 1) * self.velocity(net, x, level, labels)
+        finally:
+            net.train(was)
+
+    @torch.no_grad()
+    def level_losses(self, x0: torch.Tensor, levels: Sequence[float], generator: torch.Generator, *,
+                     use_ema: bool = True) -> torch.Tensor:
+        """Mean training loss on frames ``x0`` at each fixed noise level: where the model has learned what."""
+        net = self.sampling_net("net", use_ema)
+        was = net.training
+        net.eval()
+        try:
+            out = []
+            for level in levels:
+                noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
+                lv = torch.full((x0.shape[0],), float(level), device=x0.device)
+                labels = None
+                if self.classes:  # evaluate the unconditional model (the "no label" input)
+                    labels = torch.zeros(x0.shape[0], len(self.classes), device=x0.device)
+                out.append(self.per_sample_loss(net, x0.float(), lv, noise, labels).mean())
+            return torch.stack(out)
+        finally:
+            net.train(was)
 
     def _train_labels(self, ctx: StepContext, index: torch.Tensor) -> torch.Tensor | None:
         """One-hot labels of the batch, zeroed ("no label") with probability ``label_dropout``."""
@@ -355,6 +407,22 @@ class Diffusion(GenerativeModel):
         if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(self.classes):
             return label
         raise ConfigError(f"unknown label {label!r}; this model knows {self.classes} (or indices 0..{len(self.classes) - 1})")
+
+
+def _manifest_column(source: Any, key: str) -> dict[str, str]:
+    """``file name -> value`` of column ``key`` in the ``manifest.csv`` inside a folder source, else empty.
+
+    A folder of frames (``data="phantom"`` resolves to one, as does the output of
+    ``echolib preprocess``) is read as bare PNGs, so its frames carry no manifest
+    metadata; the manifest written beside them still names each frame's phase.
+    """
+    if source is None or not Path(source).is_dir():
+        return {}
+    manifest = Path(source) / "manifest.csv"
+    if not manifest.is_file():
+        return {}
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        return {Path(row["file"]).name: row[key] for row in csv.DictReader(fh) if row.get("file") and row.get(key)}
 
 
 def _validate(c: DiffusionConfig) -> None:
