@@ -134,7 +134,7 @@ maps = model.make_conditions(held)
 assert maps.shape == held.images.shape and set(maps.unique().tolist()) <= {0, 255}
 n_show = min(8, len(held))
 image_grid(torch.cat([held.images[:n_show], maps[:n_show]]), nrow=n_show,
-           title=f"{len(held)} held-out frames of {len(held_ids)} hearts, and their {cfg.condition} maps");
+           title=f"{len(held)} held-out frames of {len(set(held.video_ids))} hearts, and their {cfg.condition} maps");
 print(f"{len(dataset)} frames, {len(held)} held out; condition pixels on: {(maps > 0).float().mean():.1%}")
 
 # %% [markdown]
