@@ -33,7 +33,7 @@ NBRUNS := $(CURDIR)/_build/test-runs
 
 test: $(STAMP) browser-deps
 	$(PY) -m echolib.pipeline.notebooks $(NBDIR) >/dev/null
-	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest tests $(NBDIR) --nbval-lax $(PYTEST_ARGS)
+	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest tests $(NBDIR) --nbval-lax --durations=30 $(PYTEST_ARGS)
 
 browser-deps:
 	@sh .ci/browser-deps.sh
