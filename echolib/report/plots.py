@@ -41,10 +41,11 @@ def loss_curves(runs: str | Path | Sequence[str | Path], keys: Sequence[str] | N
     for ax, key in zip(axes.flat, keys):
         for run, df in logs:
             if key in df and len(df):
-                y = df[key].astype(float)
+                sel = df[["kimg", key]].astype(float).dropna()  # lazy terms (R1, PL) skip some ticks
+                y = sel[key]
                 if smooth > 1:
                     y = y.rolling(smooth, min_periods=1).mean()
-                ax.plot(df["kimg"], y, label=_label(run))
+                ax.plot(sel["kimg"], y, marker="." if len(sel) < 20 else None, label=_label(run))
         ax.set_title(key)
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)
