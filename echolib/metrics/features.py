@@ -11,10 +11,19 @@ registered with torch-fidelity as a feature extractor, so
 ``torch_fidelity.calculate_metrics(..., feature_extractor="echo")`` computes
 FID, KID and precision/recall on it with torch-fidelity's own code.
 
-Its features are the 256-d global average of the last convolutional stage,
-standardised per dimension with the mean and standard deviation over the
-training frames (stored in the weights), so a feature has unit variance on real
-data and FID values share a scale across runs of the extractor recipe.
+Its features are global averages read at four depths: the stem (24 channels),
+the first two stages (48 and 96) and the 256-d head that the contrastive loss
+trained, 424 numbers in all, each standardised with its mean and standard
+deviation over the training frames (stored in the weights), so every feature
+has unit variance on real data. Why not the head alone: contrastive learning
+keeps what tells one frame from another (the heart, its size and position)
+and discards what all real frames share, such as the straight edges of the
+sector and the grain of the speckle, which is exactly what a generator may get
+wrong. Shallow layers still carry it. On held-out videos (``echo_extractor.json``)
+FID is 5.3 between two disjoint sets of real videos, grows to 5.6, 8.4 and 22
+under 3, 6 and 10 px of smooth elastic distortion of the anatomy (and likewise
+with noise, blur and speckle smoothing), and is 242 for the phantom; with the
+head alone, 6 px of distortion had moved FID by 7 % in a trial on 600 frames.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import pickle
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,14 +43,14 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from echolib.errors import ConfigError, DataError
 
 ECHO = "echo"
-FEATURE = "256"  # torch-fidelity feature name of the echo embedding
+FEATURE = "pooled"  # torch-fidelity feature name of the echo embedding
 ENV_ECHO_WEIGHTS = "ECHOLIB_ECHO_WEIGHTS"
 ASSET_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "echo_extractor.pt"
 RESOLUTION = 128
 
 
 class EchoEncoder(nn.Module):
-    """Five stride-2 stages of 3x3 convolutions, GroupNorm and SiLU; 256-d global average.
+    """Stride-2 stages of 3x3 convolutions, GroupNorm and SiLU, a 1x1 head; pooled features at four depths.
 
     GroupNorm rather than BatchNorm: a frame's features must not depend on the
     other frames of its batch, in training or evaluation.
@@ -50,20 +60,35 @@ class EchoEncoder(nn.Module):
         super().__init__()
         self.widths, self.dim = tuple(widths), dim
         layers: list[nn.Module] = [*_conv(1, widths[0], stride=2)]
+        taps = [len(layers) - 1]  # stem output
         for c_in, c_out in itertools.pairwise(widths):
             layers += [*_conv(c_in, c_out, stride=2), *_conv(c_out, c_out, stride=1)]
+            taps.append(len(layers) - 1)
         layers += [nn.Conv2d(widths[-1], dim, 1)]
         self.body = nn.Sequential(*layers)
+        # the last stage feeds the head linearly, so its own average would add nothing new
+        self.taps = tuple(taps[:-1])
+        self.feature_dim = sum(widths[:-1]) + dim
         # per-dimension standardisation measured on the training frames after training
-        self.register_buffer("feat_mean", torch.zeros(dim))
-        self.register_buffer("feat_std", torch.ones(dim))
+        self.register_buffer("feat_mean", torch.zeros(self.feature_dim))
+        self.register_buffer("feat_std", torch.ones(self.feature_dim))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw pooled features of float images in [-1, 1], ``[B, 1, 128, 128]`` -> ``[B, dim]``."""
+        """The head's pooled output for float images in [-1, 1] ``[B, 1, 128, 128]``: what the loss trains."""
         return self.body(x).mean((2, 3))
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw global averages at the stem, the early stages and the head: ``[B, feature_dim]``."""
+        out = []
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            if i in self.taps:
+                out.append(x.mean((2, 3)))
+        out.append(x.mean((2, 3)))
+        return torch.cat(out, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.embed(x) - self.feat_mean) / self.feat_std
+        return (self.pooled(x) - self.feat_mean) / self.feat_std
 
 
 def _conv(c_in: int, c_out: int, stride: int) -> tuple[nn.Module, ...]:
@@ -119,7 +144,7 @@ def load_echo_encoder(path: str | Path | None = None) -> EchoEncoder:
         arch = state["arch"]
         model = EchoEncoder(tuple(arch["widths"]), int(arch["dim"]))
         model.load_state_dict(state["state_dict"])
-    except (KeyError, RuntimeError, TypeError, ValueError, EOFError) as exc:  # torch raises several types
+    except (KeyError, RuntimeError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise DataError(f"{path}: not an echo extractor weights file ({type(exc).__name__}: {exc})") from exc
     return model.eval().requires_grad_(False)
 
@@ -135,7 +160,7 @@ def echo_checkpoint(model: EchoEncoder, **meta: object) -> dict:
 
 # -- torch-fidelity --------------------------------------------------------------
 class FeatureExtractorEcho(FeatureExtractorBase):
-    """torch-fidelity adapter: uint8 ``[B, 3, H, W]`` in, the standardised 256-d echo embedding out."""
+    """torch-fidelity adapter: uint8 ``[B, 3, H, W]`` in, the standardised 424-d echo features out."""
 
     def __init__(self, name: str, features_list, feature_extractor_weights_path=None, **kwargs) -> None:
         super().__init__(name, features_list)

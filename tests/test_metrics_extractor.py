@@ -1,0 +1,131 @@
+"""The ``echo`` extractor: shipped weights identified by sha256, registered with torch-fidelity, deterministic
+training, and a sensible metric on held-out real videos."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+
+import pytest
+import torch
+
+from echolib.errors import ConfigError
+from echolib.metrics import extractor_sha256, features, fidelity
+from echolib.metrics.corruptions import STRENGTHS, corrupt
+from echolib.metrics.references import phantom_image_set
+
+
+def test_shipped_weights_are_small_identified_and_load_weights_only():
+    path = features.ASSET_WEIGHTS
+    card = json.loads(path.with_suffix(".json").read_text())
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert path.stat().st_size <= 5 * 1024 * 1024
+    assert card["sha256"] == sha
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(state) == {"arch", "state_dict", "meta"}
+    model = features.load_echo_encoder(path)
+    assert sum(p.numel() for p in model.parameters()) == card["parameters"]
+    assert card["sanity"]["corruptions_monotone"] is True
+
+
+def test_registered_with_torch_fidelity_and_batch_independent(monkeypatch):
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+    from torch_fidelity.utils import create_feature_extractor
+
+    monkeypatch.delenv(features.ENV_ECHO_WEIGHTS, raising=False)
+    assert FEATURE_EXTRACTORS_REGISTRY["echo"] is features.FeatureExtractorEcho
+    assert extractor_sha256("echo") == hashlib.sha256(features.ASSET_WEIGHTS.read_bytes()).hexdigest()
+    net = create_feature_extractor("echo", [features.FEATURE], cuda=False, verbose=False)
+    x = phantom_image_set(3, seed=1).images.expand(-1, 3, -1, -1)
+    together = net(x)[0]
+    alone = torch.cat([net(x[i : i + 1])[0] for i in range(len(x))])
+    assert together.shape == (12, 424)
+    assert torch.allclose(together, alone, atol=1e-4)  # GroupNorm: a frame's features ignore its batch
+    # other sizes are resampled to 128x128; gray given as one channel equals three equal channels
+    assert net(torch.nn.functional.interpolate(x.float(), size=64).round().to(torch.uint8))[0].shape == (12, 424)
+    assert torch.allclose(features.prepare_uint8(x), features.prepare_uint8(x[:, :1]))
+
+
+def test_weights_override_changes_the_identity(tmp_path, monkeypatch):
+    torch.manual_seed(1)
+    other = tmp_path / "other.pt"
+    torch.save(features.echo_checkpoint(features.EchoEncoder()), other)
+    monkeypatch.setenv(features.ENV_ECHO_WEIGHTS, str(other))
+    assert extractor_sha256("echo") == hashlib.sha256(other.read_bytes()).hexdigest()
+    monkeypatch.setenv(features.ENV_ECHO_WEIGHTS, str(tmp_path / "missing.pt"))
+    with pytest.raises(ConfigError, match="missing.pt"):
+        extractor_sha256("echo")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception, match="not an echo extractor weights file"):
+        features.load_echo_encoder(tmp_path / "bad.pt")
+
+
+def test_training_is_deterministic(tmp_path):
+    """Same seed, same recipe: byte-identical weights (a tiny recipe on phantom frames)."""
+    from echolib.data.frames import FrameDataset, FrameInfo
+    from echolib.io import atomic_torch_save
+    from echolib.metrics import train_extractor as te
+
+    ph = phantom_image_set(6, seed=3)
+    ds = FrameDataset(images=ph.images, infos=[FrameInfo(f"{v}_f{i % 4}.png", v) for i, v in enumerate(ph.video_ids)])
+    recipe = dataclasses.replace(te.Recipe(), steps=2, batch=4, warmup=1, widths=(8, 16), dim=32, proj_dim=8)
+    digests = []
+    for run in range(2):
+        torch.use_deterministic_algorithms(True)
+        try:
+            model, history = te.train(ds, recipe, log_every=1)
+        finally:
+            torch.use_deterministic_algorithms(False)
+        te.standardise(model, ds.images)
+        atomic_torch_save(features.echo_checkpoint(model), tmp_path / f"w{run}.pt")
+        digests.append(hashlib.sha256((tmp_path / f"w{run}.pt").read_bytes()).hexdigest())
+        assert len(history) == 2 and all(h["loss"] > 0 for h in history)
+    assert digests[0] == digests[1]
+    f = te.embed_all(model, ds.images)
+    assert f.shape == (24, 8 + 32) and torch.allclose(
+        f.mean(0), torch.zeros(40), atol=1e-4
+    )  # standardised on the training frames
+
+
+def test_augmentations_shift_whole_pixels_and_keep_the_background():
+    """The shipped recipe never resamples: a view is the frame shifted by whole pixels, up to gain and gamma."""
+    from echolib.metrics import train_extractor as te
+
+    x = phantom_image_set(2, seed=4).images.float().mul(2 / 255).sub(1)
+    g = torch.Generator().manual_seed(0)
+    y = te.augment(x, te.Recipe(), g)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+    assert (y[:, :, :4, :4] == -1).all()  # the black corner stays black
+    shifted_only = te.augment(x, dataclasses.replace(te.Recipe(), gain=0, gamma=0), g)
+    for view, frame in zip(shifted_only, x):
+        padded = torch.nn.functional.pad(frame, (3, 3, 3, 3), value=-1.0)
+        errors = [
+            (torch.roll(padded, (dy, dx), (1, 2))[:, 3:-3, 3:-3] - view).abs().max().item()
+            for dy, dx in itertools.product(range(-3, 4), repeat=2)
+        ]
+        assert min(errors) < 1e-5
+    none = dataclasses.replace(te.Recipe(), shift_px=0, gain=0, gamma=0)
+    assert torch.allclose(te.augment(x, none, g), x, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_a_sensible_metric_on_held_out_real_videos(real_frames):
+    """Near 0 for disjoint real video sets; grows monotonically with every corruption; large for the phantom."""
+    from echolib.data.frames import FrameDataset
+    from echolib.metrics.train_extractor import Recipe, embed_all
+
+    r = Recipe()
+    parts = FrameDataset(real_frames).split(r.split, seed=r.split_seed)  # val/test videos: unseen in training
+    val, test = parts["val"].images, parts["test"].images
+    net = features.load_echo_encoder()
+    f_val, f_test = embed_all(net, val), embed_all(net, test)
+    base = fidelity.fid(f_test, f_val)
+    phantom = fidelity.fid(embed_all(net, phantom_image_set(100, seed=9).images), f_val)
+    assert base < 0.05 * phantom
+    for kind, strengths in STRENGTHS.items():
+        fids = [base] + [fidelity.fid(embed_all(net, corrupt(test, kind, s, seed=1)), f_val) for s in strengths]
+        assert all(a < b for a, b in itertools.pairwise(fids)), (kind, fids)
+        assert fids[-1] > 2 * base, (kind, fids)
