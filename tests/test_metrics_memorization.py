@@ -27,14 +27,15 @@ def _check(train: ImageSet, fresh: ImageSet, encode) -> None:
     ):
         flagged = result.nn_distance < result.threshold
         assert flagged[:n_copies].all(), result.space  # every exact copy
-        assert (result.nn_distance[:n_copies] == 0).all()
+        # zero up to float rounding (a frame's features vary in the last bits with its batch)
+        assert (result.nn_distance[:n_copies] <= 0.05 * result.threshold).all()
         assert result.nn_index[:n_copies].tolist() == list(range(0, 4 * n_copies, 4))
         fresh_rate = flagged[n_copies:].float().mean().item()
         assert fresh_rate <= 0.05, (result.space, fresh_rate)  # unseen videos are not copies
         assert result.fraction == pytest.approx(flagged.float().mean().item())
         gallery = memorization.closest_pairs(result, fake.images, train.images, k=4)
         assert [g["distance"] for g in gallery] == sorted(g["distance"] for g in gallery)
-        assert gallery[0]["distance"] == 0 and gallery[0]["flagged"]
+        assert gallery[0]["distance"] <= 0.05 * result.threshold and gallery[0]["flagged"]
         assert (gallery[0]["fake"] == gallery[0]["train"]).all() and gallery[0]["fake"].shape == (128, 128)
 
 

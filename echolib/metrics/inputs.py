@@ -27,11 +27,16 @@ SAMPLE_BATCH = 250
 
 @dataclass
 class ImageSet:
-    """uint8 ``[N, 1, H, W]`` CPU images; ``video_ids`` name a video per image (its own name if unknown)."""
+    """uint8 ``[N, 1, H, W]`` CPU images; ``video_ids`` name a video per image (its own name if unknown).
+
+    ``cacheable`` is False for fresh draws from a sampler: caching their features
+    would only fill the disk, since the next evaluation draws other images.
+    """
 
     images: torch.Tensor
     video_ids: list[str]
     label: str
+    cacheable: bool = True
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -48,7 +53,7 @@ class ImageSet:
         return h.hexdigest()
 
     def subset(self, idx: torch.Tensor) -> ImageSet:
-        return ImageSet(self.images[idx], [self.video_ids[int(i)] for i in idx], self.label)
+        return ImageSet(self.images[idx], [self.video_ids[int(i)] for i in idx], self.label, self.cacheable)
 
 
 def as_image_set(
@@ -82,7 +87,8 @@ def as_image_set(
     elif callable(source):
         if n is None:
             raise DataError("a sampler needs n, the number of images to draw")
-        return ImageSet(draw(source, n, seed, device), [f"sample{i}" for i in range(n)], label or "sampler")
+        images = draw(source, n, seed, device)
+        return ImageSet(images, [f"sample{i}" for i in range(n)], label or "sampler", cacheable=False)
     else:
         raise DataError(
             f"cannot evaluate a {type(source).__name__}: pass a folder/zip/manifest path, a FrameDataset, "

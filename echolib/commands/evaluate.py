@@ -1,0 +1,145 @@
+"""Compare generated images with real frames: FID, KID, precision/recall, JSD, SSIM, PSNR, MS-SSIM,
+memorization and a classifier two-sample test, on the ``echo`` extractor by default.
+
+Examples::
+
+    python -m echolib evaluate --real ../shared/data/echonet-dynamic-128/frames --fake samples/ --json
+    python -m echolib evaluate --real frames/ --fake runs/a/samples runs/b/samples --references
+    python -m echolib evaluate --real frames/ --fake samples/ --metrics fid,kid --extractor inception-v3-compat
+
+Every value is appended as a record to ``--records`` (never overwriting earlier
+lines). ``--references`` adds the study's StyleGAN2-ADA E4 samples and the
+built-in phantom as reference rows, evaluated by the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+HELP = "compare generated images with real frames (FID, KID, prc, JSD, SSIM, PSNR, MS-SSIM, memorization, C2ST)"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--real", required=True, help="real frames: folder, .zip, manifest.csv or 'phantom'")
+    p.add_argument("--fake", nargs="+", default=[], help="generated images: one or more folders/zips/manifests")
+    p.add_argument("--train", default=None, help="the model's training frames, for memorization (default: --real)")
+    p.add_argument("--extractor", default="echo", help="feature extractor: echo (default) or inception-v3-compat")
+    p.add_argument("--metrics", default=None, help="comma-separated subset (default: all but lpips)")
+    p.add_argument("--n", type=int, default=None, help="use at most this many images per set (seeded subset)")
+    p.add_argument("--seed", type=int, default=0, help="seed of subsets, pairings and folds")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--references", action="store_true", help="add the study's E4 samples and the phantom as rows")
+    p.add_argument("--run", default=None, help="run label for the records (default: the --fake path)")
+    p.add_argument("--kimg", type=float, default=None, help="training length of the evaluated model, for the records")
+    p.add_argument(
+        "--records",
+        default=None,
+        help="metrics file to append to (default: $ECHOLIB_RUNS/evaluate/metrics.jsonl, runs/ if unset)",
+    )
+    p.add_argument(
+        "--gallery", default=None, help="write the closest generated/training pairs of the first --fake here (PNG)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
+    p.add_argument("--json", action="store_true", help="print one JSON record per line instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from echolib.data.sources import resolve_data
+    from echolib.errors import ConfigError
+    from echolib.metrics import append_records, evaluate
+    from echolib.metrics.inputs import as_image_set
+
+    if not args.fake and not args.references:
+        raise ConfigError("give --fake FOLDER (one or more) and/or --references")
+    real = as_image_set(resolve_data(args.real, progress=False), n=args.n, seed=args.seed, label=str(args.real))
+    train = as_image_set(resolve_data(args.train, progress=False), label=str(args.train)) if args.train else None
+    sets: dict[str, object] = {}
+    for fake in args.fake:
+        sets[args.run if args.run and len(args.fake) == 1 else str(fake)] = resolve_data(fake, progress=False)
+    if args.references:
+        from echolib.metrics.references import reference_sources
+
+        given = {Path(str(src)).resolve() for src in sets.values()}
+        sets.update({k: v for k, v in reference_sources().items() if Path(str(v)).resolve() not in given})
+    records_path = (
+        Path(args.records)
+        if args.records
+        else Path(os.environ.get("ECHOLIB_RUNS", "runs")) / "evaluate" / ("metrics.jsonl")
+    )
+    metrics = args.metrics.split(",") if args.metrics else None
+    all_records = []
+    for label, source in sets.items():
+        records = evaluate(
+            real,
+            source,
+            metrics=metrics,
+            extractor=args.extractor,
+            train=train,
+            n=args.n,
+            seed=args.seed,
+            device=args.device,
+            kimg=None if label.startswith("reference:") else args.kimg,
+            run=label,
+            cache=not args.no_cache,
+        )
+        append_records(records_path, records)
+        all_records += records
+        if args.json:
+            for r in records:
+                print(json.dumps(r), flush=True)
+    if not args.json:
+        print(format_table(all_records))
+        print(f"\n{len(all_records)} records appended to {records_path}", file=sys.stderr)
+    if args.gallery and args.fake:
+        _write_gallery(Path(args.gallery), real if train is None else train, args, sets)
+    return 0
+
+
+def format_table(records: list[dict]) -> str:
+    """Rows: evaluated sets; columns: metrics (in record order); then the extractor line."""
+    runs = list(dict.fromkeys(r["run"] for r in records))
+    metrics = list(dict.fromkeys(r["metric"] for r in records))
+    cell = {(r["run"], r["metric"]): r for r in records}
+    width = max([len("set")] + [len(str(x)) for x in runs])
+    cols = [max(len(m), 9) for m in metrics]
+    lines = ["  ".join(["set".ljust(width)] + [m.rjust(c) for m, c in zip(metrics, cols)])]
+    for run_label in runs:
+        row = [str(run_label).ljust(width)]
+        for m, c in zip(metrics, cols):
+            r = cell.get((run_label, m))
+            v = None if r is None else r["value"]
+            row.append(("-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}").rjust(c))
+        lines.append("  ".join(row))
+    first = records[0] if records else {}
+    feats = [r for r in records if r["extractor"] not in ("pixel",) and r.get("extractor_sha256")]
+    if feats:
+        lines.append(
+            f"\nfeature extractor: {feats[0]['extractor']} (sha256 {feats[0]['extractor_sha256'][:16]}...), "
+            f"n_real={first.get('n_real')}"
+        )
+    lines.append(
+        "ssim/psnr: random real/generated pairs (the study's pairing; cannot rank models); "
+        "ssim_nn/psnr_nn: nearest real image; jsd: whole image, jsd_sector: inside the sector mask"
+    )
+    return "\n".join(lines)
+
+
+def _write_gallery(path: Path, train, args: argparse.Namespace, sets: dict) -> None:
+    from echolib.metrics import memorization
+    from echolib.metrics.evaluate import FeatureCache, resolve_device
+    from echolib.metrics.inputs import as_image_set
+    from echolib.report.memorization import plot_closest_pairs
+
+    fake = as_image_set(next(iter(sets.values())), n=args.n, seed=args.seed + 1)
+    encode = FeatureCache(args.extractor, resolve_device(args.device), not args.no_cache)
+    result = memorization.memorization(encode(fake), encode(train), train.video_ids)
+    fig = plot_closest_pairs(memorization.closest_pairs(result, fake.images, train.images, k=8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    print(f"gallery written to {path}", file=sys.stderr)

@@ -1,0 +1,340 @@
+"""``evaluate(real, fake, ...)``: every metric of the study and ours, as records, from one feature pass.
+
+The same function serves the command line (``python -m echolib evaluate``), the
+trainer (a chosen subset every N kimg, with the model's sampler as ``fake``) and
+the notebooks, so a number in the book, in a run's ``metrics.jsonl`` and in a
+benchmark is computed by the same code. Each image set is read once, its
+features are extracted once per extractor (and cached on disk by content hash
+and extractor sha256, so the real set is not re-encoded for every model), and
+all feature metrics share them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from echolib.errors import ConfigError, DataError
+from echolib.metrics import c2st as c2st_mod
+from echolib.metrics import fidelity, memorization, pixel
+from echolib.metrics.features import file_sha256
+from echolib.metrics.inputs import ImageSet, as_image_set
+from echolib.metrics.records import METRICS, make_record
+
+FEATURE_METRICS = frozenset({"fid", "kid", "precision", "recall", "memorized_fraction", "c2st_auc"})
+#: what evaluate computes when no list is given (LPIPS needs external weights: ask for it)
+DEFAULT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m != "lpips")
+ENV_FEATURE_CACHE = "ECHOLIB_FEATURE_CACHE"
+
+
+def evaluate(
+    real,
+    fake,
+    metrics: list[str] | tuple[str, ...] | None = None,
+    extractor: str = "echo",
+    train=None,
+    n: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    kimg: float | None = None,
+    run: str | None = None,
+    *,
+    cache: bool | str | Path = True,
+    memorization_quantile: float = memorization.DEFAULT_QUANTILE,
+    c2st_folds: int = 5,
+    timings: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Compare a generated set with a real set; one record per metric value.
+
+    ``real``, ``fake`` and ``train`` may each be a folder/zip/manifest path, a
+    :class:`~echolib.data.frames.FrameDataset`, a ``uint8 [N, 1, H, W]`` tensor
+    or a sampler ``(n, generator) -> float [-1, 1]``. ``n`` caps each fixed set
+    to a seeded random subset and is the number of images drawn from a sampler
+    (default: as many as the real set has). ``train`` is the model's training
+    set for the memorization search (default: ``real``). ``extractor`` names
+    the feature space of FID/KID/precision/recall/memorization/C2ST (``echo`` or
+    ``inception-v3-compat``); pixel statistics are recorded with extractor
+    ``"pixel"``. ``metrics`` is a subset of :data:`METRICS` (default
+    :data:`DEFAULT_METRICS`). ``timings``, when given, receives the seconds
+    spent per stage (for benchmarks).
+    """
+    wanted = _resolve(metrics)
+    dev = resolve_device(device)
+    clock = _Clock(timings)
+    with clock("load"):
+        real_set = as_image_set(real, n=n, seed=seed, label="real", device=dev)
+        is_sampler = callable(fake) and not isinstance(fake, (ImageSet, torch.Tensor))
+        n_fake = n if n is not None or not is_sampler else len(real_set)
+        fake_set = as_image_set(fake, n=n_fake, seed=seed + 1, label="fake", device=dev)
+        train_set = as_image_set(train, label="train") if train is not None else real_set
+    wanted = _check_sets(wanted, real_set, fake_set, train_set, explicit=metrics is not None)
+    feat_sha = fidelity.extractor_sha256(extractor) if FEATURE_METRICS & set(wanted) else None
+    out: list[dict[str, Any]] = []
+
+    def record(metric: str, value: float, space: str = "features", n_real: int | None = None, **extra: Any) -> None:
+        feat = space == "features"
+        out.append(
+            make_record(
+                metric,
+                value,
+                n_real=len(real_set) if n_real is None else n_real,
+                n_fake=len(fake_set),
+                extractor=extractor if feat else space,
+                extractor_sha256=feat_sha if feat else None,
+                kimg=kimg,
+                run=run,
+                **extra,
+            )
+        )
+
+    if FEATURE_METRICS & set(wanted):
+        encode = FeatureCache(extractor, dev, cache)
+        with clock("features"):
+            f_real, f_fake = encode(real_set), encode(fake_set)
+            f_train = f_real if train_set is real_set or "memorized_fraction" not in wanted else encode(train_set)
+        if "fid" in wanted:
+            with clock("fid"):
+                record("fid", fidelity.fid(f_fake, f_real))
+        if "kid" in wanted:
+            with clock("kid"):
+                mean, std, size = fidelity.kid(f_fake, f_real)
+            record("kid", mean, std=std, subset_size=size, subsets=fidelity.KID_SUBSETS)
+        if "precision" in wanted or "recall" in wanted:
+            with clock("prc"):
+                p, r = fidelity.precision_recall(f_fake.to(dev), f_real.to(dev))
+            for name, value in (("precision", p), ("recall", r)):
+                if name in wanted:
+                    record(name, value, neighborhood=fidelity.PRC_NEIGHBORHOOD)
+        if "memorized_fraction" in wanted:
+            with clock("memorized_fraction"):
+                mem = memorization.memorization(f_fake, f_train, train_set.video_ids, memorization_quantile)
+            record(
+                "memorized_fraction",
+                mem.fraction,
+                n_real=len(train_set),
+                threshold=mem.threshold,
+                quantile=mem.quantile,
+                median_nn_distance=float(mem.nn_distance.median()),
+            )
+        if "c2st_auc" in wanted:
+            with clock("c2st_auc"):
+                test = c2st_mod.c2st(f_real, f_fake, real_set.video_ids, fake_set.video_ids, c2st_folds, seed)
+            record(
+                "c2st_auc",
+                test.auc,
+                ci_low=test.ci_low,
+                ci_high=test.ci_high,
+                folds=test.folds,
+                classifier="logistic regression (C=0.1) on standardised features, folds grouped by video",
+            )
+
+    r_img, f_img = real_set.images, fake_set.images
+    if "jsd" in wanted:
+        with clock("jsd"):
+            record("jsd", pixel.js_distance(r_img, f_img), space="pixel", definition="scipy jensenshannon, pooled, ln")
+    if "jsd_sector" in wanted:
+        with clock("jsd_sector"):
+            mask = pixel.sector_mask(r_img)
+            record("jsd_sector", pixel.js_distance(r_img, f_img, mask), space="pixel", mask_pixels=int(mask.sum()))
+    ri, fi = pixel.random_pairs(len(r_img), len(f_img), seed=seed)
+    random_pairs = {"pairing": "random", "n_pairs": len(ri)}
+    if "ssim" in wanted:
+        with clock("ssim"):
+            record("ssim", pixel.ssim(r_img[ri], f_img[fi]).mean().item(), space="pixel", **random_pairs)
+    if "psnr" in wanted:
+        with clock("psnr"):
+            record("psnr", pixel.psnr(r_img[ri], f_img[fi]), space="pixel", **random_pairs)
+    if "lpips" in wanted:
+        with clock("lpips"):
+            out.append(_lpips_record(r_img[ri], f_img[fi], dev, len(real_set), len(fake_set), kimg, run))
+    if {"ssim_nn", "psnr_nn"} & set(wanted):
+        with clock("nearest_pairs"):
+            ni, nf = pixel.nearest_pairs(r_img, f_img)
+        nearest = {"pairing": "nearest real (pixel L2, 64x64)", "n_pairs": len(ni)}
+        if "ssim_nn" in wanted:
+            with clock("ssim_nn"):
+                record("ssim_nn", pixel.ssim(r_img[ni], f_img[nf]).mean().item(), space="pixel", **nearest)
+        if "psnr_nn" in wanted:
+            with clock("psnr_nn"):
+                record("psnr_nn", pixel.psnr(r_img[ni], f_img[nf]), space="pixel", **nearest)
+    if "ms_ssim" in wanted:
+        with clock("ms_ssim"):
+            a, b = pixel.within_pairs(len(f_img), seed=seed)
+            ra, rb = pixel.within_pairs(len(r_img), seed=seed)
+            record(
+                "ms_ssim",
+                pixel.ms_ssim(f_img[a], f_img[b]).mean().item(),
+                space="pixel",
+                pairing="random within fake",
+                n_pairs=len(a),
+                real_value=pixel.ms_ssim(r_img[ra], r_img[rb]).mean().item(),
+            )
+    if "memorized_fraction_pixel" in wanted:
+        with clock("memorized_fraction_pixel"):
+            mem = memorization.pixel_memorization(f_img, train_set.images, train_set.video_ids, memorization_quantile)
+        record(
+            "memorized_fraction_pixel",
+            mem.fraction,
+            space="pixel",
+            n_real=len(train_set),
+            threshold=mem.threshold,
+            quantile=mem.quantile,
+        )
+    order = {m: i for i, m in enumerate(METRICS)}
+    return sorted(out, key=lambda r: order[r["metric"]])
+
+
+def _check_sets(wanted: list[str], real: ImageSet, fake: ImageSet, train: ImageSet, explicit: bool) -> list[str]:
+    """Refuse (or, for default metric lists, drop) what the sets cannot support, naming the reason."""
+    if any(m.startswith("memorized") for m in wanted) and not train.has_videos:
+        if explicit:
+            raise DataError(
+                f"{train.label}: memorization needs several frames per video to calibrate "
+                "(names '<video>_f<k>.png' or a manifest with video_id)"
+            )
+        warnings.warn("memorization skipped: the training set has no videos with several frames", stacklevel=3)
+        wanted = [m for m in wanted if not m.startswith("memorized")]
+    paired = {"ssim", "psnr", "ssim_nn", "psnr_nn", "jsd_sector", "lpips", "memorized_fraction_pixel"} & set(wanted)
+    if paired and real.images.shape[-2:] != fake.images.shape[-2:]:
+        raise DataError(
+            f"real images are {tuple(real.images.shape[-2:])} but generated ones {tuple(fake.images.shape[-2:])}; "
+            f"{', '.join(sorted(paired))} compare pixels and need one size (resample the generated set)"
+        )
+    if "memorized_fraction_pixel" in wanted and train.images.shape[-2:] != fake.images.shape[-2:]:
+        raise DataError("the training set and the generated set differ in size; memorized_fraction_pixel needs one")
+    return wanted
+
+
+def _lpips_record(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    device: torch.device,
+    n_real: int,
+    n_fake: int,
+    kimg: float | None,
+    run: str | None,
+) -> dict[str, Any]:
+    """LPIPS over the random pairs; the record names both weights files by sha256."""
+    from echolib.metrics.lpips import LPIPS, NAME, lpips_pairs, lpips_weights_paths
+
+    vgg, lin = lpips_weights_paths()
+    values = lpips_pairs(LPIPS(vgg, lin), real, fake, device)
+    return make_record(
+        "lpips",
+        values.mean().item(),
+        n_real=n_real,
+        n_fake=n_fake,
+        extractor=NAME,
+        extractor_sha256=file_sha256(lin),
+        kimg=kimg,
+        run=run,
+        vgg16_sha256=file_sha256(vgg),
+        pairing="random",
+        n_pairs=len(real),
+    )
+
+
+class _Clock:
+    """``with clock("stage"):`` adds the stage's wall time to a dict (or does nothing without one)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.timings is not None:
+                self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+class FeatureCache:
+    """Features of image sets under one extractor, memoised on disk by (extractor sha256, pixel sha256).
+
+    ``cache``: True for the default folder (``$ECHOLIB_FEATURE_CACHE`` or
+    ``.cache/features`` in the project), a path for another, False for none.
+    """
+
+    def __init__(self, extractor: str, device: torch.device, cache: bool | str | Path = True) -> None:
+        self.name, self.device = extractor, device
+        self.sha = fidelity.extractor_sha256(extractor)
+        self.folder = _cache_folder(cache)
+        self._net = None
+
+    def __call__(self, images: ImageSet) -> torch.Tensor:
+        path = None
+        if self.folder is not None and images.cacheable:
+            path = self.folder / f"{self.name}-{self.sha[:16]}-{images.fingerprint()[:24]}.pt"
+            feats = _load_cached(path)
+            if feats is not None and len(feats) == len(images):
+                return feats
+        if self._net is None:
+            self._net = fidelity.create_extractor(self.name, self.device)
+        extractor, layer = self._net
+        feats = fidelity.extract(extractor, layer, images.images, self.device)
+        if path is not None:
+            from echolib.io import atomic_torch_save
+
+            try:
+                atomic_torch_save(feats, path)
+            except OSError:
+                pass  # a read-only cache only costs time
+        return feats
+
+
+def _load_cached(path: Path) -> torch.Tensor | None:
+    """A cached feature tensor, or None when absent, torn or foreign (then it is recomputed, never trusted)."""
+    if not path.is_file():
+        return None
+    try:
+        feats = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        warnings.warn(f"ignoring unreadable feature cache {path}: {exc}", stacklevel=3)
+        return None
+    return feats if isinstance(feats, torch.Tensor) else None
+
+
+def _cache_folder(cache: bool | str | Path) -> Path | None:
+    if cache is False or cache is None:
+        return None
+    if cache is True:
+        env = os.environ.get(ENV_FEATURE_CACHE)
+        if env:
+            return Path(env)
+        from echolib.data.sources import default_cache_dir
+
+        return default_cache_dir() / "features"
+    return Path(cache)
+
+
+def _resolve(metrics) -> list[str]:
+    if metrics is None:
+        return list(DEFAULT_METRICS)
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
+    if not metrics:
+        raise ConfigError("no metrics requested")
+    return list(dict.fromkeys(metrics))
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return torch.device(device)
