@@ -10,6 +10,12 @@ STAMP  := $(VENV)/.installed
 DATA   ?= phantom
 RUNS   ?= runs
 PYTEST_ARGS ?=
+# One intra-op thread per process: the smoke models are tiny, and on a 2-core
+# machine shared with a notebook kernel or a second process, torch's spinning
+# OpenMP threads made a smoke run 9x slower (15.7 s vs 138.5 s). Override with
+# `make book OMP_NUM_THREADS=8` on a big machine.
+OMP_NUM_THREADS ?= 1
+export OMP_NUM_THREADS
 
 .PHONY: book test venv lint bench clean browser-deps
 

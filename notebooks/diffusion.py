@@ -153,7 +153,7 @@ import os
 data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of frames
 config = "smoke"  # a config in echolib/configs/diffusion (smoke, E1..E8) or a YAML path
 cond_config = "smoke_cond"  # a phase-conditioned config for the last section (e.g. E8); None skips it
-kimg = None  # training length; None: the config's
+kimg = None  # training length; None: as configured
 device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed; sampling below uses it too
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders

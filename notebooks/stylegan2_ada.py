@@ -196,7 +196,7 @@ from echolib.data.sources import REPO_ROOT
 
 data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of frames
 config = "smoke"  # a config in echolib/configs/stylegan2_ada (smoke, E1..E9, auto) or a YAML path
-kimg = None  # training length; None: the config's
+kimg = None  # training length; None: as configured
 device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed; sampling below uses it too
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders

@@ -34,7 +34,7 @@ except ImportError:
                            "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
 
 # %% tags=["parameters"]
-study_csv = None  # the study's expert-evaluation CSV; None: look in $ECHOLIB_SHARED_DATA, then ../shared/data
+study_csv = None  # expert-evaluation CSV of the study; None: look in $ECHOLIB_SHARED_DATA, then ../shared/data
 seed = 0  # seed of the demonstration questionnaire and of the simulated observers
 out = None  # folder for the demonstration (sources, questionnaire, answers); None: a temporary folder
 

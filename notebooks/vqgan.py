@@ -115,11 +115,11 @@ import os
 
 data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of frames
 config = "smoke"  # a config in echolib/configs/vqgan (smoke, E1..E8) or a YAML path
-kimg = None  # training length; None: the config's
+kimg = None  # training length; None: as configured
 device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed (data order, initial weights); sampling below uses it too
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
-study_logs = os.environ.get("ECHOLIB_STUDY_LOGS", "../shared/data/seed-reference/training-logs")  # study's logs
+study_logs = os.environ.get("ECHOLIB_STUDY_LOGS", "../shared/data/seed-reference/training-logs")  # logs of the study
 
 # %%
 import math

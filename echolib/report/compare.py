@@ -1,0 +1,311 @@
+"""The comparative study: every run and every reference evaluated by the same code.
+
+Rows of the comparison are
+
+* each run folder under ``runs/<arch>/<config>`` (its final EMA generator,
+  ``n`` samples), evaluated against the *held-out* videos of the data (the
+  trainer never saw them) with the training split as the memorisation bank;
+* the study's published model (its 2,000 StyleGAN2-ADA E4 samples), evaluated
+  by exactly the same call;
+* the data itself (held-out frames against the training frames: what a perfect
+  generator would score) and, on real data, the built-in phantom;
+* the study's own reported numbers, read from its training logs (Inception
+  features, its own code: a different metric, shown for continuity only).
+
+Evaluations are appended to each run's ``metrics.jsonl`` with
+``source: compare``; a run whose latest checkpoint already has a matching
+record is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from echolib.data.frames import FrameDataset, holdout_split
+from echolib.io import read_jsonl
+from echolib.train import checkpoint as ckpt
+
+#: order of architectures in tables and figures
+ARCH_ORDER = ("stylegan2_ada", "diffusion", "vqgan", "wgan", "medgan", "pix2pix")
+#: metrics of the comparison and whether lower is better
+DIRECTION = {
+    "fid": True, "kid": True, "precision": False, "recall": False, "jsd": True, "jsd_sector": True,
+    "ssim": False, "psnr": False, "ms_ssim": True, "memorized_fraction": True, "c2st_auc": None, "lpips": True,
+}
+DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "jsd", "ssim", "psnr", "ms_ssim", "memorized_fraction",
+                   "c2st_auc")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The data a comparison is made against."""
+
+    train: FrameDataset
+    heldout: FrameDataset
+    source: str
+
+
+def evaluation_splits(data: str | Path, resolution: int = 128, holdout: float = 0.1, seed: int = 0) -> Splits:
+    """The same by-video split the trainer uses (``train.holdout``, ``train.holdout_seed``)."""
+    from echolib.data.sources import resolve_data
+
+    path = resolve_data(data, size=resolution)
+    full = FrameDataset(path, resolution=resolution)
+    train_idx, held_idx = holdout_split(full.video_ids, holdout, seed)
+    return Splits(full.subset(train_idx), full.subset(held_idx), str(data))
+
+
+def find_runs(runs: str | Path) -> list[Path]:
+    """Run folders with at least one checkpoint, in the book's architecture order."""
+    found = [p.parent for p in Path(runs).glob("*/*/checkpoints") if ckpt.list_checkpoints(p)]
+    return sorted(found, key=lambda r: (_arch_rank(r.parent.name), r.name))
+
+
+def _arch_rank(arch: str) -> int:
+    return ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER)
+
+
+def run_resolution(run: Path) -> int:
+    from echolib.train.loop import load_run_config
+
+    return load_run_config(run).train.resolution
+
+
+def evaluate_run(run: Path, splits: Splits, metrics: Sequence[str] = DEFAULT_METRICS, *, extractor: str = "echo",
+                 n: int = 1000, seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
+    """Records for the run's latest checkpoint (cached in its metrics.jsonl).
+
+    Samples of a run trained at another resolution than ``splits`` are resized
+    to it (area when shrinking, bilinear when enlarging) so every row of a
+    comparison is measured at one resolution.
+    """
+    from echolib.metrics import append_records, evaluate
+    from echolib.train.sampling import load_model, model_sampler
+
+    latest = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    kimg = int(latest.stem.split("-")[1]) / 1000.0
+    size = splits.heldout.resolution
+    key = {"source": "compare", "kimg": kimg, "extractor": extractor, "n_fake": n, "data": splits.source,
+           "resolution": size}
+    cached = [r for r in read_jsonl(run / "metrics.jsonl") if all(r.get(k) == v for k, v in key.items())]
+    if {r["metric"] for r in cached} >= set(metrics):
+        return [r for r in cached if r["metric"] in metrics]
+    model, _ = load_model(latest, device=device)
+    sampler = _resized(model_sampler(model, batch=64), size)
+    records = evaluate(splits.heldout, sampler, metrics=list(metrics), extractor=extractor,
+                       train=splits.train, n=n, seed=seed, device=device, kimg=kimg, run=str(run))
+    for r in records:
+        r.update(source="compare", data=splits.source, resolution=size)
+    append_records(run / "metrics.jsonl", records)
+    return records
+
+
+def _resized(sampler, size: int):
+    def sample(n: int, generator: torch.Generator) -> torch.Tensor:
+        x = sampler(n, generator)
+        if x.shape[-1] == size:
+            return x
+        mode = "area" if x.shape[-1] > size else "bilinear"
+        return torch.nn.functional.interpolate(x.float(), size=(size, size), mode=mode).clamp(-1, 1)
+
+    return sample
+
+
+def evaluate_reference(name: str, images: FrameDataset | str | Path, splits: Splits,
+                       metrics: Sequence[str] = DEFAULT_METRICS, *, extractor: str = "echo", n: int = 1000,
+                       seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
+    """Records for a fixed set of images (the study's samples, the phantom, held-out real frames)."""
+    from echolib.metrics import evaluate
+
+    fake = images if isinstance(images, FrameDataset) else FrameDataset(images, resolution=splits.train.resolution)
+    records = evaluate(splits.heldout, fake, metrics=list(metrics), extractor=extractor, train=splits.train,
+                       n=min(n, len(fake)), seed=seed, device=device, run=name)
+    for r in records:
+        r.update(source="reference", data=splits.source)
+    return records
+
+
+def run_label(run: str) -> tuple[str, str]:
+    p = Path(run)
+    return p.parent.name, p.name
+
+
+def comparison_table(records: Sequence[dict[str, Any]], metrics: Sequence[str] = DEFAULT_METRICS) -> pd.DataFrame:
+    """One row per architecture/configuration (and reference), the best value of each metric.
+
+    "Best" is over the records of a row (e.g. several checkpoints), lowest for
+    distances, highest for precision/recall/SSIM/PSNR, closest to 0.5 for the
+    classifier AUC. Column names carry the feature extractor where one is used.
+    """
+    df = pd.DataFrame.from_records(list(records))
+    if df.empty:
+        return df
+    rows = []
+    for (kind, row_name), group in df.groupby(["kind", "row"], sort=False):
+        row: dict[str, Any] = {"architecture": group["architecture"].iloc[0], "configuration": group["configuration"].iloc[0],
+                               "kind": kind}
+        for metric in metrics:
+            sel = group[group["metric"] == metric]
+            if sel.empty:
+                continue
+            col = column_name(metric, sel["extractor"].iloc[0])
+            direction = DIRECTION.get(metric)
+            values = sel["value"].astype(float)
+            if direction is None:
+                best = values.iloc[(values - 0.5).abs().argmin()]
+            else:
+                best = values.min() if direction else values.max()
+            row[col] = best
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def column_name(metric: str, extractor: Any) -> str:
+    if isinstance(extractor, str) and extractor and extractor not in ("pixel", "none"):
+        return f"{metric} [{extractor}]"
+    return metric
+
+
+def label_records(records: Sequence[dict[str, Any]], kind: str, architecture: str, configuration: str) -> list[dict]:
+    out = []
+    for r in records:
+        r = dict(r)
+        r.update(kind=kind, architecture=architecture, configuration=configuration,
+                 row=f"{kind}:{architecture}/{configuration}")
+        out.append(r)
+    return out
+
+
+def study_rows(study_logs: str | Path) -> pd.DataFrame:
+    """The study's own best numbers per architecture/configuration (Inception features, its code)."""
+    from echolib.report.study_logs import study_best
+
+    best = study_best(study_logs)
+    if best.empty:
+        return best
+    best = best.rename(columns={"arch": "architecture", "config": "configuration"})
+    best.insert(2, "kind", "study (reported)")
+    rename = {m: column_name(m, "inception, study") for m in ("fid", "kid")}
+    return best.rename(columns=rename)
+
+
+# -- figures ----------------------------------------------------------------
+def _scores(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Each metric mapped to [0, 1] across rows, 1 = best (direction-aware; AUC: closeness to 0.5)."""
+    out = pd.DataFrame(index=table.index)
+    for col in columns:
+        metric = col.split(" [")[0]
+        v = table[col].astype(float)
+        direction = DIRECTION.get(metric)
+        if direction is None:
+            v = -(v - 0.5).abs()
+        elif direction:
+            v = -v
+        lo, hi = v.min(), v.max()
+        out[col] = 1.0 if not math.isfinite(hi - lo) or hi == lo else (v - lo) / (hi - lo)
+    return out
+
+
+def _row_labels(table: pd.DataFrame) -> list[str]:
+    return [f"{a}/{c}" if k == "ours" else f"{a} ({k})" for a, c, k in
+            zip(table["architecture"], table["configuration"], table["kind"])]
+
+
+def radar(table: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure:
+    """Radar chart of normalised scores (outer = better), one polygon per row, as the study drew."""
+    columns = list(columns or [c for c in table.columns if c.split(" [")[0] in DIRECTION])
+    scores = _scores(table, columns)
+    angles = np.linspace(0, 2 * np.pi, len(columns), endpoint=False).tolist()
+    fig, ax = plt.subplots(figsize=(6.5, 6.5), subplot_kw={"polar": True})
+    for label, (_, row) in zip(_row_labels(table), scores.iterrows()):
+        vals = row.tolist()
+        ax.plot(angles + angles[:1], vals + vals[:1], lw=1.5, label=label)
+        ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.08)
+    ax.set_xticks(angles)
+    ax.set_xticklabels([c.replace(" [", "\n[") for c in columns], fontsize=8)
+    ax.set_yticks([0.25, 0.5, 0.75, 1.0])
+    ax.set_yticklabels([])
+    ax.set_title("normalised scores (outer = better)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.05, 1.0), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(table: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure:
+    """Rows x metrics coloured by normalised score (green = better), annotated with the values."""
+    import seaborn as sns
+
+    columns = list(columns or [c for c in table.columns if c.split(" [")[0] in DIRECTION])
+    scores = _scores(table, columns)
+    values = table[columns].astype(float)
+    annot = values.map(lambda v: "" if not math.isfinite(v) else (f"{v:.3g}"))
+    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 3, 0.45 * len(table) + 1.5))
+    sns.heatmap(scores.to_numpy(dtype=float), annot=annot.to_numpy(), fmt="", cmap="RdYlGn", vmin=0, vmax=1,
+                xticklabels=columns, yticklabels=_row_labels(table), cbar_kws={"label": "score (1 = best)"}, ax=ax)
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=35, ha="right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def violin(distances: dict[str, np.ndarray], xlabel: str = "distance to the nearest training frame") -> Figure:
+    """Per-image distributions, one violin per row (e.g. nearest-neighbour feature distances)."""
+    import seaborn as sns
+
+    long = pd.DataFrame([(k, float(v)) for k, vs in distances.items() for v in np.asarray(vs).ravel()],
+                        columns=["row", "value"])
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(distances) + 1.5))
+    sns.violinplot(data=long, y="row", x="value", hue="row", legend=False, cut=0, inner="quartile", ax=ax,
+                   density_norm="width")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def features_of(images: torch.Tensor, extractor: str = "echo", device: str = "auto") -> torch.Tensor:
+    """Features of ``[N, 1, H, W]`` images (uint8, or float in [-1, 1]) under a registered extractor."""
+    from echolib.images import to_uint8
+    from echolib.metrics import fidelity
+    from echolib.metrics.evaluate import resolve_device
+
+    if images.is_floating_point():
+        images = to_uint8(images)
+    dev = resolve_device(device)
+    net, layer = fidelity.create_extractor(extractor, dev)
+    return fidelity.extract(net, layer, images, dev)
+
+
+def nearest_distances(images: torch.Tensor, bank_features: torch.Tensor, extractor: str = "echo",
+                      device: str = "auto") -> np.ndarray:
+    """Feature distance of each image to its nearest neighbour in a bank (the memorisation view per image)."""
+    feats = features_of(images, extractor=extractor, device=device)
+    d = torch.cdist(feats.float(), bank_features.float())
+    return d.min(dim=1).values.cpu().numpy()
+
+
+def samples_side_by_side(grids: dict[str, torch.Tensor], ncol: int = 4) -> Figure:
+    """One panel of samples per row label (uint8 or float [-1, 1] images)."""
+    from echolib.images import make_grid
+
+    n = len(grids)
+    cols = min(ncol, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.6 * rows), squeeze=False)
+    for ax, (label, images) in zip(axes.flat, grids.items()):
+        ax.imshow(make_grid(images, nrow=4), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,203 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation: {extension: .py, format_name: percent}
+#   kernelspec: {display_name: Python 3, language: python, name: python3}
+# ---
+
+# %% [markdown]
+# # The comparison
+#
+# Every architecture of this book, trained by the same trainer on the same
+# frames, evaluated by the same code against the same held-out videos — videos
+# no model saw during training. Two reference rows anchor the numbers:
+#
+# * **the data itself**: training frames scored against the held-out ones, i.e.
+#   what a generator that copies its training set would obtain — the floor of
+#   FID/KID, precision and recall near 1, and a memorised fraction near 1, which
+#   is what that metric is for;
+# * **the published model**: the 2,000 samples of the study's best
+#   StyleGAN2-ADA (configuration E4, 764 kimg) {cite}`hernandez2025comparative`,
+#   evaluated here by exactly the same call as our models;
+#
+# and the study's **reported** numbers, read from its training logs, show what
+# it measured with its own code and Inception features — a different metric,
+# kept for continuity.
+#
+# ```{note}
+# The default build trains each architecture's *smoke* configuration for a
+# fraction of a kimg on the built-in phantom, on a CPU. Its numbers show that
+# the pipeline runs end to end, not how good the architectures are. Run
+# `make book DATA=<frames>` after full training runs for the real comparison.
+# ```
+#
+# **Metrics.** FID and KID compare Gaussian / kernel statistics of features
+# {cite}`heusel2017fid,binkowski2018kid`; precision and recall
+# {cite}`kynkaanniemi2019prc` separate fidelity from coverage; JSD, SSIM and PSNR
+# are the study's pixel statistics (SSIM and PSNR on *random unpaired* pairs, as
+# the study computed them: they score real-vs-real like real-vs-generated and
+# cannot rank models); MS-SSIM among generated images measures diversity;
+# the memorised fraction counts generated images closer to a training frame than
+# frames of one video are to each other; the classifier two-sample test
+# {cite}`lopezpaz2017c2st` reports the out-of-fold ROC AUC of a classifier
+# telling real from generated (0.5 = indistinguishable). Every column names the
+# feature extractor that produced it.
+
+# %%
+# Colab / fresh kernels: install echolib when it is missing.
+import subprocess
+import sys
+
+try:
+    import echolib  # noqa: F401
+except ImportError:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+
+# %% tags=["parameters"]
+import os
+
+data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of real frames
+config = "smoke"  # configuration trained for every architecture that has no run yet
+kimg = None  # training length override for those runs (None: as configured)
+device = "auto"  # "auto", "cpu" or "cuda"
+seed = 0
+runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
+n = 256  # generated images per model (use 10000 for the published comparison)
+extractor = "echo"  # feature extractor for fid/kid/precision/recall/memorisation/c2st
+resolution = 128  # resolution of the comparison, as in the study; samples of runs at other sizes are resized
+shared = os.environ.get("ECHOLIB_SHARED_DATA", "../shared/data")  # reference files of the study
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from echolib.models.registry import available_architectures
+from echolib.report import compare, plots
+from echolib.train.runs import ensure_run
+from echolib.train.sampling import load_model
+
+pd.set_option("display.precision", 4)
+study_samples = Path(shared) / "seed-reference" / "stylegan2-ada-E4-samples"
+study_logs = Path(shared) / "seed-reference" / "training-logs"
+
+# %% [markdown]
+# ## The runs
+#
+# Every available architecture is trained (or its finished run reused) with
+# the chosen configuration.
+
+# %%
+run_dirs = [ensure_run(arch, config, data, runs, kimg=kimg, device=device, seed=seed, progress=False)
+            for arch in available_architectures()]
+run_dirs = compare.find_runs(runs)
+assert {r.parent.name for r in run_dirs} >= set(available_architectures())
+pd.DataFrame({"run": [f"{r.parent.name}/{r.name}" for r in run_dirs]})
+
+# %% [markdown]
+# ## Evaluation
+
+# %%
+splits = compare.evaluation_splits(data, resolution=resolution)
+print(f"comparison at {resolution}x{resolution}: {len(splits.heldout)} held-out frames of "
+      f"{len(set(splits.heldout.video_ids))} videos; {len(splits.train)} training frames")
+assert not set(splits.train.video_ids) & set(splits.heldout.video_ids)
+records = []
+for run in run_dirs:
+    arch, cfg = compare.run_label(run)
+    recs = compare.evaluate_run(run, splits, extractor=extractor, n=n, seed=seed, device=device)
+    records += compare.label_records(recs, "ours", arch, cfg)
+records += compare.label_records(
+    compare.evaluate_reference("training frames", splits.train, splits, extractor=extractor, n=n, seed=seed,
+                               device=device), "reference", "data", "training frames (a copier)")
+if study_samples.is_dir():
+    records += compare.label_records(
+        compare.evaluate_reference("published model", study_samples, splits, extractor=extractor, n=n, seed=seed,
+                                   device=device), "published", "stylegan2_ada", "study E4 samples")
+else:
+    print(f"the study's samples are not at {study_samples}: the published-model row is missing "
+          "(set ECHOLIB_SHARED_DATA)")
+table = compare.comparison_table(records)
+for r in records:
+    assert np.isfinite(r["value"]), r
+assert set(table["architecture"]) >= set(available_architectures())
+
+# %% [markdown]
+# ## The table
+#
+# Best value of every metric for every architecture and configuration; the
+# reference rows are scored by the same code.
+
+# %%
+from IPython.display import HTML  # noqa: E402
+
+HTML(table.to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}", na_rep="–"))
+
+# %% [markdown]
+# The study's own reported numbers (best over its training logs). Its FID and
+# KID used Inception features and its own code, on its own real set: compare
+# them with each other, not with the columns above.
+
+# %%
+reported = compare.study_rows(study_logs) if study_logs.is_dir() else pd.DataFrame()
+if reported.empty:
+    print(f"the study's logs are not at {study_logs}")
+reported
+
+# %% [markdown]
+# ## FID during training
+
+# %%
+plots.metric_curves(run_dirs, ["fid", "kid"], extractor=extractor);
+
+# %% [markdown]
+# ## Radar, heatmap and violin charts
+#
+# As in the study: a radar of normalised scores (outer is better) and a heatmap
+# of the same table. Normalisation is across the rows shown, so it ranks, it
+# does not measure.
+
+# %%
+compare.radar(table);
+
+# %%
+compare.heatmap(table);
+
+# %% [markdown]
+# The violin plot shows, per image, the feature distance to the nearest
+# training frame. Held-out real frames show the natural spread; a generator
+# whose distances sit far below it copies, one far above it is unrealistic.
+
+# %%
+bank = compare.features_of(splits.train.images, extractor=extractor, device=device)
+dist = {"real held-out": compare.nearest_distances(splits.heldout.images, bank, extractor, device)}
+if study_samples.is_dir():
+    from echolib.data.frames import FrameDataset  # noqa: E402
+
+    dist["published model"] = compare.nearest_distances(
+        FrameDataset(study_samples, limit=n, resolution=resolution).images, bank, extractor, device)
+for run in run_dirs:
+    model, _ = load_model(run, device=device)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    images = torch.cat([model.sample(min(64, n - i), g).cpu() for i in range(0, n, 64)])
+    dist[f"{run.parent.name}/{run.name}"] = compare.nearest_distances(images, bank, extractor, device)
+assert all(np.isfinite(v).all() for v in dist.values())
+compare.violin(dist);
+
+# %% [markdown]
+# ## Samples side by side
+
+# %%
+grids = {}
+if study_samples.is_dir():
+    grids["published model (study E4)"] = FrameDataset(study_samples, limit=16, resolution=resolution).images
+for run in run_dirs:
+    model, _ = load_model(run, device=device)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    grids[f"{run.parent.name}/{run.name}"] = model.sample(16, g).cpu()
+grids["real held-out"] = splits.heldout.images[:16]
+compare.samples_side_by_side(grids);
