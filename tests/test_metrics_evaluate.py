@@ -34,7 +34,7 @@ def folders(tmp_path_factory):
 def test_every_default_metric_with_complete_records(folders, monkeypatch, tmp_path):
     monkeypatch.setenv("ECHOLIB_FEATURE_CACHE", str(tmp_path / "cache"))
     real, fake = folders
-    recs = evaluate(real, fake, device="cpu", kimg=12.5, run="runs/x")
+    recs = evaluate(real, fake, extractor="echo", device="cpu", kimg=12.5, run="runs/x")
     assert [r["metric"] for r in recs] == list(DEFAULT_METRICS)
     for r in recs:
         assert set(RECORD_KEYS) <= set(r) and r["metric"] in METRICS
@@ -53,7 +53,7 @@ def test_every_default_metric_with_complete_records(folders, monkeypatch, tmp_pa
     assert 0 < by["ms_ssim"]["value"] < 1 and 0 < by["ms_ssim"]["real_value"] < 1
     assert list((tmp_path / "cache").glob("echo-*.pt"))  # features were cached
     # a second call reads the cache and returns the same numbers
-    again = {r["metric"]: r["value"] for r in evaluate(real, fake, metrics=["fid", "c2st_auc"], device="cpu")}
+    again = {r["metric"]: r["value"] for r in evaluate(real, fake, metrics=["fid", "c2st_auc"], extractor="echo", device="cpu")}
     assert again["fid"] == by["fid"]["value"] and again["c2st_auc"] == by["c2st_auc"]["value"]
 
 
@@ -61,21 +61,21 @@ def test_inputs_of_every_kind_give_the_same_numbers(folders, tmp_path):
     real, fake = folders
     ds_real, ds_fake = FrameDataset(real), FrameDataset(fake)
     metrics = ["fid", "jsd", "ssim"]
-    from_paths = evaluate(real, fake, metrics=metrics, device="cpu", cache=False)
-    from_datasets = evaluate(ds_real, ds_fake, metrics=metrics, device="cpu", cache=False)
-    from_tensors = evaluate(ds_real.images, ds_fake.images, metrics=metrics, device="cpu", cache=False)
+    from_paths = evaluate(real, fake, metrics=metrics, extractor="echo", device="cpu", cache=False)
+    from_datasets = evaluate(ds_real, ds_fake, metrics=metrics, extractor="echo", device="cpu", cache=False)
+    from_tensors = evaluate(ds_real.images, ds_fake.images, metrics=metrics, extractor="echo", device="cpu", cache=False)
     floats = to_float(ds_fake.images)
 
     def sampler(n: int, g: torch.Generator) -> torch.Tensor:
         idx = torch.randint(len(floats), (n,), generator=g)
         return floats[idx]
 
-    from_sampler = evaluate(ds_real, sampler, metrics=metrics, n=50, device="cpu", cache=tmp_path)
+    from_sampler = evaluate(ds_real, sampler, metrics=metrics, n=50, extractor="echo", device="cpu", cache=tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 1  # the real subset is cached, the sampler's draws are not
     for a, b, c in zip(from_paths, from_datasets, from_tensors):
         assert a["value"] == b["value"] == c["value"]
     assert [r["n_fake"] for r in from_sampler] == [50] * 3 and [r["n_real"] for r in from_sampler] == [50] * 3
-    again = evaluate(ds_real, sampler, metrics=metrics, n=50, device="cpu", cache=False)
+    again = evaluate(ds_real, sampler, metrics=metrics, n=50, extractor="echo", device="cpu", cache=False)
     assert [r["value"] for r in again] == [r["value"] for r in from_sampler]  # seeded draws
 
 
@@ -99,6 +99,8 @@ def test_cli_json_lines_and_append_only_records(folders, tmp_path, capsys):
     records = tmp_path / "metrics.jsonl"
     argv = [
         "evaluate",
+        "--extractor",
+        "echo",
         "--real",
         str(real),
         "--fake",
@@ -124,6 +126,8 @@ def test_cli_json_lines_and_append_only_records(folders, tmp_path, capsys):
         main(
             [
                 "evaluate",
+                "--extractor",
+                "echo",
                 "--real",
                 str(real),
                 "--fake",
@@ -146,6 +150,8 @@ def test_cli_json_lines_and_append_only_records(folders, tmp_path, capsys):
         main(
             [
                 "evaluate",
+                "--extractor",
+                "echo",
                 "--real",
                 str(real),
                 "--fake",
@@ -169,6 +175,21 @@ def test_cli_json_lines_and_append_only_records(folders, tmp_path, capsys):
     assert "unknown metrics" in capsys.readouterr().err
 
 
+def test_cli_default_extractor_is_inception_and_fails_at_once_offline(folders, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from echolib.metrics import fidelity
+
+    real, fake = folders
+    monkeypatch.delenv(fidelity.ENV_INCEPTION_WEIGHTS, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    argv = ["evaluate", "--real", str(real), "--fake", str(fake), "--metrics", "fid", "--device", "cpu", "--no-cache",
+            "--records", str(tmp_path / "m.jsonl")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Inception-v3 weights" in err and str(tmp_path / "hub") in err and "ECHOLIB_INCEPTION_WEIGHTS" in err
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_cli_on_shared_real_frames_vs_the_study(real_frames, study_samples, tmp_path, capsys):
@@ -178,6 +199,8 @@ def test_cli_on_shared_real_frames_vs_the_study(real_frames, study_samples, tmp_
         main(
             [
                 "evaluate",
+                "--extractor",
+                "echo",
                 "--real",
                 str(real_frames),
                 "--fake",

@@ -78,7 +78,8 @@ def test_our_metrics_equal_a_direct_torch_fidelity_call(tmp_path, phantom_a, pha
     save_batch(phantom_b.images[:80], fake_dir)
     ours = {
         r["metric"]: r
-        for r in evaluate(real_dir, fake_dir, metrics=["fid", "kid", "precision", "recall"], device="cpu", cache=False)
+        for r in evaluate(real_dir, fake_dir, metrics=["fid", "kid", "precision", "recall"], extractor="echo", device="cpu",
+                          cache=False)
     }
     theirs = torch_fidelity.calculate_metrics(
         input1=str(fake_dir),
@@ -210,7 +211,7 @@ def test_lpips_through_the_real_loading_path(tmp_path, monkeypatch, phantom_a, p
     same = lpips.lpips_pairs(net, a, a, torch.device("cpu"))
     diff = lpips.lpips_pairs(net, a, b, torch.device("cpu"))
     assert torch.allclose(same, torch.zeros(6), atol=1e-6) and (diff > 0).all()
-    rec = evaluate(a, b, metrics=["lpips"], device="cpu", cache=False, seed=3)[0]
+    rec = evaluate(a, b, metrics=["lpips"], extractor="echo", device="cpu", cache=False, seed=3)[0]
     ri, fi = random_pairs(6, 6, seed=3)
     expected = lpips.lpips_pairs(net, a[ri], b[fi], torch.device("cpu")).mean().item()
     assert rec["metric"] == "lpips" and rec["value"] == pytest.approx(expected, rel=1e-5)

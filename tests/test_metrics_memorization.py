@@ -62,8 +62,8 @@ def test_calibration_needs_videos_and_evaluate_says_so():
     with pytest.raises(DataError, match="several frames per video"):
         memorization.memorization(torch.randn(4, 8), torch.randn(4, 8), ["a", "b", "c", "d"])
     with pytest.raises(DataError, match="several frames per video"):
-        evaluate(x, x, metrics=["memorized_fraction_pixel"], cache=False)
+        evaluate(x, x, metrics=["memorized_fraction_pixel"], extractor="echo", cache=False)
     # by default the metric is skipped with a warning instead
     with pytest.warns(UserWarning, match="memorization skipped"):
-        recs = evaluate(x, x, metrics=None, device="cpu", cache=False)
+        recs = evaluate(x, x, metrics=None, extractor="echo", device="cpu", cache=False)
     assert not [r for r in recs if r["metric"].startswith("memorized")]

@@ -1,11 +1,13 @@
 """Compare generated images with real frames: FID, KID, precision/recall, JSD, SSIM, PSNR, MS-SSIM,
-memorization and a classifier two-sample test, on the ``echo`` extractor by default.
+memorization and a classifier two-sample test.
 
-Examples::
+The feature extractor is the standard ``inception-v3-compat`` by default (its
+weights file must be present: the error says where to put it); ``--extractor
+echo`` uses echolib's offline echocardiogram extractor. Examples::
 
-    python -m echolib evaluate --real ../shared/data/echonet-dynamic-128/frames --fake samples/ --json
-    python -m echolib evaluate --real frames/ --fake runs/a/samples runs/b/samples --references
-    python -m echolib evaluate --real frames/ --fake samples/ --metrics fid,kid --extractor inception-v3-compat
+    python -m echolib evaluate --real ../shared/data/echonet-dynamic-128/frames --fake samples/ --extractor echo --json
+    python -m echolib evaluate --real frames/ --fake runs/a/samples runs/b/samples --references --extractor echo
+    python -m echolib evaluate --real frames/ --fake samples/ --metrics fid,kid
 
 Every value is appended as a record to ``--records`` (never overwriting earlier
 lines). ``--references`` adds the study's StyleGAN2-ADA E4 samples and the
@@ -29,7 +31,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--real", required=True, help="real frames: folder, .zip, manifest.csv or 'phantom'")
     p.add_argument("--fake", nargs="+", default=[], help="generated images: one or more folders/zips/manifests")
     p.add_argument("--train", default=None, help="the model's training frames, for memorization (default: --real)")
-    p.add_argument("--extractor", default="echo", help="feature extractor: echo (default) or inception-v3-compat")
+    p.add_argument("--extractor", default="inception-v3-compat",
+                   help="feature extractor: inception-v3-compat (default; needs its weights file, see "
+                        "$ECHOLIB_INCEPTION_WEIGHTS) or echo (offline, shipped with echolib)")
     p.add_argument("--metrics", default=None, help="comma-separated subset (default: all but lpips)")
     p.add_argument("--n", type=int, default=None, help="use at most this many images per set (seeded subset)")
     p.add_argument("--seed", type=int, default=0, help="seed of subsets, pairings and folds")

@@ -2,7 +2,7 @@
 
 Public API (stable; the trainer, the command line and the notebooks call it):
 
-* :func:`evaluate` ``(real, fake, metrics, extractor="echo", train=None, n=None, seed=0,
+* :func:`evaluate` ``(real, fake, metrics, extractor="inception-v3-compat", train=None, n=None, seed=0,
   device="auto", kimg=None, run=None) -> list[dict]``: one record per metric value.
 * :func:`append_records` ``(path, records)``: append to a run's ``metrics.jsonl``.
 * :data:`METRICS`: every metric name; :data:`DEFAULT_METRICS`: those computed by default.

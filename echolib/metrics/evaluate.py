@@ -37,7 +37,7 @@ def evaluate(
     real,
     fake,
     metrics: list[str] | tuple[str, ...] | None = None,
-    extractor: str = "echo",
+    extractor: str = "inception-v3-compat",
     train=None,
     n: int | None = None,
     seed: int = 0,
@@ -58,8 +58,9 @@ def evaluate(
     to a seeded random subset and is the number of images drawn from a sampler
     (default: as many as the real set has). ``train`` is the model's training
     set for the memorization search (default: ``real``). ``extractor`` names
-    the feature space of FID/KID/precision/recall/memorization/C2ST (``echo`` or
-    ``inception-v3-compat``); pixel statistics are recorded with extractor
+    the feature space of FID/KID/precision/recall/memorization/C2ST:
+    ``inception-v3-compat`` (the standard, default; needs its weights file) or
+    ``echo`` (offline, shipped); pixel statistics are recorded with extractor
     ``"pixel"``. ``metrics`` is a subset of :data:`METRICS` (default
     :data:`DEFAULT_METRICS`). ``timings``, when given, receives the seconds
     spent per stage (for benchmarks).

@@ -12,9 +12,9 @@ real manifold).
 
 Weights: ``echo`` ships with echolib (:mod:`echolib.metrics.features`).
 ``inception-v3-compat`` needs torch-fidelity's converted Inception file; it is
-taken from ``$ECHOLIB_INCEPTION_WEIGHTS`` or torch's hub cache, and when neither
-exists the error says at once where to put which file instead of trying the
-network (:func:`inception_weights_path`).
+taken from ``$ECHOLIB_INCEPTION_WEIGHTS`` or torch's hub cache; when neither
+exists it is downloaded into the cache if the network answers, and otherwise
+the error says at once where to put which file (:func:`inception_weights_path`).
 """
 
 from __future__ import annotations
@@ -57,11 +57,37 @@ def inception_weights_path() -> Path:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / name
     if cached.is_file():
         return cached
+    if _download(URL_INCEPTION_V3, cached):
+        return cached
     raise ConfigError(
         f"Inception-v3 weights for extractor {INCEPTION!r} not found. Download {URL_INCEPTION_V3} "
         f"and either save it as {cached} or set ${ENV_INCEPTION_WEIGHTS} to its path; "
         f"or use the offline domain extractor: --extractor echo"
     )
+
+
+def _download(url: str, dest: Path, timeout: float = 5.0) -> bool:
+    """Fetch ``url`` into torch's cache when the network answers; False at once when it does not.
+
+    ``$ECHOLIB_OFFLINE=1`` skips the attempt. A failed or partial download
+    leaves nothing behind (torch writes to a temp file and renames).
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("ECHOLIB_OFFLINE") == "1":
+        return False
+    host = urlparse(url).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(dest), progress=True)
+    except Exception:  # noqa: BLE001 -- any failure means: tell the user where to put the file
+        return False
+    return dest.is_file()
 
 
 def extractor_weights_path(name: str) -> Path | None:
