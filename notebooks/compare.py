@@ -63,7 +63,7 @@ kimg = None  # training length override for those runs (None: as configured)
 device = "auto"  # "auto", "cpu" or "cuda"
 seed = 0
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
-n = 256  # generated images per model (use 10000 for the published comparison)
+n = 128  # generated images per model (use 10000 for the published comparison)
 extractor = "echo"  # feature extractor for fid/kid/precision/recall/memorisation/c2st
 resolution = 128  # resolution of the comparison, as in the study; samples of runs at other sizes are resized
 shared = os.environ.get("ECHOLIB_SHARED_DATA", "../shared/data")  # reference files of the study
@@ -74,12 +74,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
 from echolib.models.registry import available_architectures
 from echolib.report import compare, plots
 from echolib.train.runs import ensure_run
-from echolib.train.sampling import load_model
 
 pd.set_option("display.precision", 4)
 study_samples = Path(shared) / "seed-reference" / "stylegan2-ada-E4-samples"
@@ -106,21 +104,16 @@ splits = compare.evaluation_splits(data, resolution=resolution)
 print(f"comparison at {resolution}x{resolution}: {len(splits.heldout)} held-out frames of "
       f"{len(set(splits.heldout.video_ids))} videos; {len(splits.train)} training frames")
 assert not set(splits.train.video_ids) & set(splits.heldout.video_ids)
+samples = {}  # drawn once per run, reused by the evaluation, the violins and the grids
 records = []
 for run in run_dirs:
     arch, cfg = compare.run_label(run)
-    recs = compare.evaluate_run(run, splits, extractor=extractor, n=n, seed=seed, device=device)
+    samples[f"{arch}/{cfg}"] = compare.run_samples(run, n, size=resolution, seed=seed, device=device)
+    recs = compare.evaluate_run(run, samples[f"{arch}/{cfg}"], splits, extractor=extractor, seed=seed, device=device)
     records += compare.label_records(recs, "ours", arch, cfg)
 records += compare.label_records(
     compare.evaluate_reference("training frames", splits.train, splits, extractor=extractor, n=n, seed=seed,
                                device=device), "reference", "data", "training frames (a copier)")
-if study_samples.is_dir():
-    records += compare.label_records(
-        compare.evaluate_reference("published model", study_samples, splits, extractor=extractor, n=n, seed=seed,
-                                   device=device), "published", "stylegan2_ada", "study E4 samples")
-else:
-    print(f"the study's samples are not at {study_samples}: the published-model row is missing "
-          "(set ECHOLIB_SHARED_DATA)")
 table = compare.comparison_table(records)
 for r in records:
     assert np.isfinite(r["value"]), r
@@ -180,11 +173,8 @@ if study_samples.is_dir():
 
     dist["published model"] = compare.nearest_distances(
         FrameDataset(study_samples, limit=n, resolution=resolution).images, bank, extractor, device)
-for run in run_dirs:
-    model, _ = load_model(run, device=device)
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    images = torch.cat([model.sample(min(64, n - i), g).cpu() for i in range(0, n, 64)])
-    dist[f"{run.parent.name}/{run.name}"] = compare.nearest_distances(images, bank, extractor, device)
+for label, images in samples.items():
+    dist[label] = compare.nearest_distances(images, bank, extractor, device)
 assert all(np.isfinite(v).all() for v in dist.values())
 compare.violin(dist);
 
@@ -195,9 +185,7 @@ compare.violin(dist);
 grids = {}
 if study_samples.is_dir():
     grids["published model (study E4)"] = FrameDataset(study_samples, limit=16, resolution=resolution).images
-for run in run_dirs:
-    model, _ = load_model(run, device=device)
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    grids[f"{run.parent.name}/{run.name}"] = model.sample(16, g).cpu()
+for label, images in samples.items():
+    grids[label] = images[:16]
 grids["real held-out"] = splits.heldout.images[:16]
 compare.samples_side_by_side(grids);

@@ -32,7 +32,6 @@ import torch
 from matplotlib.figure import Figure
 
 from echolib.data.frames import FrameDataset, holdout_split
-from echolib.io import read_jsonl
 from echolib.train import checkpoint as ckpt
 
 #: order of architectures in tables and figures
@@ -75,50 +74,44 @@ def _arch_rank(arch: str) -> int:
     return ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER)
 
 
-def run_resolution(run: Path) -> int:
-    from echolib.train.loop import load_run_config
-
-    return load_run_config(run).train.resolution
+def latest_kimg(run: Path) -> float:
+    return int(ckpt.list_checkpoints(run / "checkpoints")[-1].stem.split("-")[1]) / 1000.0
 
 
-def evaluate_run(run: Path, splits: Splits, metrics: Sequence[str] = DEFAULT_METRICS, *, extractor: str = "echo",
-                 n: int = 1000, seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
-    """Records for the run's latest checkpoint (cached in its metrics.jsonl).
+def run_samples(run: Path, n: int, *, size: int = 128, seed: int = 0, device: str = "auto",
+                batch: int = 64) -> torch.Tensor:
+    """``n`` samples of the run's latest EMA generator as uint8 ``[n, 1, size, size]`` (drawn once, reused).
 
-    Samples of a run trained at another resolution than ``splits`` are resized
-    to it (area when shrinking, bilinear when enlarging) so every row of a
-    comparison is measured at one resolution.
+    Samples of a run trained at another resolution are resized to ``size``
+    (area when shrinking, bilinear when enlarging) so every row of a comparison
+    is measured at one resolution.
     """
-    from echolib.metrics import append_records, evaluate
-    from echolib.train.sampling import load_model, model_sampler
+    from echolib.images import to_uint8
+    from echolib.train.sampling import load_model
 
-    latest = ckpt.list_checkpoints(run / "checkpoints")[-1]
-    kimg = int(latest.stem.split("-")[1]) / 1000.0
-    size = splits.heldout.resolution
-    key = {"source": "compare", "kimg": kimg, "extractor": extractor, "n_fake": n, "data": splits.source,
-           "resolution": size}
-    cached = [r for r in read_jsonl(run / "metrics.jsonl") if all(r.get(k) == v for k, v in key.items())]
-    if {r["metric"] for r in cached} >= set(metrics):
-        return [r for r in cached if r["metric"] in metrics]
-    model, _ = load_model(latest, device=device)
-    sampler = _resized(model_sampler(model, batch=64), size)
-    records = evaluate(splits.heldout, sampler, metrics=list(metrics), extractor=extractor,
-                       train=splits.train, n=n, seed=seed, device=device, kimg=kimg, run=str(run))
+    model, _ = load_model(run, device=device)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    chunks = []
+    for start in range(0, n, batch):
+        x = model.sample(min(batch, n - start), g).float()
+        if x.shape[-1] != size:
+            mode = "area" if x.shape[-1] > size else "bilinear"
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode=mode).clamp(-1, 1)
+        chunks.append(to_uint8(x).cpu())
+    return torch.cat(chunks)
+
+
+def evaluate_run(run: Path, images: torch.Tensor, splits: Splits, metrics: Sequence[str] = DEFAULT_METRICS, *,
+                 extractor: str = "echo", seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
+    """Records for a run's samples against the held-out videos, appended to its ``metrics.jsonl``."""
+    from echolib.metrics import append_records, evaluate
+
+    records = evaluate(splits.heldout, images, metrics=list(metrics), extractor=extractor, train=splits.train,
+                       seed=seed, device=device, kimg=latest_kimg(run), run=str(run))
     for r in records:
-        r.update(source="compare", data=splits.source, resolution=size)
+        r.update(source="compare", data=splits.source, resolution=splits.heldout.resolution)
     append_records(run / "metrics.jsonl", records)
     return records
-
-
-def _resized(sampler, size: int):
-    def sample(n: int, generator: torch.Generator) -> torch.Tensor:
-        x = sampler(n, generator)
-        if x.shape[-1] == size:
-            return x
-        mode = "area" if x.shape[-1] > size else "bilinear"
-        return torch.nn.functional.interpolate(x.float(), size=(size, size), mode=mode).clamp(-1, 1)
-
-    return sample
 
 
 def evaluate_reference(name: str, images: FrameDataset | str | Path, splits: Splits,
@@ -273,16 +266,11 @@ def violin(distances: dict[str, np.ndarray], xlabel: str = "distance to the near
 
 
 def features_of(images: torch.Tensor, extractor: str = "echo", device: str = "auto") -> torch.Tensor:
-    """Features of ``[N, 1, H, W]`` images (uint8, or float in [-1, 1]) under a registered extractor."""
-    from echolib.images import to_uint8
-    from echolib.metrics import fidelity
-    from echolib.metrics.evaluate import resolve_device
+    """Features of uint8 ``[N, 1, H, W]`` images (cached on disk by content, as in :func:`echolib.metrics.evaluate`)."""
+    from echolib.metrics.evaluate import FeatureCache, resolve_device
+    from echolib.metrics.inputs import as_image_set
 
-    if images.is_floating_point():
-        images = to_uint8(images)
-    dev = resolve_device(device)
-    net, layer = fidelity.create_extractor(extractor, dev)
-    return fidelity.extract(net, layer, images, dev)
+    return FeatureCache(extractor, resolve_device(device))(as_image_set(images))
 
 
 def nearest_distances(images: torch.Tensor, bank_features: torch.Tensor, extractor: str = "echo",
