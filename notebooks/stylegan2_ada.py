@@ -480,7 +480,7 @@ else:
 # the double backward of a grouped convolution loops over the channel groups in
 # PyTorch, which costs seconds per step at 512 channels; slices and adds
 # differentiate any number of times as cheap elementwise passes.
-# `bench/stylegan2_speed.py` measures seconds per kimg after warm-up.
+# `bench/train_speed.py` measures seconds per kimg through the trainer after warm-up, and `bench/step_speed.py` times the step alone in variants (channels_last, compile, a profiler table).
 #
 # ```{note}
 # **Speed status: a measurement in progress, not a result.** The only number

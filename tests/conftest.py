@@ -22,6 +22,19 @@ def need(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """One intra-op thread: the test models are tiny, and on a 2-core machine shared with
+    subprocesses and notebook kernels torch's spinning OpenMP threads cost 5-20x (the
+    Makefile also sets OMP_NUM_THREADS=1; this covers a plain `pytest`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def real_frames() -> Path:
     return need(REAL_FRAMES)

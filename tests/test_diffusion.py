@@ -26,15 +26,6 @@ from echolib.train.sampling import load_model
 PHASES = ["ED", "ES", "other"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: on a shared 2-core machine, intra-op threads cost more than they save."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(**over) -> DiffusionConfig:
     """A U-Net small enough for many CPU calls per test (3 levels, one block each)."""
     base = {"channels": 8, "channel_mult": (1, 2, 2), "num_blocks": 1, "attn_resolutions": (16,), "head_channels": 16,

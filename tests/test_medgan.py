@@ -18,15 +18,6 @@ from echolib.train.sampling import load_model
 TINY = {"z_dim": 16, "g_channels": 8, "d_channels": 8, "max_channels": 32, "warmup_cycles": 1, "warmup_n_critic": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run ~20x slower with 2 OpenMP threads on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     """64 phantom frames at 64x64 (16 hearts)."""

@@ -26,15 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = {"g_channels": 8, "d_channels": 8, "max_channels": 32}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run ~20x slower with 2 OpenMP threads on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory) -> Path:
     """64 phantom frames at 64x64 (16 hearts) with their LV masks and manifest."""

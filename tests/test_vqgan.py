@@ -31,15 +31,6 @@ from echolib.train.loop import Trainer
 from echolib.train.sampling import load_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions on a shared CPU: one thread is several times faster than two competing ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def phantom64(tmp_path_factory) -> Path:
     from echolib.data.sources import resolve_data

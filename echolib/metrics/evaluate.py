@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from echolib.devices import resolve_device
 from echolib.errors import ConfigError, DataError
 from echolib.metrics import c2st as c2st_mod
 from echolib.metrics import fidelity, memorization, pixel
@@ -327,15 +328,3 @@ def _resolve(metrics) -> list[str]:
     if not metrics:
         raise ConfigError("no metrics requested")
     return list(dict.fromkeys(metrics))
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return torch.device(device)

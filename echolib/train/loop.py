@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from echolib.config import dump_yaml, read_yaml
+from echolib.devices import resolve_device
 from echolib.errors import ConfigError, DataError, TrainingError
 from echolib.images import make_grid, to_float, write_gray
 from echolib.io import append_csv_row, atomic_write_text, check_writable, read_jsonl
@@ -59,18 +60,6 @@ class Interrupted(Exception):
         super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint written to {path}")
         self.signum = signum
         self.path = path
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use device='cpu' or 'auto'")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return torch.device(device)
 
 
 def seed_for(seed: int, step: int, stream: int = 0) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from echolib.devices import resolve_device
 from echolib.errors import CheckpointError
 from echolib.images import save_batch
 from echolib.models.base import GenerativeModel
@@ -30,8 +31,6 @@ def find_checkpoint(run: str | Path, kimg: float | None = None) -> Path:
 
 def load_model(run: str | Path, *, kimg: float | None = None, device: str = "auto") -> tuple[GenerativeModel, Path]:
     """Rebuild the model from the checkpoint's own config and load its weights (weights_only)."""
-    from echolib.train.loop import resolve_device
-
     path = find_checkpoint(run, kimg)
     dev = resolve_device(device)
     state = ckpt.load(path, map_location="cpu")

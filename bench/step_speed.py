@@ -1,12 +1,16 @@
-"""Time StyleGAN2-ADA training steps the way the trainer runs them: sec/kimg after warm-up.
+"""Time one architecture's training steps outside the trainer, in variants, for GPU tuning.
 
-Each step is ``model.train_step`` under bf16 autocast with a StepContext whose
-real images come from a uint8 dataset resident on the device (random frames:
-speed does not depend on content), followed by the generator's EMA update.
-The timed window is a whole number of 16-step R1 periods, so lazy R1 and
-path-length steps count in proportion. Prints one JSON line per variant:
-``{"config", "gpu", "batch", "resolution", "channels_last", "cudnn_benchmark",
-"compile", "sec_per_kimg", "step_ms_median", "peak_mem_gb", "finite", "augment_p"}``.
+Each step is ``model.train_step`` under bf16 autocast (on CUDA) with a
+StepContext whose real images come from a uint8 tensor resident on the device
+(random frames: speed does not depend on content), followed by the EMA update.
+Timed steps are a multiple of 16, so lazy regularisers (StyleGAN2's R1 every 16
+steps, path length every 4) count in proportion. Variants toggle channels_last,
+cuDNN autotuning and ``torch.compile``; ``--profile FILE`` writes a profiler
+table of 16 steps. Prints one JSON line per (config, variant). For the
+end-to-end number through the real trainer use ``bench/train_speed.py``.
+
+    python bench/step_speed.py --arch stylegan2_ada --configs E4,auto --variants default,no-channels-last,compile
+    python bench/step_speed.py --arch diffusion --configs E1,E6 --sample
 """
 
 from __future__ import annotations
@@ -25,27 +29,22 @@ from echolib.models.registry import build_model, load_config
 from echolib.train.ema import update_ema
 
 
-def bench(
-    config: str,
-    steps: int,
-    warmup: int,
-    channels_last: bool,
-    cudnn_benchmark: bool,
-    compile_: bool,
-    profile: str | None = None,
-) -> dict:
+def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, cudnn_benchmark: bool,
+          compile_: bool, profile: str | None = None, sample: bool = False) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.manual_seed(0)
-    run = load_config("stylegan2_ada", config)
+    run = load_config(arch, config)
     batch, res = run.train.batch, run.train.resolution
-    model = build_model(run).to(device)
+    data = torch.randint(0, 256, (max(4096, 4 * batch), 1, res, res), dtype=torch.uint8, device=device)
+    model = build_model(run)
+    model.setup(_Frames(data), heldout=None)
+    model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if compile_:
         model.fwd = {k: torch.compile(v) for k, v in model.fwd.items()}
     opts = model.make_optimizers()
-    data = torch.randint(0, 256, (4096, 1, res, res), dtype=torch.uint8, device=device)
     gen = torch.Generator(device=device)
     cast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
 
@@ -60,7 +59,8 @@ def bench(
                           autocast=cast)  # fmt: skip
         with cast():
             out = model.train_step(ctx, opts)
-        update_ema(model.ema["G"], model.nets["G"], 0.999)
+        for name, ema in model.ema.items():
+            update_ema(ema, model.nets[name], 0.999)
         return out
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -80,11 +80,39 @@ def bench(
             times.append((time.perf_counter() - t) * 1000)
     sync()
     seconds = time.perf_counter() - start
-    if profile:  # one R1 period under the profiler, kernels sorted by device time
+    result = {
+        "arch": arch,
+        "config": config,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "batch": batch,
+        "resolution": res,
+        "channels_last": channels_last,
+        "cudnn_benchmark": cudnn_benchmark,
+        "compile": compile_,
+        "params_m": round(sum(p.numel() for p in model.nets.parameters()) / 1e6, 2),
+        "sec_per_kimg": round(seconds / (steps * batch / 1000), 3),
+        "step_ms_median": round(statistics.median(times), 1) if times else None,
+        "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
+        "finite": bool(finite),
+    }
+    result.update({k: round(float(v), 4) for k, v in model.tick_stats().items()})
+    if sample:
+        model.eval()
+        g = torch.Generator(device=device).manual_seed(0)
+        model.sample(min(batch, 16), g)
+        sync()
+        t = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t < 5.0:
+            n += len(model.sample(batch, g))
+            sync()
+        result["sample_img_per_s"] = round(n / (time.perf_counter() - t), 1)
+    if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
 
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        model.train()
         with torch_profile(activities=acts) as prof:
             for i in range(16):
                 step(i)
@@ -92,20 +120,20 @@ def bench(
         key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
         with open(profile, "w") as fh:
             fh.write(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=60))
-    return {
-        "config": config,
-        "gpu": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-        "batch": batch,
-        "resolution": res,
-        "channels_last": channels_last,
-        "cudnn_benchmark": cudnn_benchmark,
-        "compile": compile_,
-        "sec_per_kimg": round(seconds / (steps * batch / 1000), 3),
-        "step_ms_median": round(statistics.median(times), 1) if times else None,
-        "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
-        "finite": bool(finite),
-        "augment_p": round(float(model.ada.p), 4),
-    }
+    return result
+
+
+class _Frames:
+    """The part of a FrameDataset that ``setup`` may read (images, video ids, no metadata)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+        self.video_ids = [f"v{i // 4}" for i in range(len(images))]
+        self.infos = []
+        self.source = None
+
+    def __len__(self) -> int:
+        return len(self.images)
 
 
 VARIANTS = {
@@ -117,17 +145,20 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="stylegan2_ada")
     parser.add_argument("--configs", default="E4", help="comma-separated config names")
     parser.add_argument("--variants", default="default", help=f"comma-separated, from {', '.join(VARIANTS)}")
-    parser.add_argument("--steps", type=int, default=64, help="timed steps (a multiple of 16 keeps R1 in proportion)")
+    parser.add_argument("--steps", type=int, default=64, help="timed steps (a multiple of 16)")
     parser.add_argument("--warmup", type=int, default=16)
+    parser.add_argument("--sample", action="store_true", help="also time sampling (images/s over 5 s)")
     parser.add_argument("--profile", help="write a profiler table of 16 steps of the first run to this file")
     args = parser.parse_args()
     profile = args.profile
     for config in args.configs.split(","):
         for variant in args.variants.split(","):
-            result = bench(config, args.steps, args.warmup, profile=profile, **VARIANTS[variant])
+            result = bench(args.arch, config, args.steps, args.warmup, profile=profile, sample=args.sample,
+                           **VARIANTS[variant])
             profile = None
             print(json.dumps({"variant": variant, **result}), flush=True)
 
