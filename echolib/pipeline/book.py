@@ -76,8 +76,10 @@ def build(
             t0 = time.perf_counter()
             print(f"[book] executing {src.relative_to(REPO)} ...", flush=True)
             try:
+                # progress bars are noise in a book; widgets would need JavaScript from a CDN
                 execute(src, out_dir / f"{name}.ipynb", params, progress=progress, timeout=timeout,
-                        env={"ECHOLIB_RUNS": str(runs)})
+                        env={"ECHOLIB_RUNS": str(runs), "TQDM_DISABLE": "1"})
+                strip_widgets(out_dir / f"{name}.ipynb")
             except EchoError:
                 raise
             except Exception as exc:
@@ -87,6 +89,33 @@ def build(
     if missing:
         raise BookError(f"chapters not executed yet: {', '.join(missing)} (run without --no-execute)")
     return render()
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def strip_widgets(path: Path) -> None:
+    """Drop live-widget state and views from an executed notebook, keeping their text fallback.
+
+    A widget view in the HTML makes the page load require.js and the widget
+    manager from a CDN, which fails offline (and the book must render offline).
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        outputs = []
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if data is not None and WIDGET_VIEW in data:
+                data.pop(WIDGET_VIEW)
+                if not data:
+                    continue
+            outputs.append(out)
+        if cell.cell_type == "code":
+            cell.outputs = outputs
+    nbformat.write(nb, path)
 
 
 class BookError(EchoError, RuntimeError):
