@@ -114,6 +114,16 @@ for run in run_dirs:
 records += compare.label_records(
     compare.evaluate_reference("training frames", splits.train, splits, extractor=extractor, n=n, seed=seed,
                                device=device), "reference", "data", "training frames (a copier)")
+published = None
+if study_samples.is_dir():
+    from echolib.data.frames import FrameDataset  # noqa: E402
+
+    published = FrameDataset(study_samples, limit=n, resolution=resolution)
+    records += compare.label_records(
+        compare.evaluate_reference("published model", published, splits, extractor=extractor, n=n, seed=seed,
+                                   device=device), "reference", "stylegan2_ada (published)", "study E4 samples")
+else:
+    print(f"the study's samples are not at {study_samples}: no published-model row")
 table = compare.comparison_table(records)
 for r in records:
     assert np.isfinite(r["value"]), r
@@ -122,23 +132,32 @@ assert set(table["architecture"]) >= set(available_architectures())
 # %% [markdown]
 # ## The table
 #
-# Best value of every metric for every architecture and configuration; the
-# reference rows are scored by the same code.
+# Best value of every metric for every architecture and configuration. The
+# `reference` rows (the data, the published model) are scored by the same code
+# as ours. The `study (reported)` rows at the bottom are the study's best
+# configuration per architecture by its own FID and KID (Inception features,
+# its code, its real set): they fill only their own `[inception, study]`
+# columns — compare them with each other, not with the columns of our rows.
+#
+# On the built-in phantom the published model, trained on real echoes, is
+# scored against phantom frames: its row then measures how far the phantom is
+# from real data, not the model. Build with `DATA=<real frames>` to rank it.
 
 # %%
 from IPython.display import HTML  # noqa: E402
 
-HTML(table.to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}", na_rep="–"))
-
-# %% [markdown]
-# The study's own reported numbers (best over its training logs). Its FID and
-# KID used Inception features and its own code, on its own real set: compare
-# them with each other, not with the columns above.
-
-# %%
 reported = compare.study_rows(study_logs) if study_logs.is_dir() else pd.DataFrame()
 if reported.empty:
-    print(f"the study's logs are not at {study_logs}")
+    print(f"the study's logs are not at {study_logs}: no reported rows")
+full = compare.with_references(table, reported)
+assert len(full) == len(table) + (0 if reported.empty else reported["architecture"].nunique())
+HTML(full.to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}", na_rep="–"))
+
+# %% [markdown]
+# All of the study's reported numbers (best over each configuration's
+# training log).
+
+# %%
 reported
 
 # %% [markdown]
@@ -168,11 +187,8 @@ compare.heatmap(table);
 # %%
 bank = compare.features_of(splits.train.images, extractor=extractor, device=device)
 dist = {"real held-out": compare.nearest_distances(splits.heldout.images, bank, extractor, device)}
-if study_samples.is_dir():
-    from echolib.data.frames import FrameDataset  # noqa: E402
-
-    dist["published model"] = compare.nearest_distances(
-        FrameDataset(study_samples, limit=n, resolution=resolution).images, bank, extractor, device)
+if published is not None:
+    dist["published model"] = compare.nearest_distances(published.images, bank, extractor, device)
 for label, images in samples.items():
     dist[label] = compare.nearest_distances(images, bank, extractor, device)
 assert all(np.isfinite(v).all() for v in dist.values())
@@ -183,8 +199,8 @@ compare.violin(dist);
 
 # %%
 grids = {}
-if study_samples.is_dir():
-    grids["published model (study E4)"] = FrameDataset(study_samples, limit=16, resolution=resolution).images
+if published is not None:
+    grids["published model (study E4)"] = published.images[:16]
 for label, images in samples.items():
     grids[label] = images[:16]
 grids["real held-out"] = splits.heldout.images[:16]

@@ -192,6 +192,33 @@ def study_rows(study_logs: str | Path) -> pd.DataFrame:
     return best.rename(columns=rename)
 
 
+def study_reference_rows(reported: pd.DataFrame) -> pd.DataFrame:
+    """The study's best configuration of each architecture, by its own FID, as rows of the comparison.
+
+    Only its FID and KID travel into the comparison table: they carry their own
+    column (``[inception, study]``) because the features, real set and code
+    differ from ours. Its JSD/SSIM/PSNR used other definitions (no sector mask,
+    other pairing), so they stay in the full table of reported numbers.
+    """
+    fid = column_name("fid", "inception, study")
+    if reported.empty or fid not in reported:
+        return pd.DataFrame()
+    keep = ["architecture", "configuration", "kind", fid, column_name("kid", "inception, study")]
+    best = reported.loc[reported.groupby("architecture", sort=False)[fid].idxmin(), keep]
+    best = best.assign(configuration=best["configuration"] + " (study's best)")
+    order = {a: i for i, a in enumerate(ARCH_ORDER)}
+    return best.sort_values("architecture", key=lambda s: s.map(lambda a: order.get(a, len(order)))) \
+               .reset_index(drop=True)
+
+
+def with_references(table: pd.DataFrame, reported: pd.DataFrame) -> pd.DataFrame:
+    """The comparison table followed by the study's reported rows (their columns appended at the end)."""
+    extra = study_reference_rows(reported)
+    if extra.empty:
+        return table
+    return pd.concat([table, extra], ignore_index=True)
+
+
 # -- figures ----------------------------------------------------------------
 def _scores(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Each metric mapped to [0, 1] across rows, 1 = best (direction-aware; AUC: closeness to 0.5)."""

@@ -1,0 +1,60 @@
+"""The comparison table: best values per row, and the study's reference rows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from echolib.report import compare
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = Path(os.environ.get("ECHOLIB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "seed-reference" / "training-logs"
+
+
+def _records(arch: str, values: dict[str, list[float]]) -> list[dict]:
+    recs = [{"metric": m, "value": v, "extractor": "echo" if m in ("fid", "precision") else None}
+            for m, vs in values.items() for v in vs]
+    return compare.label_records(recs, "ours", arch, "smoke")
+
+
+def test_best_value_follows_each_metric_direction():
+    records = _records("wgan", {"fid": [30.0, 12.0, 20.0], "precision": [0.2, 0.6], "c2st_auc": [0.9, 0.55, 0.3],
+                                "psnr": [11.0, 14.0]})
+    table = compare.comparison_table(records)
+    row = table.iloc[0]
+    assert row["fid [echo]"] == 12.0  # lower is better
+    assert row["precision [echo]"] == 0.6  # higher is better
+    assert row["c2st_auc"] == 0.55  # closest to chance
+    assert row["psnr"] == 14.0
+
+
+def test_study_reference_rows_pick_each_architectures_best_fid():
+    reported = pd.DataFrame({
+        "architecture": ["wgan", "wgan", "stylegan2_ada", "stylegan2_ada"],
+        "configuration": ["W1", "W6", "E1", "E4"],
+        "kind": "study (reported)",
+        "fid [inception, study]": [75.8, 68.3, 24.7, 9.17],
+        "kid [inception, study]": [0.02, 0.01, 0.014, 0.002],
+        "ssim": [0.37, 0.38, 0.39, 0.385],
+    })
+    rows = compare.study_reference_rows(reported)
+    assert list(rows["architecture"]) == ["stylegan2_ada", "wgan"]  # the book's order
+    assert list(rows["configuration"]) == ["E4 (study's best)", "W6 (study's best)"]
+    assert "ssim" not in rows  # the study's pixel statistics had other definitions
+    ours = compare.comparison_table(_records("wgan", {"fid": [40.0]}))
+    full = compare.with_references(ours, reported)
+    assert len(full) == 3 and pd.isna(full.loc[0, "fid [inception, study]"]) and pd.isna(full.loc[1, "fid [echo]"])
+    assert compare.with_references(ours, pd.DataFrame()).equals(ours)
+
+
+def test_study_reference_rows_from_the_studys_logs():
+    if not LOGS.is_dir():
+        pytest.skip(f"the study's training logs are not at {LOGS}")
+    rows = compare.study_reference_rows(compare.study_rows(LOGS))
+    best = dict(zip(rows["architecture"], rows["fid [inception, study]"], strict=True))
+    assert best["stylegan2_ada"] == pytest.approx(9.17, abs=0.01)  # the paper's headline number
+    assert best["stylegan2_ada"] == min(best.values())
+    assert rows.loc[rows["architecture"] == "stylegan2_ada", "configuration"].item() == "E4 (study's best)"
