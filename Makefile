@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 OMP_NUM_THREADS ?= 1
 export OMP_NUM_THREADS
 
-.PHONY: book test venv lint bench clean browser-deps
+.PHONY: book test venv lint bench clean browser-deps gpu-data
 
 venv: $(STAMP)
 
@@ -49,6 +49,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/phantom_speed.py
+
+# Stage what a lent GPU machine needs for bench/gpu_session.sh: a subset of real
+# frames (a device call carries at most 64 MiB) and wheels the device image
+# lacks. .gpu-data/ is ignored by git; never commit the (licensed) frames.
+GPU_FRAMES ?= ../shared/data/echonet-dynamic-128/frames
+GPU_N      ?= 5000
+gpu-data: $(STAMP)
+	$(PY) -m echolib.data.subset $(GPU_FRAMES) .gpu-data/frames --n $(GPU_N)
+	$(PY) -m pip download --quiet --no-deps --dest .gpu-data/wheels torch-fidelity==0.4.0
 
 clean:
 	rm -rf _build $(RUNS) .cache
