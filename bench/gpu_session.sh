@@ -20,7 +20,7 @@ PY=${PY:-python}
 mkdir -p "$OUT"
 START=$(date +%s)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-export TQDM_MININTERVAL=10
+export TQDM_MININTERVAL=10 PYTHONUNBUFFERED=1  # lines reach $OUT even when a stage is cut off
 
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 stage() {  # stage NAME SECONDS CMD...: run under a limit, log its status and time
@@ -49,7 +49,7 @@ $PY -c "import echolib.metrics, echolib.train.loop" 2>> "$OUT/machine.txt" || { 
 # 1. the StyleGAN2-ADA speed target (issue 3): one step loop, E4, with and without compile
 stage step_stylegan2 150 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants default,compile --steps 64 --profile "$OUT/step_profile.txt"
 # 2. every architecture through the real trainer, E-config at 128 px, 2 timed ticks
-stage train_speed 150 $PY bench/train_speed.py --arch all --config E4 --data "$DATA" --device cuda --ticks 2 --tick-kimg 1 --sample-n 256
+stage train_speed 150 $PY bench/train_speed.py --arch all --config E4 --data "$DATA" --device cuda --ticks 2 --tick-kimg 0.5 --sample-n 256
 # 3. metrics on the GPU, 10k vs 10k (random-weight Inception: speed, not a score)
 stage metrics_speed 60 $PY bench/metrics_speed.py --scenario gpu --random-inception
 # 4. train E4 on real frames for what is left, then bring back its records

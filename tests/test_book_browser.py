@@ -126,6 +126,8 @@ def test_comparison_page_has_a_row_per_architecture(browser, server):
         "return t ? t.innerText : '';"
     )
     assert table_text, "no comparison table on the page"
+    browser.execute_script("(document.querySelector('table.comparison') || document.body).scrollIntoView();")
+    browser.save_screenshot(str(SHOTS / "compare-table.png"))
     for arch in available_architectures():
         assert arch in table_text, f"no row for {arch}"
     if (STUDY / "stylegan2-ada-E4-samples").is_dir():  # the study's model, evaluated by our code
