@@ -10,7 +10,7 @@
 #
 # Every architecture of this book, trained by the same trainer on the same
 # frames, evaluated by the same code against the same held-out videos — videos
-# no model saw during training. Two reference rows anchor the numbers:
+# no model saw during training. Reference rows anchor the numbers:
 #
 # * **the data itself**: training frames scored against the held-out ones, i.e.
 #   what a generator that copies its training set would obtain — the floor of
@@ -19,6 +19,8 @@
 # * **the published model**: the 2,000 samples of the study's best
 #   StyleGAN2-ADA (configuration E4, 764 kimg) {cite}`hernandez2025comparative`,
 #   evaluated here by exactly the same call as our models;
+# * **the built-in phantom**, when the book is built on other frames: how far
+#   the default data is from them;
 #
 # and the study's **reported** numbers, read from its training logs, show what
 # it measured with its own code and Inception features — a different metric,
@@ -111,18 +113,11 @@ for run in run_dirs:
     samples[f"{arch}/{cfg}"] = compare.run_samples(run, n, size=resolution, seed=seed, device=device)
     recs = compare.evaluate_run(run, samples[f"{arch}/{cfg}"], splits, extractor=extractor, seed=seed, device=device)
     records += compare.label_records(recs, "ours", arch, cfg)
-records += compare.label_records(
-    compare.evaluate_reference("training frames", splits.train, splits, extractor=extractor, n=n, seed=seed,
-                               device=device), "reference", "data", "training frames (a copier)")
-published = None
-if study_samples.is_dir():
-    from echolib.data.frames import FrameDataset  # noqa: E402
-
-    published = FrameDataset(study_samples, limit=n, resolution=resolution)
-    records += compare.label_records(
-        compare.evaluate_reference("published model", published, splits, extractor=extractor, n=n, seed=seed,
-                                   device=device), "reference", "stylegan2_ada (published)", "study E4 samples")
-else:
+refs, ref_images = compare.reference_records(splits, study_samples, extractor=extractor, n=n, seed=seed,
+                                             device=device)
+records += refs
+published = ref_images.get("published model")
+if published is None:
     print(f"the study's samples are not at {study_samples}: no published-model row")
 table = compare.comparison_table(records)
 for r in records:
@@ -187,8 +182,9 @@ compare.heatmap(table);
 # %%
 bank = compare.features_of(splits.train.images, extractor=extractor, device=device)
 dist = {"real held-out": compare.nearest_distances(splits.heldout.images, bank, extractor, device)}
-if published is not None:
-    dist["published model"] = compare.nearest_distances(published.images, bank, extractor, device)
+for label in ("published model", "phantom"):
+    if label in ref_images:
+        dist[label] = compare.nearest_distances(ref_images[label].images, bank, extractor, device)
 for label, images in samples.items():
     dist[label] = compare.nearest_distances(images, bank, extractor, device)
 assert all(np.isfinite(v).all() for v in dist.values())

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import STUDY_LOGS, need
 
+from echolib.data.subset import copy_subset
 from echolib.report import compare
-
-ROOT = Path(__file__).resolve().parent.parent
-LOGS = Path(os.environ.get("ECHOLIB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "seed-reference" / "training-logs"
 
 
 def _records(arch: str, values: dict[str, list[float]]) -> list[dict]:
@@ -51,10 +48,31 @@ def test_study_reference_rows_pick_each_architectures_best_fid():
 
 
 def test_study_reference_rows_from_the_studys_logs():
-    if not LOGS.is_dir():
-        pytest.skip(f"the study's training logs are not at {LOGS}")
-    rows = compare.study_reference_rows(compare.study_rows(LOGS))
+    rows = compare.study_reference_rows(compare.study_rows(need(STUDY_LOGS)))
     best = dict(zip(rows["architecture"], rows["fid [inception, study]"], strict=True))
     assert best["stylegan2_ada"] == pytest.approx(9.17, abs=0.01)  # the paper's headline number
     assert best["stylegan2_ada"] == min(best.values())
     assert rows.loc[rows["architecture"] == "stylegan2_ada", "configuration"].item() == "E4 (study's best)"
+
+
+@pytest.mark.realdata
+def test_reference_rows_on_real_frames(real_frames, study_samples, tmp_path):
+    """On real frames: a copier, the published model and the phantom, ordered as they should be."""
+    copy_subset(real_frames, tmp_path / "frames", n=400)
+    splits = compare.evaluation_splits(tmp_path / "frames", resolution=64)
+    records, images = compare.reference_records(splits, study_samples, ("fid", "memorized_fraction"), n=96)
+    assert set(images) == {"training frames", "published model", "phantom"}
+    assert all(len(v) == 96 for k, v in images.items() if k != "training frames")
+    value = {(r["architecture"], r["metric"]): r["value"] for r in records}
+    assert all(np.isfinite(v) for v in value.values())
+    assert value[("data", "fid")] < value[("stylegan2_ada (published)", "fid")] < value[("phantom", "fid")]
+    assert value[("data", "memorized_fraction")] > 0.5  # the copier is caught
+    assert value[("stylegan2_ada (published)", "memorized_fraction")] < 0.1
+    assert {r["kind"] for r in records} == {"reference"}
+
+
+def test_no_phantom_row_when_the_data_is_the_phantom():
+    splits = compare.evaluation_splits("phantom", resolution=64)
+    records, images = compare.reference_records(splits, None, ("fid",), n=32)
+    assert set(images) == {"training frames"}
+    assert [r["architecture"] for r in records] == ["data"]

@@ -7,8 +7,9 @@ Rows of the comparison are
   trainer never saw them) with the training split as the memorisation bank;
 * the study's published model (its 2,000 StyleGAN2-ADA E4 samples), evaluated
   by exactly the same call;
-* the data itself (held-out frames against the training frames: what a perfect
-  generator would score) and, on real data, the built-in phantom;
+* the data itself (training frames against the held-out ones: what a generator
+  that copies its training set would score) and, on other data than the
+  phantom, the built-in phantom (:func:`reference_records`);
 * the study's own reported numbers, read from its training logs (Inception
   features, its own code: a different metric, shown for continuity only).
 
@@ -126,6 +127,34 @@ def evaluate_reference(name: str, images: FrameDataset | str | Path, splits: Spl
     for r in records:
         r.update(source="reference", data=splits.source)
     return records
+
+
+def reference_records(splits: Splits, study_samples: str | Path | None = None,
+                      metrics: Sequence[str] = DEFAULT_METRICS, *, extractor: str = "echo", n: int = 1000,
+                      seed: int = 0, device: str = "auto") -> tuple[list[dict[str, Any]], dict[str, FrameDataset]]:
+    """Records of every reference row, and the image sets behind them (for the violins and grids).
+
+    * the training frames themselves (what a copier scores);
+    * the study's published samples, when the folder exists;
+    * the built-in phantom, when the comparison is on other data (on the
+      phantom it *is* the data, and the training-frames row already says it).
+    """
+    from echolib.data.sources import resolve_data
+
+    sets: dict[str, tuple[str, str, FrameDataset]] = {
+        "training frames": ("data", "training frames (a copier)", splits.train)}
+    if study_samples is not None and Path(study_samples).is_dir():
+        sets["published model"] = ("stylegan2_ada (published)", "study E4 samples",
+                                   FrameDataset(study_samples, limit=n, resolution=splits.train.resolution))
+    if splits.source.strip().lower() != "phantom":
+        phantom = resolve_data("phantom", size=splits.train.resolution, progress=False)
+        sets["phantom"] = ("phantom", "built-in phantom", FrameDataset(phantom, limit=n,
+                                                                       resolution=splits.train.resolution))
+    records: list[dict[str, Any]] = []
+    for name, (arch, cfg, images) in sets.items():
+        recs = evaluate_reference(name, images, splits, metrics, extractor=extractor, n=n, seed=seed, device=device)
+        records += label_records(recs, "reference", arch, cfg)
+    return records, {name: images for name, (_, _, images) in sets.items()}
 
 
 def run_label(run: str) -> tuple[str, str]:
