@@ -153,7 +153,7 @@ HTML(full.to_html(index=False, classes="comparison", float_format=lambda v: f"{v
 # training log).
 
 # %%
-reported
+HTML(reported.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–"))
 
 # %% [markdown]
 # ## FID during training

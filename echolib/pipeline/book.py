@@ -123,11 +123,12 @@ class BookError(EchoError, RuntimeError):
 
 
 def render() -> Path:
+    """Render every page again (``--all``): Sphinx cannot see changes to the book's extension or styles."""
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
     if jb is None:
         raise BookError("jupyter-book is not installed; run `make book` (it installs the pinned version)")
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
-    result = subprocess.run([jb, "build", str(REPO), "--path-output", str(REPO)], cwd=REPO, env=env,
+    result = subprocess.run([jb, "build", "--all", str(REPO), "--path-output", str(REPO)], cwd=REPO, env=env,
                             capture_output=True, text=True, check=False)
     log = REPO / "_build" / "book.log"
     log.parent.mkdir(exist_ok=True)
