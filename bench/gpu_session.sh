@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-_build/gpu-session}
 BUDGET=${BUDGET:-480}          # seconds for the whole script
 DATA=${DATA:-.gpu-data/frames}
-PY=${PY:-python}
+PY=${PY:-$(command -v python || command -v python3)}
 mkdir -p "$OUT"
 START=$(date +%s)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
