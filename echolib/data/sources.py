@@ -26,6 +26,11 @@ def phantom_cache(cache_dir: str | Path | None = None, *, n: int = 2000, size: i
     return root / f"phantom-n{n}-s{size}-seed{seed}"
 
 
+def is_phantom(data: str | Path) -> bool:
+    """Whether ``data`` names the built-in phantom rather than a path (any case, surrounding spaces)."""
+    return isinstance(data, str) and data.strip().lower() == PHANTOM
+
+
 def resolve_data(
     data: str | Path,
     *,
@@ -42,7 +47,7 @@ def resolve_data(
     else raises :class:`DataError` naming it. Pass the result to
     :class:`echolib.data.frames.FrameDataset`.
     """
-    if isinstance(data, str) and data.strip().lower() == PHANTOM:
+    if is_phantom(data):
         return _cached_phantom(phantom_cache(cache_dir, n=n, size=size, seed=seed), n, size, seed, workers, progress)
     path = Path(data).expanduser()
     if not path.exists():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from echolib.data.sources import is_phantom
 from echolib.errors import ConfigError, EchoError
 from echolib.pipeline.notebooks import NOTEBOOKS, REPO, execute, parameters
 
@@ -55,8 +56,8 @@ def build(
 ) -> Path:
     """Execute every chapter notebook and render ``_build/html``; returns the index page."""
     runs = Path(runs).resolve()
-    data_arg = data if data == "phantom" else str(Path(data).resolve())
-    if data != "phantom" and not Path(data).exists():
+    data_arg = data if is_phantom(data) else str(Path(data).resolve())
+    if not is_phantom(data) and not Path(data).exists():
         raise ConfigError(f"--data {data}: no such folder, zip or manifest (or use 'phantom')")
     names = chapters()
     if only:

@@ -139,14 +139,14 @@ def reference_records(splits: Splits, study_samples: str | Path | None = None,
     * the built-in phantom, when the comparison is on other data (on the
       phantom it *is* the data, and the training-frames row already says it).
     """
-    from echolib.data.sources import resolve_data
+    from echolib.data.sources import is_phantom, resolve_data
 
     sets: dict[str, tuple[str, str, FrameDataset]] = {
         "training frames": ("data", "training frames (a copier)", splits.train)}
     if study_samples is not None and Path(study_samples).is_dir():
         sets["published model"] = ("stylegan2_ada (published)", "study E4 samples",
                                    FrameDataset(study_samples, limit=n, resolution=splits.train.resolution))
-    if splits.source.strip().lower() != "phantom":
+    if not is_phantom(splits.source):
         phantom = resolve_data("phantom", size=splits.train.resolution, progress=False)
         sets["phantom"] = ("phantom", "built-in phantom", FrameDataset(phantom, limit=n,
                                                                        resolution=splits.train.resolution))
