@@ -73,7 +73,6 @@ shared = os.environ.get("ECHOLIB_SHARED_DATA", "../shared/data")  # reference fi
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -139,7 +138,7 @@ assert set(table["architecture"]) >= set(available_architectures())
 # from real data, not the model. Build with `DATA=<real frames>` to rank it.
 
 # %%
-from IPython.display import HTML  # noqa: E402
+from IPython.display import HTML
 
 reported = compare.study_rows(study_logs) if study_logs.is_dir() else pd.DataFrame()
 if reported.empty:

@@ -180,7 +180,7 @@ from echolib.models.diffusion import edm_sigmas, flow_times
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.train.runs import ensure_run
-from echolib.train.sampling import load_model, model_sampler
+from echolib.train.sampling import checked_samples, load_model, model_sampler
 
 pd.set_option("display.precision", 4)
 
@@ -283,11 +283,7 @@ metric_curves(run, ["fid", "kid"]);
 sample_timeline(run);
 
 # %%
-g = torch.Generator(device=model.device).manual_seed(seed)
-samples = model_sampler(model, batch=32)(32, g)
-assert samples.shape == (32, 1, model.resolution, model.resolution)
-assert torch.isfinite(samples).all() and samples.min() >= -1 and samples.max() <= 1
-assert samples.std() > 0.01, "all samples are identical"
+samples = checked_samples(model, 32, seed)
 nfe = 2 * cfg.steps - 1 if cfg.sampler == "heun" else cfg.steps
 image_grid(samples, nrow=8, title=f"diffusion/{Path(run).name}: {cfg.steps} {cfg.sampler} steps ({nfe} NFE)");
 

@@ -99,7 +99,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 
 from echolib.config import to_dict
 from echolib.models.medgan import schedule
@@ -108,7 +107,7 @@ from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
 from echolib.train.runs import ensure_run
-from echolib.train.sampling import load_model, model_sampler
+from echolib.train.sampling import checked_samples, load_model
 
 pd.set_option("display.precision", 4)
 
@@ -215,9 +214,5 @@ metric_curves(run, ["fid", "kid"]);
 sample_timeline(run);
 
 # %%
-g = torch.Generator(device=model.device).manual_seed(seed)
-samples = model_sampler(model, batch=32)(32, g)
-assert samples.shape == (32, 1, model.resolution, model.resolution)
-assert torch.isfinite(samples).all() and samples.min() >= -1 and samples.max() <= 1
-assert samples.std() > 0.01, "all samples are identical"
+samples = checked_samples(model, 32, seed)
 image_grid(samples, nrow=8, title=f"medgan/{Path(run).name}: {checkpoint.name}");

@@ -100,7 +100,7 @@ from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_
 from echolib.report.records import read_log
 from echolib.train.loop import load_run_config
 from echolib.train.runs import ensure_run
-from echolib.train.sampling import load_model, model_sampler
+from echolib.train.sampling import checked_samples, load_model
 
 pd.set_option("display.precision", 4)
 
@@ -209,10 +209,7 @@ assert torch.isfinite(draws).all()
 
 # %%
 assert len(model.fixed) > 0 and model.cond_maps is None  # loaded from the checkpoint alone
-g = torch.Generator(device=model.device).manual_seed(seed)
-samples = model_sampler(model, batch=32)(32, g)
-assert samples.shape == (32, 1, resolution, resolution)
-assert torch.isfinite(samples).all() and samples.min() >= -1 and samples.max() <= 1
+samples = checked_samples(model, 32, seed)
 image_grid(samples, nrow=8, title=f"pix2pix/{Path(run).name}: {checkpoint.name}");
 
 # %% [markdown]

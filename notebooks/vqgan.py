@@ -138,7 +138,7 @@ from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
 from echolib.train.loop import load_run_config
 from echolib.train.runs import ensure_run
-from echolib.train.sampling import load_model, model_sampler
+from echolib.train.sampling import checked_samples, load_model
 
 pd.set_option("display.precision", 4)
 
@@ -252,16 +252,9 @@ plt.show()
 # more probable codes: fewer odd frames, less variety.
 
 # %%
-def draw(temperature, top_k=None, n=16):
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    return model_sampler(model, batch=n, temperature=temperature, top_k=top_k)(n, g)
-
-
 top_k = max(2, cfg.codebook_size // 8)
-hot, cold = draw(1.0), draw(0.7, top_k=top_k)
-for images in (hot, cold):
-    assert images.shape == (16, 1, resolution, resolution) and torch.isfinite(images).all()
-    assert images.min() >= -1 and images.max() <= 1
+hot = checked_samples(model, 16, seed, batch=16, temperature=1.0)
+cold = checked_samples(model, 16, seed, batch=16, temperature=0.7, top_k=top_k)
 fig, axes = plt.subplots(1, 2, figsize=(10, 5))
 for ax, images, title in ((axes[0], hot, "T = 1.0"), (axes[1], cold, f"T = 0.7, top-k = {top_k}")):
     ax.imshow(make_grid(images, nrow=4), cmap="gray", vmin=0, vmax=255)

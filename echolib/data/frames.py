@@ -142,7 +142,7 @@ class FrameDataset(torch.utils.data.Dataset):
         edges = np.cumsum(fractions)
         buckets: dict[str, list[int]] = {n: [] for n in names}
         for i, vid in enumerate(self.video_ids):
-            u = _unit_hash(f"{seed}:{vid}")
+            u = unit_hash(f"{seed}:{vid}")
             k = int(np.searchsorted(edges, u, side="right"))
             buckets[names[min(k, len(names) - 1)]].append(i)
         return {n: self.subset(ix) for n, ix in buckets.items()}
@@ -151,7 +151,7 @@ class FrameDataset(torch.utils.data.Dataset):
 def split_by_video(video_ids: Sequence[str], fractions: Sequence[float], seed: int = 0) -> list[int]:
     """Split index (0..len(fractions)-1) per item, by seeded hash of its video id."""
     edges = np.cumsum(fractions)
-    return [min(int(np.searchsorted(edges, _unit_hash(f"{seed}:{v}"), side="right")), len(fractions) - 1) for v in video_ids]
+    return [min(int(np.searchsorted(edges, unit_hash(f"{seed}:{v}"), side="right")), len(fractions) - 1) for v in video_ids]
 
 
 def holdout_split(video_ids: Sequence[str], fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -170,7 +170,7 @@ def holdout_split(video_ids: Sequence[str], fraction: float, seed: int = 0) -> t
     held = [i for i, p in enumerate(part) if p == 1]
     videos = sorted(set(video_ids))
     if not held and len(videos) > 1:
-        first = min(videos, key=lambda v: _unit_hash(f"{seed}:{v}"))
+        first = min(videos, key=lambda v: unit_hash(f"{seed}:{v}"))
         held = [i for i, v in enumerate(video_ids) if v == first]
     held_set = set(held)
     return [i for i in range(len(video_ids)) if i not in held_set], held
@@ -182,7 +182,14 @@ def split_holdout(dataset: FrameDataset, fraction: float, seed: int = 0) -> tupl
     return (dataset.subset(train), dataset.subset(held)) if held else (dataset, None)
 
 
-def _unit_hash(text: str) -> float:
+def unit_hash(text: str) -> float:
+    """A number in [0, 1) fixed by ``text`` alone: seeded, platform-independent choices of videos.
+
+    ``hash()`` is salted per process and ``random`` depends on call order; a
+    digest of ``"seed:video"`` gives every video the same draw on every
+    machine, so splits and subsets never change when files are added or listed
+    in another order.
+    """
     digest = hashlib.sha256(text.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 

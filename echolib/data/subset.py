@@ -16,7 +16,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
-from echolib.data.frames import IMAGE_SUFFIXES, _unit_hash, video_id_of
+from echolib.data.frames import IMAGE_SUFFIXES, unit_hash, video_id_of
 from echolib.errors import DataError
 
 
@@ -28,7 +28,7 @@ def choose_videos(names: list[str], n: int, seed: int = 0) -> list[str]:
     for name in names:
         by_video[video_id_of(name)].append(name)
     chosen: list[str] = []
-    for vid in sorted(by_video, key=lambda v: (_unit_hash(f"subset:{seed}:{v}"), v)):
+    for vid in sorted(by_video, key=lambda v: (unit_hash(f"subset:{seed}:{v}"), v)):
         if len(chosen) >= n:
             break
         chosen += sorted(by_video[vid])

@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from echolib.devices import resolve_device
-from echolib.errors import CheckpointError
+from echolib.errors import CheckpointError, TrainingError
 from echolib.images import save_batch
 from echolib.models.base import GenerativeModel
 from echolib.models.registry import build_model, from_plain
@@ -63,6 +63,42 @@ def model_sampler(model: GenerativeModel, batch: int = 64, use_ema: bool = True,
         return torch.cat(chunks)
 
     return sample
+
+
+def check_samples(samples: torch.Tensor, n: int, channels: int, resolution: int, min_spread: float = 1e-3) -> None:
+    """Refuse a batch that no working generator returns: wrong shape, NaN/Inf, outside [-1, 1], one image repeated.
+
+    ``min_spread`` bounds the per-pixel standard deviation across samples,
+    averaged over pixels: zero exactly when every sample is the same image
+    (a generator collapsed to a point), whatever that image looks like.
+    """
+    expected = (n, channels, resolution, resolution)
+    if tuple(samples.shape) != expected:
+        raise TrainingError(f"samples have shape {tuple(samples.shape)}, expected {expected}")
+    bad = int((~torch.isfinite(samples)).sum())
+    if bad:
+        raise TrainingError(f"{bad} of {samples.numel()} sample values are NaN or infinite")
+    lo, hi = float(samples.min()), float(samples.max())
+    if lo < -1 or hi > 1:
+        raise TrainingError(f"sample values span [{lo:.3g}, {hi:.3g}], expected images in [-1, 1]")
+    spread = float(samples.float().std(dim=0).mean()) if n > 1 else float("inf")
+    if spread < min_spread:
+        raise TrainingError(f"all {n} samples are the same image (spread across samples {spread:.2e} < {min_spread:g})")
+
+
+def checked_samples(
+    model: GenerativeModel, n: int = 32, seed: int = 0, *, batch: int = 32, min_spread: float = 1e-3, **options: Any
+) -> torch.Tensor:
+    """``n`` samples of the EMA model from ``seed``, passed through :func:`check_samples`.
+
+    The closing cell of every architecture notebook: under ``pytest --nbval``
+    it is what fails when a change leaves a model emitting NaNs, values out
+    of range or a single repeated image, rather than a grid nobody reads.
+    """
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    samples = model_sampler(model, batch=batch, **options)(n, g)
+    check_samples(samples, n, model.channels, model.resolution, min_spread)
+    return samples
 
 
 def write_samples(
