@@ -6,8 +6,11 @@ StepContext whose real images come from a uint8 tensor resident on the device
 Timed steps are a multiple of 16, so lazy regularisers (StyleGAN2's R1 every 16
 steps, path length every 4) count in proportion. Variants toggle channels_last,
 cuDNN autotuning and ``torch.compile``; ``--profile FILE`` writes a profiler
-table of 16 steps. Prints one JSON line per (config, variant). For the
-end-to-end number through the real trainer use ``bench/train_speed.py``.
+table of 16 steps; ``--sync-debug`` counts, on a GPU, the operations that make
+the host wait for the device during 16 steps (``torch.cuda.set_sync_debug_mode``;
+``tests/test_host_syncs.py`` checks the same on the CPU). Prints one JSON line
+per (config, variant). For the end-to-end number through the real trainer use
+``bench/train_speed.py``.
 
     python bench/step_speed.py --arch stylegan2_ada --configs E4,auto --variants default,no-channels-last,compile
     python bench/step_speed.py --arch diffusion --configs E1,E6 --sample
@@ -20,6 +23,7 @@ import contextlib
 import json
 import statistics
 import time
+import warnings
 
 import torch
 
@@ -30,7 +34,7 @@ from echolib.train.ema import update_ema
 
 
 def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, cudnn_benchmark: bool,
-          compile_: bool, profile: str | None = None, sample: bool = False) -> dict:
+          compile_: bool, profile: str | None = None, sample: bool = False, sync_debug: bool = False) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.manual_seed(0)
@@ -107,6 +111,19 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
             n += len(model.sample(batch, g))
             sync()
         result["sample_img_per_s"] = round(n / (time.perf_counter() - t), 1)
+    if sync_debug and device.type == "cuda":
+        model.train()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                for i in range(16):
+                    step(i)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
+        result["host_syncs_per_step"] = round(len(syncs) / 16, 2)
+        result["host_sync_kinds"] = sorted(set(syncs))[:5]
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
@@ -153,12 +170,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=16)
     parser.add_argument("--sample", action="store_true", help="also time sampling (images/s over 5 s)")
     parser.add_argument("--profile", help="write a profiler table of 16 steps of the first run to this file")
+    parser.add_argument("--sync-debug", action="store_true", help="count host-device synchronisations (GPU only)")
     args = parser.parse_args()
     profile = args.profile
     for config in args.configs.split(","):
         for variant in args.variants.split(","):
             result = bench(args.arch, config, args.steps, args.warmup, profile=profile, sample=args.sample,
-                           **VARIANTS[variant])
+                           sync_debug=args.sync_debug, **VARIANTS[variant])
             profile = None
             print(json.dumps({"variant": variant, **result}), flush=True)
 

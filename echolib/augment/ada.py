@@ -104,8 +104,14 @@ def _eye(n: int, device: torch.device) -> torch.Tensor:
 
 
 def _mat(rows: list[list[torch.Tensor | float]], ref: torch.Tensor) -> torch.Tensor:
-    """Batch of 3x3 matrices from entries that are per-image tensors or constants."""
-    cols = [torch.as_tensor(v, dtype=ref.dtype, device=ref.device).expand(ref.shape) for row in rows for v in row]
+    """Batch of 3x3 matrices from entries that are per-image tensors or constants.
+
+    Constants are filled on ``ref``'s device (``full_like``), never built with
+    ``torch.as_tensor``: on a GPU every tensor made from Python data is a
+    blocking host-to-device copy, and the pipeline builds a dozen matrices per
+    call, several calls per training step.
+    """
+    cols = [v.expand(ref.shape) if isinstance(v, torch.Tensor) else torch.full_like(ref, v) for row in rows for v in row]
     return torch.stack(cols, dim=-1).reshape(-1, 3, 3)
 
 
@@ -431,7 +437,7 @@ class AdaptiveAugment(nn.Module):
         if self.mode != "ada":
             return
         logits = real_logits.detach().float()
-        self.signs += torch.stack([logits.sign().sum(), torch.tensor(float(logits.numel()), device=logits.device)])
+        self.signs += torch.stack([logits.sign().sum(), logits.new_full((), float(logits.numel()))])
 
     @torch.no_grad()
     def update(self, batch: int) -> None:

@@ -311,7 +311,7 @@ class Trainer:
                     v = v.detach().to(torch.float64)
                     bad = ~torch.isfinite(v)
                     prev = first_bad.get(k)
-                    step_t = torch.tensor(self.clock.step - 1, device=self.device)
+                    step_t = torch.full((), self.clock.step - 1, device=self.device)  # a fill: no host copy
                     first_bad[k] = torch.where(bad, step_t, torch.full_like(step_t, -1)) if prev is None else torch.where(
                         (prev < 0) & bad, step_t, prev
                     )
