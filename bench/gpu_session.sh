@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One prepared script for a short GPU session: every GPU check the issues name,
 # most important first, each stage under its own time limit so a slow stage
-# cannot eat the rest. Everything it measures lands in $OUT (default
+# cannot eat the rest. Everything it measures lands in $WORK (default
 # _build/gpu-session): JSON lines per benchmark, the training run's log.csv,
-# grids and metrics, and a summary of the stages.
+# grids and metrics, and a summary of the stages. When $OUT names another
+# folder (a lent machine brings back only a few files from it), every finished
+# stage also refreshes $OUT/session.tgz (all of $WORK but checkpoints) and
+# $OUT/stages.jsonl, so a session cut short still returns what it measured.
 #
 #   make gpu-data                      # stage frames + wheels in .gpu-data/ (ignored by git)
 #   BUDGET=480 bash bench/gpu_session.sh
@@ -13,47 +16,54 @@
 # only what is missing (wheels from .gpu-data/wheels, no network needed).
 set -u
 cd "$(dirname "$0")/.."
-OUT=${OUT:-_build/gpu-session}
+WORK=${WORK:-_build/gpu-session}
+OUT=${OUT:-$WORK}
 BUDGET=${BUDGET:-480}          # seconds for the whole script
 DATA=${DATA:-.gpu-data/frames}
 PY=${PY:-$(command -v python || command -v python3)}
-mkdir -p "$OUT"
+mkdir -p "$WORK" "$OUT"
 START=$(date +%s)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-export TQDM_MININTERVAL=10 PYTHONUNBUFFERED=1  # lines reach $OUT even when a stage is cut off
+export TQDM_MININTERVAL=10 PYTHONUNBUFFERED=1  # lines reach $WORK even when a stage is cut off
 
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 stage() {  # stage NAME SECONDS CMD...: run under a limit, log its status and time
     local name=$1 limit=$2; shift 2
     local avail; avail=$(left)
     (( limit > avail )) && limit=$avail
-    if (( limit < 20 )); then echo "{\"stage\": \"$name\", \"skipped\": \"no time left\"}" >> "$OUT/stages.jsonl"; return; fi
+    if (( limit < 20 )); then echo "{\"stage\": \"$name\", \"skipped\": \"no time left\"}" >> "$WORK/stages.jsonl"; return; fi
     local t0; t0=$(date +%s)
     echo "== $name (limit ${limit}s)"
-    timeout --signal=TERM --kill-after=15 "$limit" "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"
+    timeout --signal=TERM --kill-after=15 "$limit" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"
     local rc=$?
-    echo "{\"stage\": \"$name\", \"rc\": $rc, \"seconds\": $(( $(date +%s) - t0 ))}" | tee -a "$OUT/stages.jsonl"
-    tail -n 3 "$OUT/$name.err"
+    echo "{\"stage\": \"$name\", \"rc\": $rc, \"seconds\": $(( $(date +%s) - t0 ))}" | tee -a "$WORK/stages.jsonl"
+    tail -n 3 "$WORK/$name.err"
+    bundle
+}
+bundle() {  # what a lent machine brings back: one archive, replaced atomically, and the stage list
+    [ "$(realpath -m "$OUT")" = "$(realpath -m "$WORK")" ] && return
+    tar czf "$OUT/session.tgz.tmp" --exclude='*.pt' -C "$WORK" . && mv "$OUT/session.tgz.tmp" "$OUT/session.tgz"
+    cp "$WORK/stages.jsonl" "$OUT/stages.jsonl" 2>/dev/null || true
 }
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   $PY -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])"
-} > "$OUT/machine.txt" 2>&1
-cat "$OUT/machine.txt"
+} > "$WORK/machine.txt" 2>&1
+cat "$WORK/machine.txt"
 if [ -d .gpu-data/wheels ]; then
-    $PY -m pip install -q --no-deps --no-index .gpu-data/wheels/*.whl >> "$OUT/machine.txt" 2>&1 || true
+    $PY -m pip install -q --no-deps --no-index .gpu-data/wheels/*.whl >> "$WORK/machine.txt" 2>&1 || true
 fi
-$PY -c "import echolib.metrics, echolib.train.loop" 2>> "$OUT/machine.txt" || { echo "echolib does not import"; cat "$OUT/machine.txt"; exit 1; }
+$PY -c "import echolib.metrics, echolib.train.loop" 2>> "$WORK/machine.txt" || { echo "echolib does not import"; cat "$WORK/machine.txt"; exit 1; }
 [ -d "$DATA" ] || { echo "no frames at $DATA: using the phantom"; DATA=phantom; }
 
 # 1. the StyleGAN2-ADA speed target (issue 3): one step loop, E4, with and without compile
-stage step_stylegan2 150 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants default,compile --steps 64 --sync-debug --profile "$OUT/step_profile.txt"
+stage step_stylegan2 150 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants default,compile --steps 64 --sync-debug --profile "$WORK/step_profile.txt"
 # 2. every architecture through the real trainer, E-config at 128 px, 2 timed ticks
 stage train_speed 150 $PY bench/train_speed.py --arch all --config E4 --data "$DATA" --device cuda --ticks 2 --tick-kimg 0.5 --sample-n 256
 # 3. metrics on the GPU, 10k vs 10k (random-weight Inception: speed, not a score)
-stage metrics_speed 60 $PY bench/metrics_speed.py --scenario gpu --random-inception
+stage metrics_speed 100 $PY bench/metrics_speed.py --scenario gpu --random-inception
 # 4. train E4 on real frames for what is left, then bring back its records
 stage train_e4 $(( $(left) - 25 )) $PY -m echolib train stylegan2_ada --config E4 --data "$DATA" --device cuda \
-    --out "$OUT/run-E4" --no-progress --set train.snapshot_kimg=5 --set train.sample_kimg=5 --set train.tensorboard=false
-rm -f "$OUT"/run-E4/checkpoints/*.pt 2>/dev/null  # too large to bring back; log, grids and metrics stay
+    --out "$WORK/run-E4" --no-progress --set train.snapshot_kimg=5 --set train.sample_kimg=5 --set train.tensorboard=false
+bundle
 echo "done in $(( $(date +%s) - START )) s"
