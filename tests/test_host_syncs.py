@@ -92,3 +92,17 @@ def test_the_trainer_loop_adds_none_per_step(noise_frames, tmp_path):
             train(cfg, noise_frames, tmp_path / f"b{batch}", device="cpu", progress=False)
         counts.append(trips.kinds["aten.lift_fresh"])  # the CPU loop reads losses back on purpose (NaN guard)
     assert counts[0] == counts[1], counts
+
+
+@pytest.mark.parametrize("pipe", ["bgcfnc", "bgc"])
+def test_every_augmentation_runs_without_host_round_trips(pipe):
+    from echolib.augment.ada import AugmentPipe, GeneratorDraws
+
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    p = torch.full((), 0.5)
+    draws = GeneratorDraws(torch.Generator().manual_seed(0))
+    augment = AugmentPipe.from_name(pipe)
+    with HostTrips() as trips:
+        y = augment(x, p, draws)
+    assert not trips.kinds, f"{pipe}: {dict(trips.kinds)} at {dict(trips.lines)}"
+    assert not torch.equal(x, y)

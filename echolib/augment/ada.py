@@ -248,6 +248,8 @@ class AugmentPipe(nn.Module):
         self.brightness_std, self.contrast_std = brightness_std, contrast_std
         self.imgfilter_std, self.noise_std, self.cutout_size = imgfilter_std, noise_std, cutout_size
         self.register_buffer("bands", band_filters(), persistent=False)
+        power = torch.tensor(_BAND_POWER)
+        self.register_buffer("band_power", power / power.sum(), persistent=False)  # made once, not per call
 
     @classmethod
     def from_name(cls, name: str, **kwargs: float) -> AugmentPipe:
@@ -368,7 +370,7 @@ class AugmentPipe(nn.Module):
 
     def _filter(self, x, g, gate) -> torch.Tensor:
         n = x.shape[0]
-        power = torch.tensor(_BAND_POWER, device=x.device) / sum(_BAND_POWER)
+        power = self.band_power
         gains = torch.ones(n, len(_BAND_POWER), device=x.device)
         active = torch.zeros(n, dtype=torch.bool, device=x.device)
         for i in range(len(_BAND_POWER)):
