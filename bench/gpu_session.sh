@@ -62,7 +62,12 @@ stage step_stylegan2 150 $PY bench/step_speed.py --arch stylegan2_ada --configs 
 stage train_speed 150 $PY bench/train_speed.py --arch all --config E4 --data "$DATA" --device cuda --ticks 2 --tick-kimg 0.5 --sample-n 256
 # 3. metrics on the GPU, 10k vs 10k (random-weight Inception: speed, not a score)
 stage metrics_speed 100 $PY bench/metrics_speed.py --scenario gpu --random-inception
-# 4. train E4 on real frames for what is left, then bring back its records
+# 4. train on real frames for what is left, half each: the diffusion baseline E1 (the model expected to
+#    beat StyleGAN2-ADA) and StyleGAN2-ADA E4, with echo-FID records, grids and log.csv coming back
+half=$(( ($(left) - 25) / 2 ))
+stage train_diffusion_e1 $half $PY -m echolib train diffusion --config E1 --data "$DATA" --device cuda \
+    --out "$WORK/run-diffusion-E1" --no-progress --set train.snapshot_kimg=25 --set train.sample_kimg=25 \
+    --set train.metrics_kimg=25 --set train.tensorboard=false
 stage train_e4 $(( $(left) - 25 )) $PY -m echolib train stylegan2_ada --config E4 --data "$DATA" --device cuda \
     --out "$WORK/run-E4" --no-progress --set train.snapshot_kimg=5 --set train.sample_kimg=5 --set train.tensorboard=false
 bundle
