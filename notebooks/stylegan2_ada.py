@@ -220,7 +220,7 @@ from echolib.report.plots import loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log, read_metrics
 from echolib.report.study_logs import load_study_logs, study_best
 from echolib.train.runs import ensure_run
-from echolib.train.sampling import load_model, write_samples
+from echolib.train.sampling import checked_samples, load_model, write_samples
 
 pd.set_option("display.precision", 4)
 pd.set_option("display.max_colwidth", 80)
@@ -362,11 +362,7 @@ sample_timeline(run);
 # %%
 panels = {}
 for psi in truncations:
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    x = model.sample(16, g, truncation=psi)
-    assert x.shape == (16, 1, model.resolution, model.resolution)
-    assert torch.isfinite(x).all() and x.min() >= -1 and x.max() <= 1
-    assert x.std() > 0.01, "all samples are identical"
+    x = checked_samples(model, 16, seed, batch=16, truncation=psi)
     panels[f"truncation $\\psi$ = {psi:g} (pixel std across samples {x.std(dim=0).mean():.3f})"] = x
 z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
 with torch.no_grad():
