@@ -85,6 +85,7 @@ class Clock:
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     best: float | None = None
+    metrics_pending: float | None = None  # kimg whose in-training metrics a signal interrupted: redone on resume
 
     def to_state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -273,6 +274,8 @@ class Trainer:
         if self.dist.is_main:
             self._write_run_files()
         done_file = self.out / "done.json"
+        if self.clock.metrics_pending is not None:
+            self._pending_metrics()
         if self.clock.nimg >= total:
             if self.dist.is_main and not done_file.exists():
                 self._finish(total)
@@ -533,24 +536,43 @@ class Trainer:
         grid = make_grid(images, nrow=math.ceil(math.sqrt(self.cfg.grid_size)))
         write_gray(self.out / "samples" / f"grid-{round(kimg * 1000):09d}.png", grid)
 
+    def _pending_metrics(self) -> None:
+        """Redo the evaluation a signal cut short, on the checkpoint written at that tick, before training on."""
+        with self._signals():
+            if self.dist.is_main and self._training_metrics(self.clock.metrics_pending) and self.resumed_from:
+                ckpt.copy_atomic(self.resumed_from, self.out / "checkpoints" / "best.pt")
+            if self._stop_signal is not None:  # the checkpoint on disk still marks the evaluation pending
+                raise Interrupted(self._stop_signal, self.resumed_from or self._last_ckpt)
+        dist.barrier(self.dist)
+
     def _training_metrics(self, kimg: float) -> bool:
-        """Append metric records; True when the first metric improved (lower is better)."""
+        """Append metric records; True when the first metric improved (lower is better).
+
+        A stop signal during the evaluation abandons it between sample chunks
+        and marks it pending in the clock, so the checkpoint written next makes
+        the resumed run evaluate this kimg first: no record is lost or doubled.
+        """
         if not self.dist.is_main:
             return False
         from echolib.metrics import append_records, evaluate
-        from echolib.train.sampling import model_sampler
+        from echolib.train.sampling import SamplingStopped, model_sampler
 
-        records = evaluate(
-            real=self.dataset,
-            fake=model_sampler(self.model, batch=max(self.cfg.batch, 64)),
-            metrics=list(self.cfg.metrics),
-            extractor=self.cfg.metrics_extractor,
-            n=self.cfg.metrics_n,
-            seed=self.cfg.seed,
-            device=str(self.device),
-            kimg=kimg,
-            run=str(self.out),
-        )
+        self.clock.metrics_pending = kimg
+        try:
+            records = evaluate(
+                real=self.dataset,
+                fake=model_sampler(self.model, batch=max(self.cfg.batch, 64), stop=lambda: self._stop_signal is not None),
+                metrics=list(self.cfg.metrics),
+                extractor=self.cfg.metrics_extractor,
+                n=self.cfg.metrics_n,
+                seed=self.cfg.seed,
+                device=str(self.device),
+                kimg=kimg,
+                run=str(self.out),
+            )
+        except SamplingStopped:
+            return False
+        self.clock.metrics_pending = None
         for r in records:
             r["source"] = "train"
         append_records(self.out / METRICS, records)

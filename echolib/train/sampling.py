@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +49,33 @@ def load_model(run: str | Path, *, kimg: float | None = None, device: str = "aut
     return model, path
 
 
-def model_sampler(model: GenerativeModel, batch: int = 64, use_ema: bool = True, **options: Any):
-    """``(n, generator) -> float images [-1, 1]`` in chunks, for metrics and sampling."""
+class SamplingStopped(Exception):
+    """A sampler gave up between chunks because its ``stop`` callback said so (the trainer got a signal)."""
+
+
+def model_sampler(
+    model: GenerativeModel,
+    batch: int = 64,
+    use_ema: bool = True,
+    stop: Callable[[], bool] | None = None,
+    **options: Any,
+):
+    """``(n, generator) -> float images [-1, 1]`` in chunks, for metrics and sampling.
+
+    ``stop`` is asked before every chunk: generating a metric's thousands of
+    images takes minutes on a CPU, and a trainer told to stop should not make
+    its user (or the cluster's kill timer) wait for an evaluation it will redo.
+    """
 
     def sample(n: int, generator: torch.Generator) -> torch.Tensor:
         was = model.training
         model.eval()
+        chunks = []
         try:
-            chunks = [
-                model.sample(min(batch, n - i), generator, use_ema=use_ema, **options).cpu() for i in range(0, n, batch)
-            ]
+            for i in range(0, n, batch):
+                if stop is not None and stop():
+                    raise SamplingStopped(f"sampling stopped after {i} of {n} images")
+                chunks.append(model.sample(min(batch, n - i), generator, use_ema=use_ema, **options).cpu())
         finally:
             model.train(was)
         return torch.cat(chunks)

@@ -164,3 +164,43 @@ def test_data_errors_name_the_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=f"{tmp_path / 'empty'}: no PNG/JPEG images"):
         train(load_config("wgan", "smoke"), tmp_path / "empty", tmp_path / "run", device="cpu", progress=False)
+
+
+def test_signal_during_training_metrics_stops_at_once_and_resume_redoes_them(noise_frames, tmp_path):
+    """A signal while a metric's samples are being made abandons the evaluation and the resumed run redoes it."""
+    from echolib.train.loop import Interrupted, Trainer
+
+    def run_config():
+        run = load_config("wgan", "smoke")
+        run.train.kimg, run.train.sample_kimg = 0.12, 100.0
+        run.train.metrics_kimg, run.train.metrics, run.train.metrics_n = 0.04, ["fid"], 256  # 4 chunks of 64
+        return run
+
+    train(run_config(), noise_frames, tmp_path / "ref", device="cpu", progress=False)
+    reference = [(r["metric"], r["kimg"], r["value"]) for r in read_jsonl(tmp_path / "ref" / "metrics.jsonl")]
+    assert len(reference) == 3  # one evaluation per 0.04 kimg (ticks land where whole steps end)
+    first = reference[0][1]
+
+    out = tmp_path / "run"
+    trainer = Trainer(run_config(), noise_frames, out, device="cpu", progress=False)
+    real_sample, chunks = trainer.model.sample, []
+
+    def sample_then_signal(n, generator, **kw):  # the fault: SIGTERM arrives while the first chunk is drawn
+        chunks.append(n)
+        if len(chunks) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_sample(n, generator, **kw)
+
+    trainer.model.sample = sample_then_signal
+    with pytest.raises(Interrupted, match="stopped by SIGTERM"):
+        trainer.fit()
+    assert chunks == [64], "the evaluation went on drawing samples after the signal"
+    assert not (out / "metrics.jsonl").exists() or not read_jsonl(out / "metrics.jsonl")
+    state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[-1], arch="wgan")
+    assert state["trainer"]["nimg"] == round(first * 1000) and state["trainer"]["metrics_pending"] == first
+
+    train(run_config(), noise_frames, out, device="cpu", progress=False)
+    resumed = [(r["metric"], r["kimg"], r["value"]) for r in read_jsonl(out / "metrics.jsonl")]
+    assert resumed == reference, "records lost, doubled or different after the interrupted evaluation"
+    a, b = final_state(tmp_path / "ref"), final_state(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
