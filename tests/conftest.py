@@ -15,6 +15,27 @@ STUDY_LOGS = SHARED / "seed-reference" / "training-logs"
 EXPERT_CSV = SHARED / "seed-reference" / "expert-evaluation" / "Ecocardiogramas_Evaluation_Limpio.csv"
 
 
+def trainer_context(images, step: int, batch: int):
+    """A StepContext drawn the way the Trainer draws: batch indices from the step's own generator.
+
+    ``images`` is a uint8 ``[N, C, H, W]`` tensor (a FrameDataset's ``images``);
+    the generator is seeded from the step, so a test can replay any step.
+    """
+    import torch
+
+    from echolib.images import to_float
+    from echolib.models.base import RealBatch, StepContext
+
+    g = torch.Generator().manual_seed(1000 + step)
+
+    def next_real() -> RealBatch:
+        idx = torch.randint(len(images), (batch,), generator=g)
+        return RealBatch(images=to_float(images[idx]), index=idx)
+
+    return StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=g,
+                       next_real=next_real)  # fmt: skip
+
+
 def need(path: Path) -> Path:
     """Skip the calling test, with a reason, when shared real data is absent."""
     if not path.exists():

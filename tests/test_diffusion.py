@@ -7,11 +7,11 @@ import math
 
 import pytest
 import torch
+from conftest import trainer_context
 
 from echolib.data.frames import FrameDataset
 from echolib.errors import ConfigError
 from echolib.images import to_float
-from echolib.models.base import RealBatch, StepContext
 from echolib.models.diffusion import (
     Diffusion,
     DiffusionConfig,
@@ -51,18 +51,6 @@ def phantom64(tmp_path_factory):
 
     return phantom.generate(tmp_path_factory.mktemp("ph") / "phantom64", 128, size=64, seed=0, workers=1,
                             progress=False) / "manifest.csv"
-
-
-def make_ctx(dataset: FrameDataset, batch: int, step: int = 0) -> StepContext:
-    """A real StepContext over ``dataset``, drawn like the trainer does (indices from the step's generator)."""
-    gen = torch.Generator().manual_seed(1000 + step)
-
-    def next_real() -> RealBatch:
-        idx = torch.randint(len(dataset), (batch,), generator=gen)
-        return RealBatch(images=to_float(dataset.batch(idx)), index=idx)
-
-    return StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=gen,
-                       next_real=next_real)
 
 
 def count_calls(net: torch.nn.Module) -> list[int]:
@@ -140,7 +128,7 @@ def test_losses_finite_and_weights_move(phantom64, formulation):
     model = Diffusion(tiny(formulation=formulation), 64)
     opts = model.make_optimizers()
     before = [p.detach().clone() for p in model.nets["net"].parameters()]
-    losses = [model.train_step(make_ctx(ds, 8, s), opts)["loss"] for s in range(3)]
+    losses = [model.train_step(trainer_context(ds.images, s, 8), opts)["loss"] for s in range(3)]
     assert all(loss.dim() == 0 and torch.isfinite(loss) and not loss.requires_grad for loss in losses)
     moved = sum(not torch.equal(a, b) for a, b in zip(before, model.nets["net"].parameters()))
     assert moved > len(before) // 2
@@ -154,7 +142,7 @@ def test_initial_edm_loss_matches_its_closed_form(phantom64):
     x0 = to_float(ds.images).double()
     sd, m2 = 0.5, x0.square().mean().item()
     model = Diffusion(tiny(sigma_data=sd), 64)
-    loss = model.train_step(make_ctx(ds, 128), model.make_optimizers())["loss"].item()
+    loss = model.train_step(trainer_context(ds.images, 0, 128), model.make_optimizers())["loss"].item()
     sigma = (torch.randn(1_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1.2 - 1.2).exp()
     expected = ((m2 * sigma**2 / sd**2 + sd**2) / (sigma**2 + sd**2)).mean().item()
     assert expected > 1.5  # the dark background makes m2 > sd^2: the check is not the trivial "loss == 1"
@@ -165,9 +153,9 @@ def test_lr_warms_up_linearly(phantom64):
     ds = FrameDataset(phantom64)
     model = Diffusion(tiny(lr=1e-3, lr_rampup_kimg=0.08), 64)
     opts = model.make_optimizers()
-    model.train_step(make_ctx(ds, 8, 0), opts)
+    model.train_step(trainer_context(ds.images, 0, 8), opts)
     assert opts["net"].param_groups[0]["lr"] == pytest.approx(1e-3 * 8 / 80)
-    model.train_step(make_ctx(ds, 8, 20), opts)
+    model.train_step(trainer_context(ds.images, 20, 8), opts)
     assert opts["net"].param_groups[0]["lr"] == pytest.approx(1e-3)
 
 
@@ -237,7 +225,7 @@ def test_labels_are_read_from_the_manifest_and_gathered_by_index(phantom64):
     assert torch.allclose(model.class_freq, torch.bincount(expected).float() / len(expected))
     seen = []
     model.nets["net"].register_forward_pre_hook(lambda mod, args: seen.append(args[2]))
-    ctx = make_ctx(ds, 16)
+    ctx = trainer_context(ds.images, 0, 16)
     drawn = []
     inner = ctx.next_real
     ctx.next_real = lambda: drawn.append(inner()) or drawn[-1]
@@ -264,7 +252,7 @@ def test_label_dropout_zeroes_labels(phantom64):
     model.setup(ds)
     seen = []
     model.nets["net"].register_forward_pre_hook(lambda mod, args: seen.append(args[2]))
-    model.train_step(make_ctx(ds, 64), model.make_optimizers())
+    model.train_step(trainer_context(ds.images, 0, 64), model.make_optimizers())
     dropped = (seen[0].sum(1) == 0).float().mean().item()
     assert 0.25 < dropped < 0.75
 

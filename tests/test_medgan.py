@@ -6,9 +6,8 @@ import math
 
 import pytest
 import torch
+from conftest import trainer_context
 
-from echolib.images import to_float
-from echolib.models.base import RealBatch, StepContext
 from echolib.models.medgan import schedule, skip_critic
 from echolib.models.registry import build_model, config_names, load_config
 from echolib.train import checkpoint as ckpt
@@ -31,17 +30,6 @@ def images(frames):
     from echolib.data.frames import FrameDataset
 
     return FrameDataset(frames).images
-
-
-def make_ctx(images: torch.Tensor, step: int, batch: int) -> StepContext:
-    g = torch.Generator().manual_seed(1000 + step)
-
-    def next_real() -> RealBatch:
-        idx = torch.randint(len(images), (batch,), generator=g)
-        return RealBatch(images=to_float(images[idx]), index=idx)
-
-    return StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=g,
-                       next_real=next_real)
 
 
 def model_for(resolution: int = 64, **over):
@@ -96,12 +84,12 @@ def test_forced_branches_in_train_step(images, host_decision):
     for t2, expect_update in ((-inf, 0.0), (inf, 1.0)):
         model = model_for(t1=-inf, t2=t2, host_decision=host_decision)
         opts = model.make_optimizers()
-        out0 = model.train_step(make_ctx(images, 0, 8), opts)  # warm-up: 3 critic updates
+        out0 = model.train_step(trainer_context(images, 0, 8), opts)  # warm-up: 3 critic updates
         assert float(out0["critic_updates"]) == 3.0
         d_before = [p.detach().clone() for p in model.nets["D"].parameters()]
         g_before = [p.detach().clone() for p in model.nets["G"].parameters()]
         for step in (1, 2):
-            out = model.train_step(make_ctx(images, step, 8), opts)
+            out = model.train_step(trainer_context(images, step, 8), opts)
             assert float(out["critic_updates"]) == expect_update
             assert all(v.dim() == 0 and torch.isfinite(v) and not v.requires_grad for v in out.values())
         d_same = all(torch.equal(a, b) for a, b in zip(d_before, model.nets["D"].parameters()))
@@ -116,7 +104,7 @@ def test_rollback_equals_skipping_bitwise(images):
         # thresholds this tiny critic's gap crosses within a few steps (it reaches ~0.2 by step 8 with T2 = inf)
         model = model_for(clip=0.1, lr=2e-4, t1=-1.0, t2=0.15, host_decision=host)
         opts = model.make_optimizers()
-        flags = [float(model.train_step(make_ctx(images, s, 8), opts)["critic_updates"]) for s in range(16)]
+        flags = [float(model.train_step(trainer_context(images, s, 8), opts)["critic_updates"]) for s in range(16)]
         results.append(_state(model, opts))
         decisions.append(flags[1:])
     assert decisions[0] == decisions[1]
@@ -130,7 +118,7 @@ def test_critic_weights_stay_clipped(images):
     model = model_for(clip=0.02)
     opts = model.make_optimizers()
     for step in range(4):
-        model.train_step(make_ctx(images, step, 8), opts)
+        model.train_step(trainer_context(images, step, 8), opts)
     params = torch.cat([p.detach().flatten() for p in model.nets["D"].parameters()])
     assert params.abs().max() <= 0.02 and (params.abs() == 0.02).any()
 

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import trainer_context
 
 from echolib.data import conditions
 from echolib.data.frames import FrameDataset, holdout_split, split_holdout
 from echolib.errors import ConfigError, DataError
-from echolib.images import to_float
-from echolib.models.base import RealBatch, StepContext
 from echolib.models.pix2pix import PatchGAN, UNet, receptive_field, reconstruction_scores
 from echolib.models.registry import build_model, config_names, load_config
 from echolib.train.loop import Trainer
@@ -38,17 +37,6 @@ def model_for(resolution: int = 64, **over):
     run = load_config("pix2pix", "smoke", {"model": {**TINY, **over}, "train": {"resolution": resolution}})
     torch.manual_seed(0)
     return build_model(run)
-
-
-def ctx_over(ds: FrameDataset, step: int, batch: int) -> StepContext:
-    g = torch.Generator().manual_seed(1000 + step)
-
-    def next_real() -> RealBatch:
-        idx = torch.randint(len(ds), (batch,), generator=g)
-        return RealBatch(images=to_float(ds.images[idx]), index=idx)
-
-    return StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=g,
-                       next_real=next_real)
 
 
 # -- condition maps ---------------------------------------------------------------
@@ -156,7 +144,7 @@ def test_l1_pulls_the_output_to_the_target(phantom):
     opts = model.make_optimizers()
     l1 = []
     for step in range(20):
-        out = model.train_step(ctx_over(ds, step, 8), opts)
+        out = model.train_step(trainer_context(ds.images, step, 8), opts)
         assert all(torch.isfinite(v) and v.dim() == 0 and not v.requires_grad for v in out.values())
         l1.append(float(out["loss_L1"]))
     assert np.mean(l1[-4:]) < 0.6 * np.mean(l1[:4]), l1

@@ -6,9 +6,8 @@ import math
 
 import pytest
 import torch
+from conftest import trainer_context
 
-from echolib.images import to_float
-from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, config_names, load_config
 from echolib.train.loop import Trainer
 from echolib.train.sampling import load_model
@@ -32,18 +31,6 @@ def frames(tmp_path_factory):
             Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8), "L").save(folder / f"N{i // 4}_f{i % 4}.png")
         return folder
     return generate(folder, n=64, size=64, seed=1, workers=1, progress=False)
-
-
-def make_ctx(images: torch.Tensor, step: int, batch: int) -> StepContext:
-    """A trainer-like context over uint8 ``images`` (what the Trainer builds, without its bookkeeping)."""
-    g = torch.Generator().manual_seed(1000 + step)
-
-    def next_real() -> RealBatch:
-        idx = torch.randint(len(images), (batch,), generator=g)
-        return RealBatch(images=to_float(images[idx]), index=idx)
-
-    return StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=g,
-                       next_real=next_real)
 
 
 def model_for(resolution: int, **over):
@@ -72,7 +59,7 @@ def test_losses_finite_and_constraints_hold(loss):
     opts = model.make_optimizers()
     g_before = [p.detach().clone() for p in model.nets["G"].parameters()]
     for step in range(3):
-        out = model.train_step(make_ctx(images, step, 8), opts)
+        out = model.train_step(trainer_context(images, step, 8), opts)
         assert all(v.dim() == 0 and torch.isfinite(v) and not v.requires_grad for v in out.values())
     assert any(not torch.equal(a, b) for a, b in zip(g_before, model.nets["G"].parameters()))
     params = torch.cat([p.detach().flatten() for p in model.nets["D"].parameters()])
