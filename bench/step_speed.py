@@ -8,7 +8,9 @@ steps, path length every 4) count in proportion. Variants toggle channels_last,
 cuDNN autotuning and ``torch.compile``; ``--profile FILE`` writes a profiler
 table of 16 steps; ``--sync-debug`` counts, on a GPU, the operations that make
 the host wait for the device during 16 steps (``torch.cuda.set_sync_debug_mode``;
-``tests/test_host_syncs.py`` checks the same on the CPU). Prints one JSON line
+``tests/test_host_syncs.py`` checks the same on the CPU); ``--flops`` counts the
+FLOPs of 16 steps (``bench/step_flops.py``) and reports the throughput the timed
+steps achieved, the number to hold against the device's peak. Prints one JSON line
 per (config, variant). For the end-to-end number through the real trainer use
 ``bench/train_speed.py``.
 
@@ -34,7 +36,8 @@ from echolib.train.ema import update_ema
 
 
 def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, cudnn_benchmark: bool,
-          compile_: bool, profile: str | None = None, sample: bool = False, sync_debug: bool = False) -> dict:
+          compile_: bool, profile: str | None = None, sample: bool = False, sync_debug: bool = False,
+          flops: bool = False) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.manual_seed(0)
@@ -52,7 +55,10 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     gen = torch.Generator(device=device)
     cast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
 
+    drawn = [0]  # real images consumed: what kimg counts (a WGAN critic draws a batch per update)
+
     def next_real() -> RealBatch:
+        drawn[0] += batch
         idx = torch.randint(len(data), (batch,), generator=gen, device=device)
         x = to_float(data[idx])
         return RealBatch(x.contiguous(memory_format=torch.channels_last) if channels_last else x, idx)
@@ -74,6 +80,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times, finite = [], torch.ones((), dtype=torch.bool, device=device)
+    drawn[0] = 0
     start = time.perf_counter()
     for i in range(warmup, warmup + steps):
         t = time.perf_counter()
@@ -84,6 +91,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
             times.append((time.perf_counter() - t) * 1000)
     sync()
     seconds = time.perf_counter() - start
+    images = drawn[0]
     result = {
         "arch": arch,
         "config": config,
@@ -94,7 +102,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
         "cudnn_benchmark": cudnn_benchmark,
         "compile": compile_,
         "params_m": round(sum(p.numel() for p in model.nets.parameters()) / 1e6, 2),
-        "sec_per_kimg": round(seconds / (steps * batch / 1000), 3),
+        "sec_per_kimg": round(seconds / (images / 1000), 3),
         "step_ms_median": round(statistics.median(times), 1) if times else None,
         "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
         "finite": bool(finite),
@@ -111,6 +119,18 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
             n += len(model.sample(batch, g))
             sync()
         result["sample_img_per_s"] = round(n / (time.perf_counter() - t), 1)
+    if flops:
+        from step_flops import CYCLE, Work
+
+        model.train()
+        work = Work()
+        with work:
+            for i in range(CYCLE):
+                step(i)
+        per_step = work.flops / CYCLE
+        result["tflop_per_kimg"] = round(per_step * steps / images * 1000 / 1e12, 2)
+        result["achieved_tflops"] = round(per_step * steps / seconds / 1e12, 4)
+        result["ops_per_step"] = round(sum(work.ops.values()) / CYCLE)
     if sync_debug and device.type == "cuda":
         model.train()
         with warnings.catch_warnings(record=True) as caught:
@@ -171,12 +191,13 @@ def main() -> None:
     parser.add_argument("--sample", action="store_true", help="also time sampling (images/s over 5 s)")
     parser.add_argument("--profile", help="write a profiler table of 16 steps of the first run to this file")
     parser.add_argument("--sync-debug", action="store_true", help="count host-device synchronisations (GPU only)")
+    parser.add_argument("--flops", action="store_true", help="count FLOPs and ops of 16 steps; report TFLOP/s achieved")
     args = parser.parse_args()
     profile = args.profile
     for config in args.configs.split(","):
         for variant in args.variants.split(","):
             result = bench(args.arch, config, args.steps, args.warmup, profile=profile, sample=args.sample,
-                           sync_debug=args.sync_debug, **VARIANTS[variant])
+                           sync_debug=args.sync_debug, flops=args.flops, **VARIANTS[variant])
             profile = None
             print(json.dumps({"variant": variant, **result}), flush=True)
 

@@ -1,0 +1,156 @@
+"""Count the work in one architecture's training steps: FLOPs and dispatched operations, on any device.
+
+Speed targets are set in seconds per kimg on a GPU, but two things that bound
+that number can be counted anywhere, the CPU included:
+
+* **FLOPs** (``torch.utils.flop_counter``: convolutions, matrix products and
+  their first and second derivatives, so R1 and path-length regularisation
+  count). Divided by a GPU's peak throughput they give a floor on sec/kimg
+  that no implementation beats; divided by a measured sec/kimg
+  (``bench/step_speed.py``) they give the throughput actually achieved.
+* **Operations dispatched** per step (views and allocations excluded): in
+  eager mode each is at least one kernel launch on a GPU, a few microseconds
+  of host time, so their number bounds how fast the host can keep the GPU fed.
+
+Steps run at small batches (FLOPs are linear in the batch: the bench fits
+``a + b * batch`` over ``--batches`` and extrapolates to the config's batch)
+over a 16-step cycle, so lazy regularisers count in proportion. Prints one JSON
+line per config.
+
+    python bench/step_flops.py --arch stylegan2_ada --configs E4,auto --batches 4,8
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from echolib.images import to_float
+from echolib.models.base import RealBatch, StepContext
+from echolib.models.registry import build_model, load_config
+from echolib.train.ema import update_ema
+
+#: no kernel (views, metadata) or allocation only: not counted as launches
+_FREE = {
+    "aten.view", "aten._unsafe_view", "aten.t", "aten.expand", "aten.as_strided", "aten.detach", "aten.alias",
+    "aten.unsqueeze", "aten.squeeze", "aten.permute", "aten.transpose", "aten.reshape", "aten.slice",
+    "aten.select", "aten.split", "aten.unbind", "aten.split_with_sizes", "aten.narrow", "aten.empty",
+    "aten.empty_like", "aten.empty_strided", "aten.diagonal", "aten.unflatten", "aten.flatten", "aten.view_as",
+    "aten.chunk", "aten.movedim", "aten.lift_fresh", "aten.scalar_tensor", "aten._local_scalar_dense",
+}  # fmt: skip
+
+#: H100 SXM dense bf16 tensor-core peak (NVIDIA datasheet), the default for the sec/kimg floor
+H100_BF16_TFLOPS = 989.0
+CYCLE = 16
+
+
+class Work(TorchDispatchMode):
+    """FLOPs (torch's own per-op formulas) and launches, counted as operations dispatch.
+
+    ``FlopCounterMode`` itself cannot be used: its module tracker fails on the
+    ``no_grad`` generator pass of a GAN's discriminator step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: collections.Counter[str] = collections.Counter()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func.overloadpacket
+        if str(packet) not in _FREE:
+            self.ops[str(packet)] += 1
+        if packet in flop_registry:
+            self.flops += flop_registry[packet](*args, **kwargs, out_val=out)
+        return out
+
+
+class _Frames:
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+        self.video_ids = [f"v{i // 4}" for i in range(len(images))]
+        self.infos = []
+        self.source = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def count(arch: str, config: str, batch: int) -> tuple[float, float, collections.Counter[str]]:
+    """FLOPs, real images drawn (what kimg counts) and dispatched ops per step, over one 16-step cycle."""
+    torch.manual_seed(0)
+    run = load_config(arch, config)
+    run.train.batch = batch
+    if hasattr(run.model, "mbstd_group"):
+        run.model.mbstd_group = min(run.model.mbstd_group, batch)
+    res = run.train.resolution
+    data = torch.randint(0, 256, (64, 1, res, res), dtype=torch.uint8)
+    model = build_model(run)
+    model.setup(_Frames(data), heldout=None)
+    opts = model.make_optimizers()
+    gen = torch.Generator()
+    drawn = [0]
+
+    def next_real() -> RealBatch:
+        drawn[0] += batch
+        idx = torch.randint(len(data), (batch,), generator=gen)
+        return RealBatch(to_float(data[idx]), idx)
+
+    def step(i: int) -> None:
+        gen.manual_seed(i)
+        ctx = StepContext(step=i, nimg=i * batch, batch=batch, device=torch.device("cpu"), generator=gen,
+                          next_real=next_real)  # fmt: skip
+        model.train_step(ctx, opts)
+        for name, ema in model.ema.items():
+            update_ema(ema, model.nets[name], 0.999)
+
+    step(CYCLE - 1)
+    drawn[0] = 0
+    work = Work()
+    with work:
+        for i in range(CYCLE, 2 * CYCLE):
+            step(i)
+    return work.flops / CYCLE, drawn[0] / CYCLE / batch, work.ops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="stylegan2_ada")
+    parser.add_argument("--configs", default="E4")
+    parser.add_argument("--batches", default="4,8", help="two (or more) small batches to fit FLOPs = a + b * batch")
+    parser.add_argument("--peak-tflops", type=float, default=H100_BF16_TFLOPS,
+                        help="device peak for the sec/kimg floor (default: H100 SXM dense bf16)")  # fmt: skip
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    for config in args.configs.split(","):
+        target = load_config(args.arch, config).train.batch
+        measured = [(b, *count(args.arch, config, b)) for b in batches]
+        (b0, f0, _, _), (b1, f1, batches_drawn, ops1) = measured[0], measured[-1]
+        slope = (f1 - f0) / (b1 - b0)
+        flops = f0 + slope * (target - b0)
+        per_kimg = flops * 1000 / (batches_drawn * target)
+        print(json.dumps({
+            "arch": args.arch,
+            "config": config,
+            "batch": target,
+            "measured_batches": batches,
+            "gflop_per_image_step": round(slope / 1e9, 2),
+            "real_batches_per_step": batches_drawn,
+            "tflop_per_step": round(flops / 1e12, 3),
+            "tflop_per_kimg": round(per_kimg / 1e12, 1),
+            "floor_sec_per_kimg": round(per_kimg / (args.peak_tflops * 1e12), 3),
+            "peak_tflops": args.peak_tflops,
+            "ops_per_step": round(sum(ops1.values()) / CYCLE),
+            "top_ops": {k: round(v / CYCLE, 1) for k, v in ops1.most_common(8)},
+        }), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
