@@ -3,6 +3,8 @@ geometry exact, DDP ranks consistent, and p driven by the overfitting heuristic 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -72,6 +74,51 @@ def test_integer_translation_moves_whole_pixels_with_reflection():
         }
         assert min(errs.values()) < 1e-5
     assert y.min() >= x.min() - 1e-6 and y.max() <= x.max() + 1e-6  # reflection padding adds no new values
+
+
+def _explicit_geometry(u: torch.Tensor, g: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The paper's chain of eight 3x3 matrices, multiplied out one by one (every gate open): the oracle."""
+
+    def mat(rows):
+        return torch.tensor(rows, dtype=torch.float64)
+
+    def scale(sx, sy):
+        return mat([[sx, 0, 0], [0, sy, 0], [0, 0, 1]])
+
+    def rotate(t):
+        return mat([[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0], [0, 0, 1]])
+
+    def translate(tx, ty):
+        return mat([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
+
+    out = []
+    for ui, gi in zip(u.double().tolist(), g.double().tolist(), strict=True):
+        k, a = 2 ** (gi[0] * 0.2), 2 ** (gi[1] * 0.2)
+        m = (
+            scale(1 - 2 * math.floor(ui[1] * 2), 1)
+            @ rotate(-math.pi / 2 * math.floor(ui[3] * 4))
+            @ translate(-round((ui[5] * 2 - 1) * 0.125 * w), -round((ui[6] * 2 - 1) * 0.125 * h))
+            @ scale(1 / k, 1 / k)
+            @ rotate(-(ui[9] * 2 - 1) * math.pi)
+            @ scale(1 / a, a)
+            @ rotate(-(ui[12] * 2 - 1) * math.pi)
+            @ translate(-gi[2] * 0.125 * w, -gi[3] * 0.125 * h)
+        )
+        out.append(scale(2 / w, 2 / h) @ m @ scale(w / 2, h / 2))
+    return torch.stack(out)[:, :2].float()
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 32, 32), (6, 2, 24, 40)])
+def test_geometry_is_the_papers_chain_of_transforms(shape):
+    """The batched construction equals the eight elementary matrices multiplied in order, square or not."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(5))
+    y = AugmentPipe.from_name("bg")(x, 1.0, draws(6))  # p = 1: every geometric gate is open
+    ref_draws = draws(6)
+    u, g = ref_draws.rand(shape[0], 26), ref_draws.randn(shape[0], 11)
+    theta = _explicit_geometry(u, g, *shape[2:])
+    expected = warp(x, torch.nn.functional.affine_grid(theta, list(shape), align_corners=False))
+    assert torch.allclose(y, expected, atol=1e-4), (y - expected).abs().max()
+    assert (y - x).abs().amax() > 0.1
 
 
 def test_color_ops_are_per_image_affine_maps_and_lumaflip_negates():

@@ -99,33 +99,10 @@ _N_COLS = 11
 _BAND_POWER = (10.0, 1.0, 1.0, 1.0)  # expected power per band, low to high (1/f spectrum), as in the paper
 
 
-def _eye(n: int, device: torch.device) -> torch.Tensor:
-    return torch.eye(3, device=device).expand(n, 3, 3)
-
-
-def _mat(rows: list[list[torch.Tensor | float]], ref: torch.Tensor) -> torch.Tensor:
-    """Batch of 3x3 matrices from entries that are per-image tensors or constants.
-
-    Constants are filled on ``ref``'s device (``full_like``), never built with
-    ``torch.as_tensor``: on a GPU every tensor made from Python data is a
-    blocking host-to-device copy, and the pipeline builds a dozen matrices per
-    call, several calls per training step.
-    """
-    cols = [v.expand(ref.shape) if isinstance(v, torch.Tensor) else torch.full_like(ref, v) for row in rows for v in row]
-    return torch.stack(cols, dim=-1).reshape(-1, 3, 3)
-
-
-def _translate(tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
-    return _mat([[1, 0, tx], [0, 1, ty], [0, 0, 1]], tx)
-
-
-def _scale(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
-    return _mat([[sx, 0, 0], [0, sy, 0], [0, 0, 1]], sx)
-
-
-def _rotate(theta: torch.Tensor) -> torch.Tensor:
-    c, s = torch.cos(theta), torch.sin(theta)
-    return _mat([[c, -s, 0], [s, c, 0], [0, 0, 1]], theta)
+def _rotations(angles: torch.Tensor) -> torch.Tensor:
+    """``[N, K]`` angles -> ``[N, K, 2, 2]`` rotation matrices, in one pass for all K."""
+    c, si = torch.cos(angles), torch.sin(angles)
+    return torch.stack([c, -si, si, c], dim=-1).unflatten(-1, (2, 2))
 
 
 def _filter_along(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
@@ -296,76 +273,72 @@ class AugmentPipe(nn.Module):
         return x
 
     def _geometric(self, x, u, g, gate, p) -> torch.Tensor:
-        n, _, h, w = x.shape
+        """All geometric ops as one affine map per image, applied by a single warp.
+
+        The inverse transform (output pixel -> input pixel, about the centre) is
+
+            S(1-2f, 1) R(-q pi/2) T(-t_int) S(1/k) R(-theta1) S(1/a, a) R(-theta2) T(-t_frac)
+
+        (x-flip, quarter turns, integer translation, isotropic scaling, rotation,
+        anisotropic scaling, rotation, fractional translation: the paper's order).
+        It is built as a 2x2 linear part and a translation from a handful of
+        batched operations, not as eight 3x3 matrices of per-entry tensors: on a
+        GPU every operation is a kernel launch, and this runs several times per
+        training step. A closed gate sets its parameter to the identity value
+        (0 angle, 0 shift, 2**0 scale), so no per-op masking of matrices is needed.
+        """
+        h, w = x.shape[2:]
         s = self.strength
         zero = torch.zeros_like(u[:, 0])
-        one = torch.ones_like(zero)
-        m = _eye(n, x.device)  # inverse transform, output pixel -> input pixel, pixel units about the centre
-        active = torch.zeros(n, dtype=torch.bool, device=x.device)
 
-        on = gate(0, s["xflip"])
-        flip = torch.where(on, torch.floor(u[:, 1] * 2), zero)
-        m, active = m @ _scale(1 - 2 * flip, one), active | on
-
-        on = gate(2, s["rotate90"])
-        quarter = torch.where(on, torch.floor(u[:, 3] * 4), zero)
-        m, active = m @ _rotate(-math.pi / 2 * quarter), active | on
-
-        on = gate(4, s["xint"])
-        tx = torch.where(on, torch.round((u[:, 5] * 2 - 1) * self.xint_max * w), zero)
-        ty = torch.where(on, torch.round((u[:, 6] * 2 - 1) * self.xint_max * h), zero)
-        m, active = m @ _translate(-tx, -ty), active | on
-
-        on = gate(7, s["scale"])
-        k = torch.where(on, torch.exp2(g[:, 0] * self.scale_std), one)
-        m, active = m @ _scale(1 / k, 1 / k), active | on
+        def on(col: int, name: str, prob: torch.Tensor | None = None) -> torch.Tensor:
+            return gate(col, s[name], prob).to(x.dtype)
 
         # two rotations around the anisotropic scaling; each fires with 1 - sqrt(1 - p) so one of them fires w.p. p
         p_rot = 1 - torch.sqrt((1 - s["rotate"] * p).clamp(0, 1))
-        on = gate(8, s["rotate"], p_rot)
-        theta = torch.where(on, (u[:, 9] * 2 - 1) * math.pi * self.rotate_max, zero)
-        m, active = m @ _rotate(-theta), active | on
+        # gate columns ordered so that every parameter group below is a slice (a list index is a host copy)
+        gates = torch.stack([on(2, "rotate90"), on(8, "rotate", p_rot), on(11, "rotate", p_rot), on(0, "xflip"),
+                             on(4, "xint"), on(7, "scale"), on(10, "aniso"), on(13, "xfrac")], 1)
+        angles = torch.stack([torch.floor(u[:, 3] * 4) * (-math.pi / 2),  # quarter turns, then the two rotations
+                              (u[:, 9] * 2 - 1) * (-math.pi * self.rotate_max),
+                              (u[:, 12] * 2 - 1) * (-math.pi * self.rotate_max)], 1) * gates[:, 0:3]
+        flip = torch.floor(u[:, 1] * 2) * gates[:, 3]
+        log2_scale = g[:, 0] * (self.scale_std * gates[:, 5])
+        log2_aniso = g[:, 1] * (self.aniso_std * gates[:, 6])
+        # translations in pixels; integer ones are whole pixels
+        t_int = torch.stack([torch.round((u[:, 5] * 2 - 1) * (self.xint_max * w)),
+                             torch.round((u[:, 6] * 2 - 1) * (self.xint_max * h))], 1) * gates[:, 4:5]
+        t_frac = g[:, 2:4] * (self.xfrac_std * gates[:, 7:8])
+        if w != h:
+            t_frac = torch.stack([t_frac[:, 0] * w, t_frac[:, 1] * h], 1)
+        else:
+            t_frac = t_frac * w
 
-        on = gate(10, s["aniso"])
-        k = torch.where(on, torch.exp2(g[:, 1] * self.aniso_std), one)
-        m, active = m @ _scale(1 / k, k), active | on
-
-        on = gate(11, s["rotate"], p_rot)
-        theta = torch.where(on, (u[:, 12] * 2 - 1) * math.pi * self.rotate_max, zero)
-        m, active = m @ _rotate(-theta), active | on
-
-        on = gate(13, s["xfrac"])
-        tx = torch.where(on, g[:, 2] * self.xfrac_std * w, zero)
-        ty = torch.where(on, g[:, 3] * self.xfrac_std * h, zero)
-        m, active = m @ _translate(-tx, -ty), active | on
+        rot = _rotations(angles)  # [N, 3, 2, 2]
+        first = rot[:, 0] * torch.stack([1 - 2 * flip, 1 - zero], 1)[:, :, None]  # S(1-2f, 1) R(-q pi/2)
+        aniso = torch.exp2(torch.stack([-log2_aniso, log2_aniso], 1))[:, None, :]  # columns of S(1/a, a)
+        linear = first @ ((rot[:, 1] * aniso) @ rot[:, 2]) * torch.exp2(-log2_scale)[:, None, None]
+        shift = -(first @ t_int[:, :, None] + linear @ t_frac[:, :, None])  # [N, 2, 1]
 
         # pixel units about the centre -> affine_grid's normalised coordinates (align_corners=False)
-        to_norm = _scale(torch.full_like(zero, 2 / w), torch.full_like(zero, 2 / h))
-        from_norm = _scale(torch.full_like(zero, w / 2), torch.full_like(zero, h / 2))
-        theta = (to_norm @ m @ from_norm)[:, :2, :]
+        if w == h:  # [D A D^-1 | D b] with D = (2/w) I
+            theta = torch.cat([linear, shift * (2 / w)], 2)
+        else:  # D = diag(2/w, 2/h): scale rows by D, then the linear part's columns by D^-1
+            theta = torch.cat([linear, shift], 2)
+            theta = torch.stack([theta[:, 0] * (2 / w), theta[:, 1] * (2 / h)], 1)
+            theta = torch.stack([theta[:, :, 0] * (w / 2), theta[:, :, 1] * (h / 2), theta[:, :, 2]], 2)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         warped = warp(x, grid)
-        return torch.where(active[:, None, None, None], warped, x)
+        return torch.where(gates.amax(1)[:, None, None, None] > 0, warped, x)
 
     def _color(self, x, u, g, gate) -> torch.Tensor:
+        """Brightness, contrast and luma flip as one per-image affine map ``x * scale + shift``."""
         s = self.strength
-        zero = torch.zeros_like(u[:, 0])
-        scale = torch.ones_like(zero)
-        shift = torch.zeros_like(zero)
-        active = torch.zeros_like(zero, dtype=torch.bool)
-
-        on = gate(14, s["brightness"])
-        shift, active = shift + torch.where(on, g[:, 4] * self.brightness_std, zero), active | on
-
-        on = gate(15, s["contrast"])
-        k = torch.where(on, torch.exp2(g[:, 5] * self.contrast_std), torch.ones_like(zero))
-        scale, shift, active = scale * k, shift * k, active | on
-
-        on = gate(16, s["lumaflip"])
-        k = 1 - 2 * torch.where(on, torch.floor(u[:, 17] * 2), zero)
-        scale, shift, active = scale * k, shift * k, active | on
-
-        out = x * scale[:, None, None, None] + shift[:, None, None, None]
+        on = [gate(col, s[name]).to(x.dtype) for col, name in ((14, "brightness"), (15, "contrast"), (16, "lumaflip"))]
+        shift = g[:, 4] * (self.brightness_std * on[0])
+        k = torch.exp2(g[:, 5] * (self.contrast_std * on[1])) * (1 - 2 * torch.floor(u[:, 17] * 2) * on[2])
+        out = x * k[:, None, None, None] + (shift * k)[:, None, None, None]
+        active = (on[0] + on[1] + on[2]) > 0
         return torch.where(active[:, None, None, None], out, x)
 
     def _filter(self, x, g, gate) -> torch.Tensor:

@@ -92,7 +92,8 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor | None, act: str, gain: float =
     if gain != 1.0:
         x = x * gain
     if clamp is not None:
-        x = x.clamp(-clamp, clamp)
+        # hardtanh is clamp with a one-kernel backward; clamp's backward is four (two compares, an and, a where)
+        x = F.hardtanh(x, -clamp, clamp)
     return x
 
 
