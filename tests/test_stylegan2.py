@@ -119,6 +119,40 @@ def test_fir_resampling_equals_the_depthwise_convolution_it_replaces():
     assert torch.allclose(upsample2d(torch.ones(1, 1, 8, 8))[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
 
 
+def _depthwise_references(channels: int):
+    f = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64)
+    k = (f[:, None] * f[None, :] / 64).expand(channels, 1, 4, 4)
+
+    def up(x):
+        z = torch.zeros(*x.shape[:2], 2 * x.shape[2], 2 * x.shape[3], dtype=x.dtype)
+        z[:, :, ::2, ::2] = x
+        return F.conv2d(F.pad(z, [2, 1, 2, 1]), 4 * k, groups=channels)
+
+    return {
+        "up": (upsample2d, up),
+        "down": (downsample2d, lambda x: F.conv2d(x, k, stride=2, padding=1, groups=channels)),
+        "blur1": (lambda x: blur(x, pad=1, gain=4.0), lambda x: F.conv2d(x, 4 * k, padding=1, groups=channels)),
+        "blur2": (lambda x: blur(x, pad=2), lambda x: F.conv2d(x, k, padding=2, groups=channels)),
+    }
+
+
+@pytest.mark.parametrize("op", ["up", "down", "blur1", "blur2"])
+def test_fir_first_and_second_derivatives_equal_the_depthwise_convolution(op):
+    """The hand-written transposes (slices, no slice_backward) give the same gradients, and gradients of
+    gradients, as autograd through the convolution: what R1 and path-length regularisation differentiate."""
+    ours, ref = _depthwise_references(2)[op]
+    x = torch.randn(2, 2, 8, 12, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(ours, (x,))
+    probe = torch.randn_like(ref(x)).requires_grad_(True)
+    weight = torch.linspace(-1, 1, x.numel(), dtype=x.dtype).reshape(x.shape)
+    grads = []
+    for fn in (ours, ref):
+        (g,) = torch.autograd.grad((fn(x) * probe).sum(), x, create_graph=True)  # A^T probe
+        (gg,) = torch.autograd.grad((weight * g.square()).sum(), probe)  # 2 A (weight * g): the transpose's gradient
+        grads.append((g, gg))
+    assert torch.allclose(grads[0][0], grads[1][0]) and torch.allclose(grads[0][1], grads[1][1])
+
+
 def test_truncation_zero_gives_the_mean_w_image_for_every_z():
     m = model()
     G = m.ema["G"]

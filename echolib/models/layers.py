@@ -36,8 +36,77 @@ def _taps_along(x: torch.Tensor, dim: int, taps: tuple[float, ...], n_out: int, 
     return out
 
 
-def _fir_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    return F.pad(x, [pad, pad, pad, pad]) if pad else x
+def _pad_along(x: torch.Tensor, dim: int, pad: int) -> torch.Tensor:
+    return F.pad(x, [pad, pad] if dim == 3 else [0, 0, pad, pad]) if pad else x
+
+
+def _fir(x: torch.Tensor, dim: int, taps: tuple[float, ...], pad: int) -> torch.Tensor:
+    """Stride-1 FIR along ``dim`` (2 or 3) with zero padding ``pad`` at both ends."""
+    x = _pad_along(x, dim, pad)
+    return _taps_along(x, dim, taps, x.shape[dim] - len(taps) + 1, 1)
+
+
+def _down(x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
+    """``y[m] = t0 x[2m-1] + t1 x[2m] + t2 x[2m+1] + t3 x[2m+2]`` (zero outside): FIR, then every other sample."""
+    x = _pad_along(x, dim, 1)
+    return _taps_along(x, dim, taps, x.shape[dim] // 2 - 1, 2)
+
+
+def _up(x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
+    """The adjoint of :func:`_down`, in polyphase form: twice the length, each output from two inputs."""
+    n = x.shape[dim]
+    xp = _pad_along(x, dim, 1)
+    before, near, after = xp.narrow(dim, 0, n), xp.narrow(dim, 1, n), xp.narrow(dim, 2, n)
+    even = near.mul(taps[1]).add(before, alpha=taps[3])
+    odd = near.mul(taps[2]).add(after, alpha=taps[0])
+    return torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)
+
+
+class _Fir(torch.autograd.Function):
+    """Stride-1 FIR whose gradient is another stride-1 FIR (reversed taps, padding ``K - 1 - pad``).
+
+    Autograd through shifted slices would work, but each slice's backward
+    allocates a zero tensor of the full input and copies into it, and the
+    gradients of the K slices are then summed: about three times the kernels
+    and memory passes of the transposed filter written directly. The adjoint of
+    the adjoint is the forward again, so R1 and path-length regularisation (a
+    gradient of a gradient) stay exact.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dim: int, taps: tuple[float, ...], pad: int) -> torch.Tensor:
+        ctx.args = (dim, taps[::-1], len(taps) - 1 - pad)
+        return _fir(x, dim, taps, pad)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _Fir.apply(grad, *ctx.args), None, None, None
+
+
+class _Down(torch.autograd.Function):
+    """:func:`_down` with :func:`_up` (same taps) as its exact gradient, and vice versa."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
+        if x.shape[dim] % 2:
+            raise ValueError(f"2x downsampling needs an even size, got {x.shape[dim]} along dim {dim}")
+        ctx.args = (dim, taps)
+        return _down(x, dim, taps)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _Up.apply(grad, *ctx.args), None, None
+
+
+class _Up(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
+        ctx.args = (dim, taps)
+        return _up(x, dim, taps)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _Down.apply(grad, *ctx.args), None, None
 
 
 def blur(x: torch.Tensor, pad: int, taps: tuple[float, ...] = FIR_TAPS, gain: float = 1.0) -> torch.Tensor:
@@ -47,37 +116,29 @@ def blur(x: torch.Tensor, pad: int, taps: tuple[float, ...] = FIR_TAPS, gain: fl
     convolution: the latter's double backward (needed by R1 and path-length
     regularisation) loops over channel groups, which costs seconds per step,
     and its kernels force layout conversions under channels_last. Slices and
-    adds differentiate any number of times as cheap elementwise passes.
+    adds differentiate any number of times as cheap elementwise passes (with
+    hand-written transposes, see :class:`_Fir`).
     """
-    x = _fir_pad(x, pad)
+    if not 0 <= pad < len(taps):
+        raise ValueError(f"blur padding must be in [0, {len(taps) - 1}], got {pad}")
     taps = tuple(t * math.sqrt(gain) for t in taps)
-    h = x.shape[2] - len(taps) + 1
-    w = x.shape[3] - len(taps) + 1
-    return _taps_along(_taps_along(x, 3, taps, w, 1), 2, taps, h, 1)
+    return _Fir.apply(_Fir.apply(x, 3, taps, pad), 2, taps, pad)
 
 
 def downsample2d(x: torch.Tensor, taps: tuple[float, ...] = FIR_TAPS) -> torch.Tensor:
     """2x downsampling: the FIR low-pass evaluated only at every other sample."""
-    pad = (len(taps) - 1) // 2
-    x = _fir_pad(x, pad)
-    h, w = x.shape[2] // 2 - pad, x.shape[3] // 2 - pad
-    return _taps_along(_taps_along(x, 3, taps, w, 2), 2, taps, h, 2)
+    return _Down.apply(_Down.apply(x, 3, taps), 2, taps)
 
 
 def upsample2d(x: torch.Tensor) -> torch.Tensor:
     """2x upsampling: zero insertion then the [1, 3, 3, 1] low-pass (gain 4), in polyphase form.
 
     Each output sample is 3/4 of its nearest input plus 1/4 of the next nearest
-    (zero beyond the border), exactly what ``upfirdn2d(up=2)`` with this filter gives.
+    (zero beyond the border), exactly what ``upfirdn2d(up=2)`` with this filter
+    gives: the adjoint of :func:`downsample2d` with the taps doubled.
     """
-    for dim in (3, 2):
-        n = x.shape[dim]
-        xp = F.pad(x, [1, 1, 0, 0] if dim == 3 else [0, 0, 1, 1])
-        near, before, after = xp.narrow(dim, 1, n), xp.narrow(dim, 0, n), xp.narrow(dim, 2, n)
-        even = near.mul(0.75).add(before, alpha=0.25)
-        odd = near.mul(0.75).add(after, alpha=0.25)
-        x = torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)
-    return x
+    taps = tuple(2 * t for t in FIR_TAPS)
+    return _Up.apply(_Up.apply(x, 3, taps), 2, taps)
 
 
 def bias_act(x: torch.Tensor, bias: torch.Tensor | None, act: str, gain: float = 1.0, clamp: float | None = None):
