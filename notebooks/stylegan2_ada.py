@@ -477,15 +477,41 @@ else:
 # written as weighted sums of shifted slices rather than grouped depthwise
 # convolutions, because R1 and the path-length penalty differentiate twice, and
 # the double backward of a grouped convolution loops over the channel groups in
-# PyTorch, which costs seconds per step at 512 channels; slices and adds
-# differentiate any number of times as cheap elementwise passes.
-# `bench/train_speed.py` measures seconds per kimg through the trainer after warm-up, and `bench/step_speed.py` times the step alone in variants (channels_last, compile, a profiler table).
+# PyTorch, which costs seconds per step at 512 channels. Their gradients are
+# written by hand (the transpose of a slice filter is another slice filter, and
+# the transpose of that is the forward again), because autograd through slices
+# allocates a full-size zero tensor per slice.
+#
+# Two things bound the speed and can be counted on any machine
+# (`bench/step_flops.py`, CPU numbers, batch 32, per training step averaged
+# over the 16-step cycle of lazy regularisation):
+#
+# | | E4 (the study's network) | `auto` (the official default) |
+# |---|---|---|
+# | channels at 128 / 64 / 32 px | 256 / 512 / 512 | 128 / 256 / 512 |
+# | FLOPs per kimg (forward, backward, R1 and path-length double backward) | 818 TFLOP | 302 TFLOP |
+# | floor at an H100's 989 dense bf16 TFLOP/s | 0.83 s/kimg | 0.30 s/kimg |
+# | throughput the 2.5 s/kimg target needs | 327 TFLOP/s (33 % of peak) | 121 TFLOP/s (12 %) |
+# | operations dispatched per step (kernel launches in eager mode), before → after this section's changes | 4877 → 3855 | 4743 → 3722 |
+#
+# The official README's 12.8–13.7 s/kimg on one V100 is for `--cfg=auto`, i.e.
+# 22–24 TFLOP/s (about 18 % of a V100's fp16 peak); the issue's 5.3 s/kimg on an
+# H200 does not say which network ran (57 TFLOP/s if it was `auto`, 154 if E4's
+# width). Operation counts matter because in
+# eager mode each costs several microseconds of host time: 3,700 of them at
+# ~5 µs is ~19 ms per step, 0.6 s/kimg, before any GPU work; `torch.compile`
+# fuses most of the forward passes. The cuts came from ADA building its affine
+# map from a handful of batched operations instead of eight 3x3 matrices of
+# per-entry tensors (220 → 119 operations per call, three calls a step), the
+# conv clamp as `hardtanh` (one backward kernel instead of four) and the
+# hand-written filter transposes.
+# `bench/train_speed.py` measures seconds per kimg through the trainer after warm-up, and `bench/step_speed.py` times the step alone in variants (channels_last, compile, a profiler table; `--flops` adds the TFLOP/s achieved).
 #
 # ```{note}
 # **Speed status: a measurement in progress, not a result.** The only number
 # measured so far is 23.6 s/kimg for E4 (batch 32, $128\times128$) on one H200,
 # taken *before* the resampling filters were rewritten as shifted slices and
-# before the host round trips above were removed; its profile put 8.0 s of the
+# before the host round trips and launches above were removed (35 TFLOP/s, 4 % of peak); its profile put 8.0 s of the
 # 11.7 s of GPU time in 16 steps into the double backward of the grouped
 # filter convolutions. For
 # comparison, the official implementation runs at about 5.3 s/kimg; our target
