@@ -27,6 +27,7 @@ import collections
 import json
 
 import torch
+from step_speed import Frames
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
@@ -72,17 +73,6 @@ class Work(TorchDispatchMode):
         return out
 
 
-class _Frames:
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-        self.video_ids = [f"v{i // 4}" for i in range(len(images))]
-        self.infos = []
-        self.source = None
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
 def count(arch: str, config: str, batch: int) -> tuple[float, float, collections.Counter[str]]:
     """FLOPs, real images drawn (what kimg counts) and dispatched ops per step, over one 16-step cycle."""
     torch.manual_seed(0)
@@ -93,7 +83,7 @@ def count(arch: str, config: str, batch: int) -> tuple[float, float, collections
     res = run.train.resolution
     data = torch.randint(0, 256, (64, 1, res, res), dtype=torch.uint8)
     model = build_model(run)
-    model.setup(_Frames(data), heldout=None)
+    model.setup(Frames(data), heldout=None)
     opts = model.make_optimizers()
     gen = torch.Generator()
     drawn = [0]

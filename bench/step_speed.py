@@ -45,7 +45,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     batch, res = run.train.batch, run.train.resolution
     data = torch.randint(0, 256, (max(4096, 4 * batch), 1, res, res), dtype=torch.uint8, device=device)
     model = build_model(run)
-    model.setup(_Frames(data), heldout=None)
+    model.setup(Frames(data), heldout=None)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -160,7 +160,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     return result
 
 
-class _Frames:
+class Frames:
     """The part of a FrameDataset that ``setup`` may read (images, video ids, no metadata)."""
 
     def __init__(self, images: torch.Tensor) -> None:
