@@ -153,6 +153,28 @@ def test_fir_first_and_second_derivatives_equal_the_depthwise_convolution(op):
     assert torch.allclose(grads[0][0], grads[1][0]) and torch.allclose(grads[0][1], grads[1][1])
 
 
+@pytest.mark.parametrize("op", ["up", "down", "blur1", "blur2"])
+def test_fir_gradients_never_materialise_slice_gradients(op):
+    """Autograd through shifted slices would scatter each slice's gradient into a full-size zero tensor
+    (``slice_backward``, a kernel and a memory pass per tap); the hand-written transposes never do."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: set[str] = set()
+
+    class Ops(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.add(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    ours, _ = _depthwise_references(2)[op]
+    x = torch.randn(2, 2, 8, 12, requires_grad=True)
+    with Ops():
+        (g,) = torch.autograd.grad(ours(x).square().sum(), x, create_graph=True)
+        g.square().sum().backward()
+    assert x.grad is not None and "aten.add" in seen
+    assert "aten.slice_backward" not in seen
+
+
 def test_truncation_zero_gives_the_mean_w_image_for_every_z():
     m = model()
     G = m.ema["G"]
