@@ -99,6 +99,19 @@ _N_COLS = 11
 _BAND_POWER = (10.0, 1.0, 1.0, 1.0)  # expected power per band, low to high (1/f spectrum), as in the paper
 
 
+def _per_axis(v: torch.Tensor, dim: int, a: float, b: float) -> torch.Tensor:
+    """``v`` with its x and y entries along ``dim`` scaled by ``a`` and ``b``.
+
+    Python numbers, not a tensor of them: a tensor built from host data inside a
+    step is a blocking copy on a GPU. Equal factors (square images) cost one
+    multiplication or none.
+    """
+    if a == b:
+        return v if a == 1 else v * a
+    x, y = v.unbind(dim)
+    return torch.stack([x * a, y * b], dim)
+
+
 def _rotations(angles: torch.Tensor) -> torch.Tensor:
     """``[N, K]`` angles -> ``[N, K, 2, 2]`` rotation matrices, in one pass for all K."""
     c, si = torch.cos(angles), torch.sin(angles)
@@ -308,11 +321,7 @@ class AugmentPipe(nn.Module):
         # translations in pixels; integer ones are whole pixels
         t_int = torch.stack([torch.round((u[:, 5] * 2 - 1) * (self.xint_max * w)),
                              torch.round((u[:, 6] * 2 - 1) * (self.xint_max * h))], 1) * gates[:, 4:5]
-        t_frac = g[:, 2:4] * (self.xfrac_std * gates[:, 7:8])
-        if w != h:
-            t_frac = torch.stack([t_frac[:, 0] * w, t_frac[:, 1] * h], 1)
-        else:
-            t_frac = t_frac * w
+        t_frac = _per_axis(g[:, 2:4] * (self.xfrac_std * gates[:, 7:8]), 1, w, h)
 
         rot = _rotations(angles)  # [N, 3, 2, 2]
         first = rot[:, 0] * torch.stack([1 - 2 * flip, 1 - zero], 1)[:, :, None]  # S(1-2f, 1) R(-q pi/2)
@@ -320,13 +329,10 @@ class AugmentPipe(nn.Module):
         linear = first @ ((rot[:, 1] * aniso) @ rot[:, 2]) * torch.exp2(-log2_scale)[:, None, None]
         shift = -(first @ t_int[:, :, None] + linear @ t_frac[:, :, None])  # [N, 2, 1]
 
-        # pixel units about the centre -> affine_grid's normalised coordinates (align_corners=False)
-        if w == h:  # [D A D^-1 | D b] with D = (2/w) I
-            theta = torch.cat([linear, shift * (2 / w)], 2)
-        else:  # D = diag(2/w, 2/h): scale rows by D, then the linear part's columns by D^-1
-            theta = torch.cat([linear, shift], 2)
-            theta = torch.stack([theta[:, 0] * (2 / w), theta[:, 1] * (2 / h)], 1)
-            theta = torch.stack([theta[:, :, 0] * (w / 2), theta[:, :, 1] * (h / 2), theta[:, :, 2]], 2)
+        # pixel units about the centre -> affine_grid's normalised coordinates (align_corners=False):
+        # [D A D^-1 | D b] with D = diag(2/w, 2/h); entry (i, j) of A scales by d_i / d_j
+        linear = _per_axis(_per_axis(linear, 1, 1, w / h), 2, 1, h / w)
+        theta = torch.cat([linear, _per_axis(shift, 1, 2 / w, 2 / h)], 2)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         warped = warp(x, grid)
         return torch.where(gates.amax(1)[:, None, None, None] > 0, warped, x)
