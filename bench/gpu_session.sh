@@ -56,10 +56,11 @@ fi
 $PY -c "import echolib.metrics, echolib.train.loop" 2>> "$WORK/machine.txt" || { echo "echolib does not import"; cat "$WORK/machine.txt"; exit 1; }
 [ -d "$DATA" ] || { echo "no frames at $DATA: using the phantom"; DATA=phantom; }
 
-# 1. the StyleGAN2-ADA speed target (issue 3): one step loop, E4, with and without compile, with the
-#    TFLOP/s achieved; then `auto`, the official default network (channel_base 16384, mapping depth 2:
-#    about a third of E4's FLOPs; bench/step_flops.py), since the 5.3 s/kimg reference does not say which ran
-stage step_stylegan2 150 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants default,compile --steps 64 --sync-debug --flops --profile "$WORK/step_profile.txt"
+# 1. the StyleGAN2-ADA speed target (issue 3): one step loop, E4, with and without compile (four graphs to
+#    compile: G and D, each as updated and as the other's peer), with the TFLOP/s achieved; then `auto`, the
+#    official default network (channel_base 16384, mapping depth 2: about a third of E4's FLOPs;
+#    bench/step_flops.py), since the 5.3 s/kimg reference does not say which ran
+stage step_stylegan2 210 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants default,compile --steps 64 --sync-debug --flops --profile "$WORK/step_profile.txt"
 stage step_stylegan2_auto 60 $PY bench/step_speed.py --arch stylegan2_ada --configs auto --variants default --steps 64 --flops
 # 2. every architecture through the real trainer, E-config at 128 px, 2 timed ticks
 stage train_speed 150 $PY bench/train_speed.py --arch all --config E4 --data "$DATA" --device cuda --ticks 2 --tick-kimg 0.5 --sample-n 256

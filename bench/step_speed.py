@@ -32,6 +32,8 @@ import torch
 from echolib.images import to_float
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, load_config
+from echolib.train.compiling import wire_forwards
+from echolib.train.distributed import DistInfo
 from echolib.train.ema import update_ema
 
 
@@ -49,8 +51,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if compile_:
-        model.fwd = {k: torch.compile(v) for k, v in model.fwd.items()}
+    wire_forwards(model, device, DistInfo(), compile_)  # as the trainer does: fwd and peer compiled
     opts = model.make_optimizers()
     gen = torch.Generator(device=device)
     cast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext

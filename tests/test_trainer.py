@@ -84,8 +84,21 @@ def test_exact_resume_is_bitwise(noise_frames, tmp_path):
 def test_config_mismatch_in_run_folder_is_refused(noise_frames, tmp_path):
     out = train(smoke(), noise_frames, tmp_path / "run", device="cpu", progress=False)
     other = load_config("wgan", "smoke", {"model": {"lr": 0.001}})
-    with pytest.raises(ConfigError, match="different configuration.*lr"):
+    with pytest.raises(ConfigError, match="different configuration.*model.lr"):
         train(other, noise_frames, out, device="cpu", progress=False)
+    with pytest.raises(ConfigError, match=r"differs in: train.batch\b"):
+        train(smoke(batch=16), noise_frames, out, device="cpu", progress=False)
+
+
+def test_resume_may_change_runtime_settings_and_reads_older_run_folders(noise_frames, tmp_path):
+    out = train(smoke(kimg=0.1), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    # a folder written before a setting existed: the missing key counts as its default
+    cfg = out / "config.yaml"
+    cfg.write_text("\n".join(line for line in cfg.read_text().splitlines() if "cudnn_benchmark" not in line))
+    assert "cudnn_benchmark" not in cfg.read_text()
+    faster = smoke(kimg=0.2, compile=True, cudnn_benchmark=False, data_on_device=False, tensorboard=False)
+    trainer = Trainer(faster, noise_frames, out, device="cpu", progress=False)
+    assert trainer.resumed_from is not None and trainer.clock.nimg >= 100
 
 
 def test_nan_guard_names_the_step_and_keeps_last_good_checkpoint(noise_frames, tmp_path):

@@ -16,8 +16,10 @@ Rules that keep training exactly resumable and DDP-equivalent:
   drawn towards kimg, so a WGAN taking five critic steps per generator step is
   charged for five batches, as StyleGAN2-ADA counts images shown to D.
 * Call ``self.fwd[name]`` (possibly DDP-wrapped and compiled) only in the phase
-  that updates that network; elsewhere use ``self.nets[name]`` so DDP never
-  waits for gradients that are not coming.
+  that updates that network. Elsewhere call ``self.peer[name]`` (compiled too,
+  never DDP-wrapped, so DDP never waits for gradients that are not coming),
+  inside ``with frozen(net):`` when gradients flow through it: a compiled graph
+  then leaves out the weight gradients nobody asked for.
 * Return losses as detached 0-dim tensors; never call ``.item()`` in a step (it
   stalls the GPU). The trainer averages them per tick with one host sync.
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -97,6 +99,8 @@ class GenerativeModel(nn.Module):
         self.ema = nn.ModuleDict()
         #: callables used in training steps; the trainer may swap in DDP/compiled wrappers
         self.fwd: dict[str, Callable[..., Any]] = {}
+        #: the same networks for phases that do not update them: compiled by the trainer if asked, never DDP
+        self.peer: dict[str, Callable[..., Any]] = {}
 
     # -- construction helpers -------------------------------------------
     def supported_resolutions(self) -> tuple[int, ...]:
@@ -107,6 +111,7 @@ class GenerativeModel(nn.Module):
         for name in self.ema_names:
             self.ema[name] = copy.deepcopy(self.nets[name]).eval().requires_grad_(False)
         self.fwd = {name: net for name, net in self.nets.items()}
+        self.peer = dict(self.fwd)
 
     # -- protocol ---------------------------------------------------------
     def setup(self, dataset: Any, heldout: Any | None = None) -> None:
@@ -148,6 +153,40 @@ class GenerativeModel(nn.Module):
 
     def iter_named_nets(self) -> Iterator[tuple[str, nn.Module]]:
         yield from self.nets.items()
+
+
+@contextmanager
+def frozen(*nets: nn.Module) -> Iterator[None]:
+    """Parameters of ``nets`` do not require gradients inside the block; their flags are restored after.
+
+    A phase that differentiates through a network it does not update (the
+    discriminator in a generator step) then records no weight gradients: eager
+    autograd would prune them anyway given ``backward(inputs=...)``, but a
+    compiled graph fixes at trace time what its backward computes. This is how
+    the official StyleGAN2-ADA loop sets ``requires_grad`` per phase.
+    """
+    params = [p for net in nets for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def uncompiled(fn: Any) -> Any:
+    """The eager callable behind a compiled one (kept DDP-wrapped): for double-backward phases.
+
+    AOTAutograd cannot differentiate a compiled graph twice, and R1 and the path
+    length penalty are gradients of gradients. Understands torch's
+    ``OptimizedModule`` (``_orig_mod``) and the trainer's compile fallback (``eager``).
+    """
+    for attr in ("eager", "_orig_mod"):
+        inner = getattr(fn, attr, None)
+        if inner is not None:
+            return uncompiled(inner)
+    return fn
 
 
 def check_resolution(resolution: int, supported: tuple[int, ...]) -> None:

@@ -123,7 +123,8 @@ class MedGAN(WassersteinDCGAN):
             real = ctx.next_real().images
             z_check, z_d = ctx.randn(ctx.batch, c.z_dim), ctx.randn(ctx.batch, c.z_dim)
             with torch.no_grad():
-                check = torch.stack([D(real).float().mean(), D(G(z_check)).float().mean()])
+                check = torch.stack([self.peer["D"](real).float().mean(),
+                                     self.peer["D"](self.peer["G"](z_check)).float().mean()])
                 if ctx.world_size > 1:
                     torch.distributed.all_reduce(check)
                     check /= ctx.world_size

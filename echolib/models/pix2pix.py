@@ -43,7 +43,7 @@ from torch import nn
 from echolib.data import conditions
 from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
-from echolib.models.base import GenerativeModel, StepContext, make_adam
+from echolib.models.base import GenerativeModel, StepContext, frozen, make_adam
 
 Norm = Literal["batch", "instance", "none"]
 
@@ -242,15 +242,14 @@ class Pix2Pix(GenerativeModel):
         loss_d.backward()
         optimizers["D"].step()
 
-        D.requires_grad_(False)
-        d_gen = D(cond, fake).float()
+        with frozen(D):
+            d_gen = self.peer["D"](cond, fake).float()
         loss_gan = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
         loss_l1 = (fake.float() - real.float()).abs().mean()
         loss_g = c.gan_weight * loss_gan + c.l1_weight * loss_l1
         optimizers["G"].zero_grad(set_to_none=True)
         loss_g.backward()
         optimizers["G"].step()
-        D.requires_grad_(True)
         return {"loss_G": loss_g.detach(), "loss_G_gan": loss_gan.detach(), "loss_L1": loss_l1.detach(),
                 "loss_D": loss_d.detach()}
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from echolib.augment.ada import PIPES, AdaptiveAugment, GeneratorDraws
 from echolib.errors import ConfigError
-from echolib.models.base import GenerativeModel, StepContext, make_adam
+from echolib.models.base import GenerativeModel, StepContext, frozen, make_adam, uncompiled
 from echolib.models.layers import EqualConv2d, EqualLinear, bias_act, modulated_conv2d, upsample2d
 
 
@@ -363,9 +363,10 @@ class StyleGAN2ADA(GenerativeModel):
         do_r1 = c.r1_gamma > 0 and (c.r1_interval == 0 or ctx.step % c.r1_interval == 0)
         real = ctx.next_real().images
 
-        # G: make D call generated images real (D is not updated here: plain net, gradients only to G).
+        # G: make D call generated images real (D is not updated here: its peer, frozen, gradients only to G).
         img = self.fwd["G"](**self._latents(ctx, ctx.batch), update_w_avg=True)
-        loss_g = F.softplus(-D(self._augment(img, ctx))).mean()
+        with frozen(D):
+            loss_g = F.softplus(-self.peer["D"](self._augment(img, ctx))).mean()
         opt_g.zero_grad(set_to_none=True)
         if do_pl and c.pl_interval == 0:
             loss_pl = self._path_length(ctx)
@@ -385,7 +386,7 @@ class StyleGAN2ADA(GenerativeModel):
 
         # D: logistic loss on augmented generated and real images.
         with torch.no_grad():
-            fake = G(**self._latents(ctx, ctx.batch))
+            fake = self.peer["G"](**self._latents(ctx, ctx.batch))
         logits_fake = self.fwd["D"](self._augment(fake, ctx))
         logits_real = self.fwd["D"](self._augment(real, ctx))
         self.ada.observe(logits_real)
@@ -416,7 +417,7 @@ class StyleGAN2ADA(GenerativeModel):
         """gamma/2 * E|grad_x D(aug(x))|^2 on reals, in fp32 (a second-order term bf16 would round away)."""
         with torch.autocast(device_type=ctx.device.type, enabled=False):
             x = real.detach().float().requires_grad_(True)
-            logits = _uncompiled(self.fwd["D"])(self._augment(x, ctx)).float()
+            logits = uncompiled(self.fwd["D"])(self._augment(x, ctx)).float()
             (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
             penalty = grad.square().sum(dim=(1, 2, 3)).mean() * (self.cfg.r1_gamma / 2)
         return penalty + logits.mean() * 0  # keeps every D parameter in the graph (DDP)
@@ -428,7 +429,7 @@ class StyleGAN2ADA(GenerativeModel):
         latents = self._latents(ctx, n)
         noise = latents.pop("noise")
         ws = self.nets["G"].map(**latents)  # the mapping's gradient flows back through ws
-        img = _uncompiled(self.fwd["G"])(ws=ws, noise=noise)
+        img = uncompiled(self.fwd["G"])(ws=ws, noise=noise)
         h, w = img.shape[2:]
         y = ctx.randn(n, img.shape[1], h, w) / math.sqrt(h * w)
         (grad,) = torch.autograd.grad((img.float() * y).sum(), ws, create_graph=True)
@@ -483,20 +484,6 @@ class StyleGAN2ADA(GenerativeModel):
                          ("pl_mean", self.pl_mean)):  # fmt: skip
             if key in state:
                 buf.copy_(torch.as_tensor(state[key]))
-
-
-def _uncompiled(fn: Any) -> Any:
-    """The eager callable behind a ``torch.compile`` wrapper (kept DDP-wrapped): for double-backward phases.
-
-    AOTAutograd cannot differentiate a compiled graph twice, and R1 and the path
-    length penalty are gradients of gradients. Understands torch's
-    ``OptimizedModule`` (``_orig_mod``) and the trainer's compile fallback (``eager``).
-    """
-    for attr in ("eager", "_orig_mod"):
-        inner = getattr(fn, attr, None)
-        if inner is not None:
-            return _uncompiled(inner)
-    return fn
 
 
 def _validate(cfg: StyleGAN2Config) -> None:

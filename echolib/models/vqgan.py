@@ -69,7 +69,7 @@ from torch import nn
 
 from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
-from echolib.models.base import GenerativeModel, StepContext, make_adam
+from echolib.models.base import GenerativeModel, StepContext, frozen, make_adam
 
 Perceptual = Literal["auto", "lpips", "echo", "none"]
 #: integer codes of the resolved perceptual loss, as stored in checkpoints (extra_state holds no strings)
@@ -682,11 +682,10 @@ class VQGAN(GenerativeModel):
             out["loss_perceptual"] = p.detach()
         loss = loss_rec + c.codebook_weight * q.loss
         if disc_on:
-            D.requires_grad_(False)
-            g_loss = -D(recon).float().mean()
+            with frozen(D):
+                g_loss = -self.peer["D"](recon).float().mean()
             lam = adaptive_weight(loss_rec, g_loss, ae.decoder.last_layer, c.adaptive_max)
             loss = loss + c.disc_weight * lam * c.disc_factor * g_loss
-            D.requires_grad_(True)
             out.update(loss_G=g_loss.detach(), adaptive_weight=lam)
         optimizers["autoencoder"].zero_grad(set_to_none=True)
         loss.backward()

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from echolib.models.base import GenerativeModel, StepContext, make_adam
+from echolib.models.base import GenerativeModel, StepContext, frozen, make_adam
 from echolib.models.dcgan import Discriminator, Generator, Norm
 
 
@@ -72,7 +72,7 @@ class WassersteinDCGAN(GenerativeModel):
         (one function, not two).
         """
         with torch.no_grad():
-            fake = self.nets["G"](z)
+            fake = self.peer["G"](z)
         loss = self.fwd["D"](fake).float().mean() - self.fwd["D"](real).float().mean()
         gp = None
         if gp_alpha is not None:
@@ -89,14 +89,12 @@ class WassersteinDCGAN(GenerativeModel):
         return loss.detach(), None if gp is None else gp.detach()
 
     def generator_step(self, z: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
-        """One generator update minimising ``-D(G(z))``; D is used unwrapped (no DDP sync for it)."""
-        D = self.nets["D"]
-        D.requires_grad_(False)
-        loss = -D(self.fwd["G"](z)).float().mean()
+        """One generator update minimising ``-D(G(z))``; D is its frozen peer (no DDP sync, no weight grads)."""
+        with frozen(self.nets["D"]):
+            loss = -self.peer["D"](self.fwd["G"](z)).float().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        D.requires_grad_(True)
         return loss.detach()
 
     @torch.no_grad()

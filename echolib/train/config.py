@@ -20,6 +20,7 @@ class TrainConfig:
     ema_rampup: float | None = 0.05  # EMA half-life is at most this fraction of kimg so far; null = off
     bf16: bool = True  # bf16 autocast on CUDA (always fp32 on CPU)
     compile: bool = False  # torch.compile the networks (falls back to eager if compilation fails)
+    cudnn_benchmark: bool = True  # on CUDA let cuDNN time its algorithms per shape (training shapes are fixed)
     holdout: float = 0.1  # fraction of videos never trained on (held-out evaluation); 0 = train on every frame
     holdout_seed: int = 0  # seed of the by-video hash that picks the held-out videos
     data_on_device: bool = True  # keep the uint8 dataset resident on the training device
@@ -28,3 +29,7 @@ class TrainConfig:
     metrics_extractor: str = "echo"  # feature extractor for metrics during training
     metrics_n: int = 1000  # generated images per metric evaluation during training
     tensorboard: bool = True  # also write TensorBoard event files next to log.csv
+
+
+#: settings that change how a run is carried out, not what it computes: a resumed run may change them
+RUNTIME_SETTINGS = frozenset({"kimg", "compile", "cudnn_benchmark", "data_on_device", "tensorboard"})

@@ -47,6 +47,8 @@ from echolib.models.base import GenerativeModel, RealBatch, StepContext
 from echolib.models.registry import RunConfig, build_model, from_plain
 from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
+from echolib.train.compiling import wire_forwards
+from echolib.train.config import RUNTIME_SETTINGS
 from echolib.train.ema import ema_beta, update_ema
 
 LOG = "log.csv"
@@ -186,29 +188,32 @@ class Trainer:
         model.to(self.device)
         if self.device.type == "cuda" and getattr(model, "channels_last", True):
             model.to(memory_format=torch.channels_last)
-        for name, net in model.nets.items():
-            fwd: Any = dist.wrap(net, self.device, self.dist)
-            if self.cfg.compile:
-                fwd = _try_compile(fwd, name)
-            model.fwd[name] = fwd
+        wire_forwards(model, self.device, self.dist, self.cfg.compile)
         return model
 
     def _check_run_folder(self) -> None:
-        """Refuse to mix runs: an existing folder must hold the same config and data."""
+        """Refuse to mix runs: an existing folder must hold the same config and data.
+
+        Settings in ``RUNTIME_SETTINGS`` (length, compilation, where the data
+        lives, cuDNN autotuning, TensorBoard) may change on resume. Keys an older
+        echolib did not write count as their defaults, so adding a setting does
+        not orphan existing run folders.
+        """
         cfg_path = self.out / "config.yaml"
         if cfg_path.exists():
-            stored = read_yaml(cfg_path)
-            mine = self.run.to_dict()
-            for block in ("model", "train"):
-                a = {k: v for k, v in stored.get(block, {}).items() if k != "kimg"}
-                b = {k: v for k, v in mine[block].items() if k != "kimg"}
-                if a != b or stored.get("arch") != self.run.arch:
-                    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-                    raise ConfigError(
-                        f"{self.out} already holds a run with a different configuration "
-                        f"({stored.get('arch')}/{stored.get('name')}, {block} differs in: {', '.join(diff) or 'arch'}); "
-                        f"choose another output folder"
-                    )
+            arch = read_yaml(cfg_path).get("arch")
+            diff: list[str] = []
+            if arch == self.run.arch:
+                stored, mine = load_run_config(self.out).to_dict(), self.run.to_dict()
+                for block, free in (("model", frozenset()), ("train", RUNTIME_SETTINGS)):
+                    a, b = stored[block], mine[block]
+                    diff += sorted(f"{block}.{k}" for k in set(a) | set(b) if k not in free and a.get(k) != b.get(k))
+            if arch != self.run.arch or diff:
+                stored_name = read_yaml(cfg_path).get("name")
+                raise ConfigError(
+                    f"{self.out} already holds a run with a different configuration "
+                    f"({arch}/{stored_name}, differs in: {', '.join(diff) or 'arch'}); choose another output folder"
+                )
         meta = self.out / "run.json"
         if meta.exists():
             stored = json.loads(meta.read_text())
@@ -303,6 +308,8 @@ class Trainer:
         autocast = self._autocast_factory()
         with self._signals(), contextlib.ExitStack() as closing:
             closing.callback(bar.close)
+            if self.device.type == "cuda":
+                closing.enter_context(_cudnn_benchmark(self.cfg.cudnn_benchmark))
             if writer is not None:
                 closing.callback(writer.close)
             while self.clock.nimg < total:
@@ -662,37 +669,15 @@ def _resolve_data(data: str | Path, size: int) -> Path:
     return resolve_data(data, size=size)
 
 
-def _try_compile(module, name: str):
-    """``torch.compile`` with a fallback: if the first call fails to compile, run eagerly."""
+@contextlib.contextmanager
+def _cudnn_benchmark(on: bool) -> Iterator[None]:
+    """cuDNN autotuning for the training loop only (a process-wide flag: restored afterwards)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
     try:
-        compiled = torch.compile(module)
-    except Exception as exc:  # noqa: BLE001 -- any compile failure: eager still works
-        print(f"warning: torch.compile({name}) unavailable ({type(exc).__name__}: {exc}); using eager", file=sys.stderr)
-        return module
-    return _CompileFallback(compiled, module, name)
-
-
-class _CompileFallback:
-    """Calls the compiled module; on a failure during its first call, warns once and goes eager."""
-
-    def __init__(self, compiled, eager, name: str) -> None:
-        self.compiled, self.eager, self.name, self.proven = compiled, eager, name, False
-
-    def __call__(self, *args, **kwargs):
-        if self.proven:
-            return self.compiled(*args, **kwargs)
-        try:
-            out = self.compiled(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 -- inductor/triton missing or unsupported op
-            print(f"warning: torch.compile({self.name}) failed on first call ({type(exc).__name__}); using eager",
-                  file=sys.stderr)
-            self.compiled = self.eager
-            out = self.eager(*args, **kwargs)
-        self.proven = True
-        return out
-
-    def __getattr__(self, item):
-        return getattr(self.eager, item)
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
