@@ -492,7 +492,7 @@ else:
 # | FLOPs per kimg (forward, backward, R1 and path-length double backward) | 818 TFLOP | 302 TFLOP |
 # | floor at an H100's 989 dense bf16 TFLOP/s | 0.83 s/kimg | 0.30 s/kimg |
 # | throughput the 2.5 s/kimg target needs | 327 TFLOP/s (33 % of peak) | 121 TFLOP/s (12 %) |
-# | operations dispatched per step (kernel launches in eager mode), before → after this section's changes | 4877 → 3855 | 4743 → 3722 |
+# | operations dispatched per step (kernel launches in eager mode), before → after this section's changes | 4877 → 3806 | 4743 → 3673 |
 #
 # The official README's 12.8–13.7 s/kimg on one V100 is for `--cfg=auto`, i.e.
 # 22–24 TFLOP/s (about 18 % of a V100's fp16 peak); the issue's 5.3 s/kimg on an
@@ -503,8 +503,19 @@ else:
 # fuses most of the forward passes. The cuts came from ADA building its affine
 # map from a handful of batched operations instead of eight 3x3 matrices of
 # per-entry tensors (220 → 119 operations per call, three calls a step), the
-# conv clamp as `hardtanh` (one backward kernel instead of four) and the
-# hand-written filter transposes.
+# conv clamp as `hardtanh` (one backward kernel instead of four), the
+# hand-written filter transposes, and one `unbind` of the per-layer latents
+# instead of a slice per layer (each slice's gradient is a zero-filled copy of
+# all of them).
+#
+# With `--compile`, every network call of the step is compiled, not only the
+# update of each network: the discriminator judging fakes in the generator's
+# update runs through its own compiled copy with its weights frozen (so the traced
+# backward computes no weight gradients; the official loop freezes it the same
+# way), as does the generator drawing fakes for the discriminator. Only R1 and the
+# path-length penalty stay eager, since AOTAutograd cannot differentiate a
+# compiled graph twice. `tests/test_compile.py` trains the smoke configuration
+# compiled and eager on the CPU and requires the same losses and weights.
 # `bench/train_speed.py` measures seconds per kimg through the trainer after warm-up, and `bench/step_speed.py` times the step alone in variants (channels_last, compile, a profiler table; `--flops` adds the TFLOP/s achieved).
 #
 # ```{note}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -153,15 +153,15 @@ class SynthesisBlock(nn.Module):
         self.to_img = ToImage(c_out, img_channels, w_dim, clamp)
         self.num_conv = 1 if self.first else 2
 
-    def forward(self, x, img, ws: torch.Tensor, noise: list[torch.Tensor | None], fused: bool):
-        """``ws``: [B, num_conv + 1, w_dim] (the last one feeds toGray)."""
+    def forward(self, x, img, ws: Sequence[torch.Tensor], noise: list[torch.Tensor | None], fused: bool):
+        """``ws``: num_conv + 1 latents ``[B, w_dim]`` (the last one feeds toGray)."""
         if self.first:
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
-            x = self.conv1(x, ws[:, 0], noise[0], fused)
+            x = self.const.unsqueeze(0).expand(ws[0].shape[0], -1, -1, -1)
+            x = self.conv1(x, ws[0], noise[0], fused)
         else:
-            x = self.conv0(x, ws[:, 0], noise[0], fused)
-            x = self.conv1(x, ws[:, 1], noise[1], fused)
-        y = self.to_img(x, ws[:, self.num_conv], fused).float()
+            x = self.conv0(x, ws[0], noise[0], fused)
+            x = self.conv1(x, ws[1], noise[1], fused)
+        y = self.to_img(x, ws[self.num_conv], fused).float()
         img = y if img is None else upsample2d(img) + y
         return x, img
 
@@ -203,12 +203,14 @@ class Generator(nn.Module):
 
     def synthesize(self, ws: torch.Tensor, noise: list[torch.Tensor] | None = None, noise_mode: str = "random"):
         noises = self._noise(ws, noise, noise_mode)
+        # one unbind, not a slice per layer: its gradient is a single stack, where each slice's
+        # gradient would be a zero-filled copy of all of ws
+        per_layer = ws.unbind(1)
         x = img = None
-        i = k = 0
+        i = 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, i : i + block.num_conv + 1], noises[k : k + block.num_conv], self.fused)
+            x, img = block(x, img, per_layer[i : i + block.num_conv + 1], noises[i : i + block.num_conv], self.fused)
             i += block.num_conv
-            k += block.num_conv
         return img
 
     def _noise(self, ws, noise, mode) -> list[torch.Tensor | None]:
