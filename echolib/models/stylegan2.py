@@ -436,7 +436,11 @@ class StyleGAN2ADA(GenerativeModel):
         y = ctx.randn(n, img.shape[1], h, w) / math.sqrt(h * w)
         (grad,) = torch.autograd.grad((img.float() * y).sum(), ws, create_graph=True)
         lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()
-        pl_mean = self.pl_mean.lerp(lengths.mean().detach(), c.pl_decay)
+        batch_mean = lengths.mean().detach()
+        if ctx.world_size > 1:  # one running mean for all ranks, as one process with the global batch keeps
+            torch.distributed.all_reduce(batch_mean)
+            batch_mean = batch_mean / ctx.world_size
+        pl_mean = self.pl_mean.lerp(batch_mean, c.pl_decay)
         self.pl_mean.copy_(pl_mean)
         return (lengths - pl_mean).square().mean() * c.pl_weight + img.float().mean() * 0
 
