@@ -17,7 +17,7 @@ HELP = "train an architecture (resumes automatically from the run folder's lates
 def configure(p: argparse.ArgumentParser) -> None:
     from echolib.models.registry import ARCHITECTURES
 
-    p.add_argument("arch", help=f"architecture: {', '.join(ARCHITECTURES)}")
+    p.add_argument("arch", help=f"architecture: {', '.join(ARCHITECTURES)} or one an installed package registers")
     p.add_argument("--config", default="smoke", help="config name in echolib/configs/<arch>/ (E1..E8, smoke) or a YAML path")
     p.add_argument("--data", default="phantom", help="'phantom' (built-in) or a folder/.zip/manifest.csv of frames")
     p.add_argument("--out", default=None, help="run folder (default: runs/<arch>/<config>)")

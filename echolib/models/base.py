@@ -31,6 +31,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -88,6 +89,8 @@ class GenerativeModel(nn.Module):
     Config: ClassVar[type] = object
     #: names in ``nets`` that get an exponential moving average (sampling uses it)
     ema_names: ClassVar[tuple[str, ...]] = ()
+    #: folder of named YAML configs (``smoke.yaml``, ``E1.yaml``, ...); None: ``echolib/configs/<arch>``
+    config_dir: ClassVar[str | Path | None] = None
 
     def __init__(self, cfg: Any, resolution: int = 128, channels: int = 1) -> None:
         super().__init__()

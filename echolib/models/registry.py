@@ -4,11 +4,22 @@ Configurations live in ``echolib/configs/<arch>/<name>.yaml`` with two blocks,
 ``model:`` (the architecture's own dataclass) and ``train:``
 (:class:`echolib.train.config.TrainConfig`). A name that is not found is an
 error listing the valid choices.
+
+Other packages add architectures through the ``echolib.architectures``
+entry-point group, so a research group can train, sample, sweep and evaluate
+its own model with echolib's commands and metrics without forking::
+
+    [project.entry-points."echolib.architectures"]
+    mynet = "mypackage.mynet:MyNet"
+
+Their named configurations come from the class's ``config_dir``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +54,12 @@ class RunConfig:
         return {"arch": self.arch, "name": self.name, "model": to_dict(self.model), "train": to_dict(self.train)}
 
 
+#: the entry-point group through which installed packages register architectures
+ENTRY_POINT_GROUP = "echolib.architectures"
+
+
 def available_architectures() -> list[str]:
-    """Registered names whose module exists in this installation."""
+    """The built-in architectures whose module exists in this installation (the book compares these)."""
     out = []
     for name, target in ARCHITECTURES.items():
         module = target.split(":")[0]
@@ -53,15 +68,47 @@ def available_architectures() -> list[str]:
     return out
 
 
+def plugin_architectures() -> dict[str, str]:
+    """Architectures installed packages register: name -> ``"module:Class"``."""
+    out = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        where = ep.dist.name if ep.dist is not None else "an installed package"
+        if ep.name in ARCHITECTURES:
+            raise ConfigError(f"{where} registers architecture {ep.name!r}, a built-in name; rename its entry point")
+        if ep.name in out and out[ep.name] != ep.value:
+            raise ConfigError(f"architecture {ep.name!r} is registered twice ({out[ep.name]} and {ep.value})")
+        out[ep.name] = ep.value
+    return out
+
+
+def architecture_names() -> list[str]:
+    """Every architecture ``train``/``sample``/``sweep`` accept: the built-ins, then installed plugins."""
+    return available_architectures() + sorted(plugin_architectures())
+
+
 def model_class(arch: str) -> type[GenerativeModel]:
-    if arch not in ARCHITECTURES or arch not in available_architectures():
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(available_architectures())}")
-    module, cls = ARCHITECTURES[arch].split(":")
-    return getattr(importlib.import_module(module), cls)
+    plugins = plugin_architectures()  # first: a plugin shadowing a built-in name is an error, not ignored
+    target = ARCHITECTURES[arch] if arch in available_architectures() else plugins.get(arch)
+    if target is None:
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(architecture_names())}")
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"architecture {arch!r}: cannot load {target} ({type(exc).__name__}: {exc})") from exc
+    if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+        raise ConfigError(f"architecture {arch!r}: {target} is not a subclass of echolib.models.base.GenerativeModel")
+    return cls
+
+
+def config_dir(arch: str) -> Path:
+    """Where ``arch``'s named configurations live: its class's ``config_dir``, else ``echolib/configs/<arch>``."""
+    own = model_class(arch).config_dir
+    return Path(own) if own is not None else CONFIG_ROOT / arch
 
 
 def config_names(arch: str) -> list[str]:
-    folder = CONFIG_ROOT / arch
+    folder = config_dir(arch)
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
@@ -72,7 +119,7 @@ def config_path(arch: str, name: str) -> Path:
         if not p.exists():
             raise ConfigError(f"config file {p} not found")
         return p
-    path = CONFIG_ROOT / arch / f"{name}.yaml"
+    path = config_dir(arch) / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(
             f"unknown config {name!r} for architecture {arch!r}; choose one of {', '.join(config_names(arch))}"

@@ -79,9 +79,9 @@ def sweep(
 def _check_configs(arch: str, configs: list[str]) -> None:
     if not configs:
         raise ConfigError("--configs is empty; give e.g. --configs E1,E2")
-    from echolib.models.registry import ARCHITECTURES, config_names
+    from echolib.models.registry import architecture_names, config_names
 
-    if arch in ARCHITECTURES:
+    if arch in architecture_names():
         valid = config_names(arch)
         bad = [c for c in configs if c not in valid]
         if bad:
