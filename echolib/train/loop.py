@@ -201,18 +201,19 @@ class Trainer:
         """
         cfg_path = self.out / "config.yaml"
         if cfg_path.exists():
-            arch = read_yaml(cfg_path).get("arch")
+            raw = read_yaml(cfg_path)
             diff: list[str] = []
-            if arch == self.run.arch:
-                stored, mine = load_run_config(self.out).to_dict(), self.run.to_dict()
+            if raw.get("arch") == self.run.arch:
+                stored = from_plain(self.run.arch, raw.get("name", ""), raw, str(cfg_path)).to_dict()
+                mine = self.run.to_dict()
                 for block, free in (("model", frozenset()), ("train", RUNTIME_SETTINGS)):
                     a, b = stored[block], mine[block]
                     diff += sorted(f"{block}.{k}" for k in set(a) | set(b) if k not in free and a.get(k) != b.get(k))
-            if arch != self.run.arch or diff:
-                stored_name = read_yaml(cfg_path).get("name")
+            if raw.get("arch") != self.run.arch or diff:
                 raise ConfigError(
                     f"{self.out} already holds a run with a different configuration "
-                    f"({arch}/{stored_name}, differs in: {', '.join(diff) or 'arch'}); choose another output folder"
+                    f"({raw.get('arch')}/{raw.get('name')}, differs in: {', '.join(diff) or 'arch'}); "
+                    f"choose another output folder"
                 )
         meta = self.out / "run.json"
         if meta.exists():
