@@ -18,6 +18,7 @@ COMMANDS = (
     "phantom",
     "preprocess",
     "frames",
+    "configs",
     "train",
     "sample",
     "evaluate",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,16 @@ def config_dir(arch: str) -> Path:
 def config_names(arch: str) -> list[str]:
     folder = config_dir(arch)
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def config_description(arch: str, name: str) -> str:
+    """The first sentence of a config file's leading comment: what the configuration is for."""
+    lines = []
+    for line in config_path(arch, name).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(lines).strip(), maxsplit=1)[0]
 
 
 def config_path(arch: str, name: str) -> Path:
