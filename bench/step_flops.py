@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import inspect
 import json
+import linecache
+import sys
+import types
 
 import torch
 from step_speed import Frames
@@ -32,7 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from echolib.images import to_float
-from echolib.models.base import RealBatch, StepContext
+from echolib.models.base import GenerativeModel, RealBatch, StepContext
 from echolib.models.registry import build_model, load_config
 from echolib.train.ema import update_ema
 
@@ -55,12 +59,19 @@ class Work(TorchDispatchMode):
 
     ``FlopCounterMode`` itself cannot be used: its module tracker fails on the
     ``no_grad`` generator pass of a GAN's discriminator step.
+
+    FLOPs are also attributed to the line of the model's own step code that
+    dispatched them (``steps``: its methods' code objects): a ``.backward()``
+    line gets its whole backward pass, so the shares say which phase of a step
+    (generator update, discriminator update, R1, path length) costs what.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, steps: set[types.CodeType] = frozenset()) -> None:
         super().__init__()
         self.ops: collections.Counter[str] = collections.Counter()
         self.flops = 0
+        self.steps = steps
+        self.by_line: collections.Counter[str] = collections.Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -69,12 +80,35 @@ class Work(TorchDispatchMode):
         if str(packet) not in _FREE:
             self.ops[str(packet)] += 1
         if packet in flop_registry:
-            self.flops += flop_registry[packet](*args, **kwargs, out_val=out)
+            flops = flop_registry[packet](*args, **kwargs, out_val=out)
+            self.flops += flops
+            if self.steps:
+                self.by_line[self._step_line()] += flops
         return out
 
+    def _step_line(self) -> str:
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code not in self.steps:
+            frame = frame.f_back
+        if frame is None:
+            return "(outside the step)"
+        return f"{frame.f_code.co_name}: {linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()}"
 
-def count(arch: str, config: str, batch: int) -> tuple[float, float, collections.Counter[str]]:
-    """FLOPs, real images drawn (what kimg counts) and dispatched ops per step, over one 16-step cycle."""
+
+def step_code(model: GenerativeModel) -> set[types.CodeType]:
+    """Code objects of the model's own methods (its classes up to GenerativeModel): where step lines live."""
+    codes = set()
+    for cls in type(model).__mro__:
+        if not (issubclass(cls, GenerativeModel) and cls is not GenerativeModel):
+            continue
+        for value in vars(cls).values():
+            if inspect.isfunction(value):
+                codes.add(value.__code__)
+    return codes
+
+
+def count(arch: str, config: str, batch: int) -> tuple[float, float, collections.Counter[str], dict[str, float]]:
+    """FLOPs, real images drawn (what kimg counts), dispatched ops and FLOP shares by step line, per step."""
     torch.manual_seed(0)
     run = load_config(arch, config)
     run.train.batch = batch
@@ -103,11 +137,12 @@ def count(arch: str, config: str, batch: int) -> tuple[float, float, collections
 
     step(CYCLE - 1)
     drawn[0] = 0
-    work = Work()
+    work = Work(step_code(model))
     with work:
         for i in range(CYCLE, 2 * CYCLE):
             step(i)
-    return work.flops / CYCLE, drawn[0] / CYCLE / batch, work.ops
+    shares = {line: flops / work.flops for line, flops in work.by_line.most_common()} if work.flops else {}
+    return work.flops / CYCLE, drawn[0] / CYCLE / batch, work.ops, shares
 
 
 def main() -> None:
@@ -122,7 +157,7 @@ def main() -> None:
     for config in args.configs.split(","):
         target = load_config(args.arch, config).train.batch
         measured = [(b, *count(args.arch, config, b)) for b in batches]
-        (b0, f0, _, _), (b1, f1, batches_drawn, ops1) = measured[0], measured[-1]
+        (b0, f0, _, _, _), (b1, f1, batches_drawn, ops1, shares) = measured[0], measured[-1]
         slope = (f1 - f0) / (b1 - b0)
         flops = f0 + slope * (target - b0)
         per_kimg = flops * 1000 / (batches_drawn * target)
@@ -139,6 +174,8 @@ def main() -> None:
             "peak_tflops": args.peak_tflops,
             "ops_per_step": round(sum(ops1.values()) / CYCLE),
             "top_ops": {k: round(v / CYCLE, 1) for k, v in ops1.most_common(8)},
+            # at the largest measured batch; lines under 1 % of the FLOPs are left out
+            "flop_share_by_step_line": {k: round(v, 3) for k, v in shares.items() if v >= 0.01},
         }), flush=True)  # fmt: skip
 
 
