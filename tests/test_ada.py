@@ -3,6 +3,7 @@ geometry exact, DDP ranks consistent, and p driven by the overfitting heuristic 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -147,6 +148,49 @@ def test_warp_is_twice_differentiable_like_grid_sample():
     ref32 = torch.nn.functional.grid_sample(x32, grid.float(), padding_mode="reflection", align_corners=False)
     (g_ref,) = torch.autograd.grad((ref32 * a[None, :, None, None]).square().sum(), x32)
     assert torch.allclose(g, g_ref, atol=1e-5) and a.grad is not None and torch.isfinite(a.grad).all()
+
+
+def _grouped_conv_filter(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+    """The image filter as a reflection pad plus one grouped convolution (a group per image and channel)."""
+    n, c, h, w = x.shape
+    taps = kernel.shape[1]
+    pad = [taps // 2, taps // 2, 0, 0] if dim == 3 else [0, 0, taps // 2, taps // 2]
+    xp = torch.nn.functional.pad(x, pad, mode="reflect").reshape(1, n * c, h + pad[2] * 2, w + pad[0] * 2)
+    weight = kernel.reshape(n, 1, taps).repeat_interleave(c, 0)  # [N*C, 1, taps]
+    weight = weight[:, :, None, :] if dim == 3 else weight[:, :, :, None]
+    return torch.nn.functional.conv2d(xp, weight, groups=n * c).reshape(n, c, h, w)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("taps", [5, 25])
+def test_image_filter_derivatives_equal_the_grouped_convolution(dim, taps):
+    """The image filter's hand-written transpose (no autograd through its 25 slices) gives the same
+    gradients, and gradients of gradients (R1), as autograd through a grouped convolution."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from echolib.augment.ada import _filter_along
+
+    x = torch.randn(2, 2, 30, 28, dtype=torch.float64, requires_grad=True)
+    kernel = torch.randn(2, taps, 1, 1, 1, dtype=torch.float64)
+    ours, ref = (lambda t: _filter_along(t, kernel, dim)), (lambda t: _grouped_conv_filter(t, kernel, dim))
+    assert torch.allclose(ours(x), ref(x))
+    probe = torch.randn(x.shape, dtype=x.dtype, requires_grad=True)
+    weight = torch.randn_like(x)
+    seen: set[str] = set()
+
+    class Ops(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.add(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    grads = []
+    for fn in (ours, ref):
+        with Ops() if fn is ours else contextlib.nullcontext():
+            (g,) = torch.autograd.grad((fn(x) * probe).sum(), x, create_graph=True)  # A^T probe
+            (gg,) = torch.autograd.grad((weight * g.square()).sum(), probe)  # the transpose's own gradient
+        grads.append((g, gg))
+    assert torch.allclose(grads[0][0], grads[1][0]) and torch.allclose(grads[0][1], grads[1][1])
+    assert "aten.reflection_pad2d_backward" in seen and "aten.slice_backward" not in seen
 
 
 def test_filter_bank_is_a_partition_of_unity():

@@ -118,19 +118,67 @@ def _rotations(angles: torch.Tensor) -> torch.Tensor:
     return torch.stack([c, -si, si, c], dim=-1).unflatten(-1, (2, 2))
 
 
-def _filter_along(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
-    """Per-image 1D FIR along ``dim`` with reflection padding, as a sum of shifted slices.
+def _pad_spec(dim: int, pad: int) -> list[int]:
+    return [pad, pad, 0, 0] if dim == 3 else [0, 0, pad, pad]
 
-    A grouped convolution would do the same, but its double backward (R1
-    differentiates through the augmentation twice) loops over the groups.
-    """
-    taps, n = kernel.shape[1], x.shape[dim]
-    pad = [taps // 2] * 2 + [0, 0] if dim == 3 else [0, 0] + [taps // 2] * 2
-    xp = F.pad(x, pad, mode="reflect")
+
+def _taps(xp: torch.Tensor, kernel: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+    """``sum_k kernel[:, k] * xp[k : k + n]`` along ``dim``: one FIR per image as shifted slices."""
     out = xp.narrow(dim, 0, n) * kernel[:, 0]
-    for k in range(1, taps):
+    for k in range(1, kernel.shape[1]):
         out = out + xp.narrow(dim, k, n) * kernel[:, k]
     return out
+
+
+class _ReflectFir(torch.autograd.Function):
+    """Per-image 1D FIR (odd length) along ``dim`` with reflection padding, as shifted slices.
+
+    A grouped convolution would do the same, but its double backward (R1
+    differentiates through the augmentation twice) loops over the groups. The
+    gradient is written by hand (:class:`_ReflectFirT`) because autograd
+    through slices allocates a full-size zero tensor per tap (25 of them); the
+    transpose of the transpose is this filter again, so every order of
+    derivative stays a slice filter. ``kernel`` is random, never learned: it
+    gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+        ctx.save_for_backward(kernel)
+        ctx.dim = dim
+        xp = F.pad(x, _pad_spec(dim, kernel.shape[1] // 2), mode="reflect")
+        return _taps(xp, kernel, dim, x.shape[dim])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (kernel,) = ctx.saved_tensors
+        return _ReflectFirT.apply(grad, kernel, ctx.dim), None, None
+
+
+class _ReflectFirT(torch.autograd.Function):
+    """The transpose of :class:`_ReflectFir`: full correlation with the reversed taps, then the
+    reflected border folded back onto the samples it was copied from."""
+
+    @staticmethod
+    def forward(ctx, grad: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+        ctx.save_for_backward(kernel)
+        ctx.dim = dim
+        taps, n = kernel.shape[1], grad.shape[dim]
+        padded = _taps(F.pad(grad, _pad_spec(dim, taps - 1)), kernel.flip(1), dim, n + taps - 1)
+        template = grad.new_empty(grad.shape)  # only its shape is read
+        return torch.ops.aten.reflection_pad2d_backward(padded, template, _pad_spec(dim, taps // 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (kernel,) = ctx.saved_tensors
+        return _ReflectFir.apply(grad, kernel, ctx.dim), None, None
+
+
+def _filter_along(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per-image 1D FIR along ``dim`` (``kernel``: ``[N, taps, 1, 1, 1]``, odd taps) with reflection padding."""
+    if kernel.requires_grad or kernel.shape[1] % 2 == 0:
+        raise ValueError("the image filter's kernel must be odd-length and must not require gradients")
+    return _ReflectFir.apply(x, kernel, dim)
 
 
 class _GridSample(torch.autograd.Function):
