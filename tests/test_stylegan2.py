@@ -117,6 +117,8 @@ def test_fir_resampling_equals_the_depthwise_convolution_it_replaces():
     assert torch.allclose(downsample2d(x), F.conv2d(x, k, stride=2, padding=1, groups=3))
     assert torch.allclose(blur(x, pad=2), F.conv2d(x, k, padding=2, groups=3))
     assert torch.allclose(upsample2d(torch.ones(1, 1, 8, 8))[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
+    with pytest.raises(ValueError, match="4-tap filter, got 6 taps"):  # polyphase pairs written for 4 taps
+        downsample2d(x, taps=(1 / 6,) * 6)
 
 
 def _depthwise_references(channels: int):

@@ -127,6 +127,8 @@ def blur(x: torch.Tensor, pad: int, taps: tuple[float, ...] = FIR_TAPS, gain: fl
 
 def downsample2d(x: torch.Tensor, taps: tuple[float, ...] = FIR_TAPS) -> torch.Tensor:
     """2x downsampling: the FIR low-pass evaluated only at every other sample."""
+    if len(taps) != 4:  # _down and _up are written out for StyleGAN2's 4-tap filter (polyphase pairs)
+        raise ValueError(f"2x resampling takes a 4-tap filter, got {len(taps)} taps")
     return _Down.apply(_Down.apply(x, 3, taps), 2, taps)
 
 
