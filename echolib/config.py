@@ -159,3 +159,11 @@ def parse_override(text: str) -> dict[str, Any]:
         cur = cur.setdefault(p, {})
     cur[parts[-1]] = value
     return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Every ``--set KEY=VALUE`` of a command line, merged in order (a later one wins)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        out = merge(out, parse_override(item))
+    return out

@@ -23,7 +23,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echolib.config import dump_yaml, merge, parse_override
+    from echolib.config import dump_yaml, parse_overrides
     from echolib.models.registry import architecture_names, config_description, config_names, load_config
 
     if args.arch is None:
@@ -36,8 +36,5 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             print(f"{name:<{width}}  {config_description(args.arch, name)}")
         return 0
-    overrides: dict = {}
-    for item in args.set:
-        overrides = merge(overrides, parse_override(item))
-    print(dump_yaml(load_config(args.arch, args.config, overrides).to_dict()), end="")
+    print(dump_yaml(load_config(args.arch, args.config, parse_overrides(args.set)).to_dict()), end="")
     return 0

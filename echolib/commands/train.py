@@ -35,14 +35,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from echolib.config import merge, parse_override
+    from echolib.config import merge, parse_overrides
     from echolib.errors import ConfigError
     from echolib.models.registry import load_config
     from echolib.train.loop import Interrupted, train
 
-    overrides: dict = {}
-    for item in args.set:
-        overrides = merge(overrides, parse_override(item))
+    overrides = parse_overrides(args.set)
     for key in ("batch", "seed"):
         if getattr(args, key) is not None:
             overrides = merge(overrides, {"train": {key: getattr(args, key)}})
