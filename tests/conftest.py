@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,22 @@ def trainer_context(images, step: int, batch: int):
 
     return StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=g,
                        next_real=next_real)  # fmt: skip
+
+
+@contextmanager
+def dispatched_ops():
+    """Names of the aten operators dispatched inside the block (e.g. ``"aten.slice_backward"``), as a set."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: set[str] = set()
+
+    class Ops(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.add(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    with Ops():
+        yield seen
 
 
 def need(path: Path) -> Path:

@@ -3,11 +3,11 @@ geometry exact, DDP ranks consistent, and p driven by the overfitting heuristic 
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import pytest
 import torch
+from conftest import dispatched_ops
 
 from echolib.augment.ada import (
     OPS,
@@ -166,8 +166,6 @@ def _grouped_conv_filter(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> tor
 def test_image_filter_derivatives_equal_the_grouped_convolution(dim, taps):
     """The image filter's hand-written transpose (no autograd through its 25 slices) gives the same
     gradients, and gradients of gradients (R1), as autograd through a grouped convolution."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from echolib.augment.ada import _filter_along
 
     x = torch.randn(2, 2, 30, 28, dtype=torch.float64, requires_grad=True)
@@ -176,21 +174,16 @@ def test_image_filter_derivatives_equal_the_grouped_convolution(dim, taps):
     assert torch.allclose(ours(x), ref(x))
     probe = torch.randn(x.shape, dtype=x.dtype, requires_grad=True)
     weight = torch.randn_like(x)
-    seen: set[str] = set()
-
-    class Ops(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            seen.add(str(func.overloadpacket))
-            return func(*args, **(kwargs or {}))
-
     grads = []
     for fn in (ours, ref):
-        with Ops() if fn is ours else contextlib.nullcontext():
+        with dispatched_ops() as seen:
             (g,) = torch.autograd.grad((fn(x) * probe).sum(), x, create_graph=True)  # A^T probe
             (gg,) = torch.autograd.grad((weight * g.square()).sum(), probe)  # the transpose's own gradient
         grads.append((g, gg))
+        if fn is ours:
+            ours_ops = seen
     assert torch.allclose(grads[0][0], grads[1][0]) and torch.allclose(grads[0][1], grads[1][1])
-    assert "aten.reflection_pad2d_backward" in seen and "aten.slice_backward" not in seen
+    assert "aten.reflection_pad2d_backward" in ours_ops and "aten.slice_backward" not in ours_ops
 
 
 def test_filter_bank_is_a_partition_of_unity():

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import dispatched_ops
 
 from echolib.config import ConfigError
 from echolib.models.base import RealBatch, StepContext
@@ -159,18 +160,9 @@ def test_fir_first_and_second_derivatives_equal_the_depthwise_convolution(op):
 def test_fir_gradients_never_materialise_slice_gradients(op):
     """Autograd through shifted slices would scatter each slice's gradient into a full-size zero tensor
     (``slice_backward``, a kernel and a memory pass per tap); the hand-written transposes never do."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    seen: set[str] = set()
-
-    class Ops(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            seen.add(str(func.overloadpacket))
-            return func(*args, **(kwargs or {}))
-
     ours, _ = _depthwise_references(2)[op]
     x = torch.randn(2, 2, 8, 12, requires_grad=True)
-    with Ops():
+    with dispatched_ops() as seen:
         (g,) = torch.autograd.grad(ours(x).square().sum(), x, create_graph=True)
         g.square().sum().backward()
     assert x.grad is not None and "aten.add" in seen
