@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import statistics
+import sys
 import time
 import warnings
 
@@ -75,9 +76,12 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
         return out
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    t_warm = time.perf_counter()
     for i in range(warmup):
         step(i)
     sync()
+    warmup_s = time.perf_counter() - t_warm  # with --compile: mostly compilation; said at once, in case a limit cuts us off
+    print(f"{arch} {config}: {warmup} warm-up steps took {warmup_s:.1f} s", file=sys.stderr, flush=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times, finite = [], torch.ones((), dtype=torch.bool, device=device)
@@ -107,6 +111,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
         "step_ms_median": round(statistics.median(times), 1) if times else None,
         "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
         "finite": bool(finite),
+        "warmup_s": round(warmup_s, 1),
     }
     result.update({k: round(float(v), 4) for k, v in model.tick_stats().items()})
     if sample:

@@ -118,8 +118,13 @@ def test_fir_resampling_equals_the_depthwise_convolution_it_replaces():
     assert torch.allclose(downsample2d(x), F.conv2d(x, k, stride=2, padding=1, groups=3))
     assert torch.allclose(blur(x, pad=2), F.conv2d(x, k, padding=2, groups=3))
     assert torch.allclose(upsample2d(torch.ones(1, 1, 8, 8))[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
-    with pytest.raises(ValueError, match="4-tap filter, got 6 taps"):  # polyphase pairs written for 4 taps
-        downsample2d(x, taps=(1 / 6,) * 6)
+    six = torch.tensor([1.0, 5.0, 10.0, 10.0, 5.0, 1.0], dtype=torch.float64)  # any even filter resamples
+    k6 = (six[:, None] * six[None, :] / 1024).expand(3, 1, 6, 6)
+    assert torch.allclose(downsample2d(x, taps=tuple(six / 32)), F.conv2d(x, k6, stride=2, padding=2, groups=3))
+    with pytest.raises(ValueError, match="even number of taps, got 3"):
+        downsample2d(x, taps=(0.25, 0.5, 0.25))
+    with pytest.raises(ValueError, match="even size, got 15 along dim 3"):
+        downsample2d(x[..., :15])
 
 
 def _depthwise_references(channels: int):
@@ -156,17 +161,23 @@ def test_fir_first_and_second_derivatives_equal_the_depthwise_convolution(op):
     assert torch.allclose(grads[0][0], grads[1][0]) and torch.allclose(grads[0][1], grads[1][1])
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("op", ["up", "down", "blur1", "blur2"])
-def test_fir_gradients_never_materialise_slice_gradients(op):
-    """Autograd through shifted slices would scatter each slice's gradient into a full-size zero tensor
-    (``slice_backward``, a kernel and a memory pass per tap); the hand-written transposes never do."""
+def test_fir_is_matmuls_on_views_in_either_memory_format(op, memory_format):
+    """Forward, gradient and gradient of gradient are (batched) matmuls on permuted views: no copy, pad or
+    elementwise pass over the activations (a strided elementwise pass per tap was half of a GPU step), and
+    the output keeps the input's memory format so the next convolution needs no layout conversion."""
     ours, _ = _depthwise_references(2)[op]
-    x = torch.randn(2, 2, 8, 12, requires_grad=True)
+    x = torch.randn(2, 2, 8, 12).to(memory_format=memory_format).requires_grad_(True)
+    ours(x)  # the filter matrices are built once per size, device and dtype
     with dispatched_ops() as seen:
-        (g,) = torch.autograd.grad(ours(x).square().sum(), x, create_graph=True)
-        g.square().sum().backward()
-    assert x.grad is not None and "aten.add" in seen
-    assert "aten.slice_backward" not in seen
+        y = ours(x)
+        (g,) = torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)
+    assert y.is_contiguous(memory_format=memory_format) and g.is_contiguous(memory_format=memory_format)
+    assert "aten.bmm" in seen
+    heavy = seen - {"aten.bmm", "aten.mm", "aten.permute", "aten.view", "aten._unsafe_view", "aten.expand",
+                    "aten.t", "aten.transpose", "aten.detach", "aten.ones_like"}
+    assert not heavy, heavy
 
 
 def test_truncation_zero_gives_the_mean_w_image_for_every_z():

@@ -3,14 +3,15 @@
 Equalized learning rate (Karras et al. 2018) stores weights as N(0, 1) and scales
 them by He's constant at run time, so Adam's per-parameter step sizes mean the
 same thing in every layer, whatever its fan-in. The FIR helpers implement the
-``[1, 3, 3, 1]`` low-pass resampling of StyleGAN2 with shifted slices
-(see :func:`blur` for why not depthwise convolutions), so no custom CUDA
-extension is needed. Everything here
+``[1, 3, 3, 1]`` low-pass resampling of StyleGAN2 as products with small
+banded matrices (see :func:`blur` for why not depthwise convolutions), so no
+custom CUDA extension is needed. Everything here
 is architecture-agnostic: any GAN in echolib may reuse it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -25,122 +26,111 @@ LRELU_GAIN = math.sqrt(2.0)  # keeps the activation variance of a leaky ReLU at 
 FIR_TAPS = (0.125, 0.375, 0.375, 0.125)
 
 
-def _taps_along(x: torch.Tensor, dim: int, taps: tuple[float, ...], n_out: int, stride: int) -> torch.Tensor:
-    """``sum_k taps[k] * x[k + stride * i]`` along ``dim`` for ``i < n_out``: a 1D FIR as shifted slices."""
-    out = None
-    for k, t in enumerate(taps):
-        index = [slice(None)] * x.ndim
-        index[dim] = slice(k, k + stride * (n_out - 1) + 1, stride)
-        term = x[tuple(index)]
-        out = term * t if out is None else out.add(term, alpha=t)
-    return out
+def fir_matrix(
+    n_in: int, n_out: int, taps: tuple[float, ...], stride: int, pad: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """``M[i, j] = taps[j + pad - stride * i]`` (zero elsewhere): a 1D FIR with zero padding and stride as a matrix.
 
-
-def _pad_along(x: torch.Tensor, dim: int, pad: int) -> torch.Tensor:
-    return F.pad(x, [pad, pad] if dim == 3 else [0, 0, pad, pad]) if pad else x
-
-
-def _fir(x: torch.Tensor, dim: int, taps: tuple[float, ...], pad: int) -> torch.Tensor:
-    """Stride-1 FIR along ``dim`` (2 or 3) with zero padding ``pad`` at both ends."""
-    x = _pad_along(x, dim, pad)
-    return _taps_along(x, dim, taps, x.shape[dim] - len(taps) + 1, 1)
-
-
-def _down(x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
-    """``y[m] = t0 x[2m-1] + t1 x[2m] + t2 x[2m+1] + t3 x[2m+2]`` (zero outside): FIR, then every other sample."""
-    x = _pad_along(x, dim, 1)
-    return _taps_along(x, dim, taps, x.shape[dim] // 2 - 1, 2)
-
-
-def _up(x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
-    """The adjoint of :func:`_down`, in polyphase form: twice the length, each output from two inputs."""
-    n = x.shape[dim]
-    xp = _pad_along(x, dim, 1)
-    before, near, after = xp.narrow(dim, 0, n), xp.narrow(dim, 1, n), xp.narrow(dim, 2, n)
-    even = near.mul(taps[1]).add(before, alpha=taps[3])
-    odd = near.mul(taps[2]).add(after, alpha=taps[0])
-    return torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)
-
-
-class _Fir(torch.autograd.Function):
-    """Stride-1 FIR whose gradient is another stride-1 FIR (reversed taps, padding ``K - 1 - pad``).
-
-    Autograd through shifted slices would work, but each slice's backward
-    allocates a zero tensor of the full input and copies into it, and the
-    gradients of the K slices are then summed: about three times the kernels
-    and memory passes of the transposed filter written directly. The adjoint of
-    the adjoint is the forward again, so R1 and path-length regularisation (a
-    gradient of a gradient) stay exact.
+    Memoised in eager mode because the same few matrices serve every layer at
+    every step: built once per size, device and dtype, so a step launches no
+    kernels for them. A compiled graph builds them from device-side ops
+    (no host copies) that Inductor folds into constants.
     """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, dim: int, taps: tuple[float, ...], pad: int) -> torch.Tensor:
-        ctx.args = (dim, taps[::-1], len(taps) - 1 - pad)
-        return _fir(x, dim, taps, pad)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Fir.apply(grad, *ctx.args), None, None, None
+    if torch.compiler.is_compiling():
+        return _build_fir_matrix(n_in, n_out, taps, stride, pad, device, dtype)
+    return _cached_fir_matrix(n_in, n_out, taps, stride, pad, device, dtype)
 
 
-class _Down(torch.autograd.Function):
-    """:func:`_down` with :func:`_up` (same taps) as its exact gradient, and vice versa."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
-        if x.shape[dim] % 2:
-            raise ValueError(f"2x downsampling needs an even size, got {x.shape[dim]} along dim {dim}")
-        ctx.args = (dim, taps)
-        return _down(x, dim, taps)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Up.apply(grad, *ctx.args), None, None
+def _build_fir_matrix(n_in, n_out, taps, stride, pad, device, dtype) -> torch.Tensor:
+    offset = torch.arange(n_in, device=device)[None, :] + pad - stride * torch.arange(n_out, device=device)[:, None]
+    m = torch.zeros(n_out, n_in, device=device, dtype=dtype)
+    for k, t in enumerate(taps):
+        m = torch.where(offset == k, t, m)
+    return m
 
 
-class _Up(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
-        ctx.args = (dim, taps)
-        return _up(x, dim, taps)
+@functools.lru_cache(maxsize=256)
+def _cached_fir_matrix(n_in, n_out, taps, stride, pad, device, dtype) -> torch.Tensor:
+    with torch.inference_mode(False):  # a matrix first made while sampling must still be savable for backward
+        return _build_fir_matrix(n_in, n_out, taps, stride, pad, device, dtype)
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Down.apply(grad, *ctx.args), None, None
+
+def apply_along(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
+    """``y = m @ x`` along ``dim``, as one (batched) matmul over the tensor's memory order.
+
+    Permuting to the physical order (outermost stride first) makes every
+    reshape a view, for channels_last and contiguous tensors alike: along the
+    innermost dimension it is one GEMM, otherwise a batched GEMM whose columns
+    are all the dimensions inside ``dim``. So the filter is one read and one
+    write of the activations, at the bandwidth cuBLAS reaches, where shifted
+    slices took a strided elementwise pass per tap.
+    """
+    order = sorted(range(x.ndim), key=lambda d: -x.stride(d))
+    xp = x.permute(order)
+    axis = order.index(dim)
+    if axis == x.ndim - 1:
+        y = torch.matmul(xp, m.t())
+    else:
+        shape = xp.shape
+        rows = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
+        y = torch.matmul(m, xp.reshape(rows)).reshape(*shape[:axis], m.shape[0], *shape[axis + 1 :])
+    return y.permute([order.index(d) for d in range(x.ndim)])
+
+
+def _fir(x: torch.Tensor, dim: int, taps: tuple[float, ...], *, stride: int = 1, pad: int = 0, n_out: int | None = None):
+    n_in = x.shape[dim]
+    n_out = n_out if n_out is not None else (n_in + 2 * pad - len(taps)) // stride + 1
+    return apply_along(x, fir_matrix(n_in, n_out, taps, stride, pad, x.device, x.dtype), dim)
+
+
+def _fir_up(x: torch.Tensor, dim: int, taps: tuple[float, ...]) -> torch.Tensor:
+    """Zero insertion then the FIR: the transpose of the FIR-and-decimate of :func:`downsample2d`."""
+    n_in = x.shape[dim]
+    m = fir_matrix(2 * n_in, n_in, taps, 2, (len(taps) - 2) // 2, x.device, x.dtype)
+    return apply_along(x, m.t(), dim)
 
 
 def blur(x: torch.Tensor, pad: int, taps: tuple[float, ...] = FIR_TAPS, gain: float = 1.0) -> torch.Tensor:
     """Separable FIR low-pass with zero padding ``pad`` on every side.
 
-    Written as weighted sums of shifted slices rather than a depthwise
-    convolution: the latter's double backward (needed by R1 and path-length
-    regularisation) loops over channel groups, which costs seconds per step,
-    and its kernels force layout conversions under channels_last. Slices and
-    adds differentiate any number of times as cheap elementwise passes (with
-    hand-written transposes, see :class:`_Fir`).
+    Each 1D pass is a product with a small banded matrix (:func:`apply_along`)
+    rather than a depthwise convolution: matmuls differentiate any number of
+    times into matmuls, so R1 and path-length regularisation (gradients of
+    gradients) stay as cheap as the forward, whereas a depthwise convolution's
+    double backward loops over channel groups and converts layouts under
+    channels_last.
     """
     if not 0 <= pad < len(taps):
         raise ValueError(f"blur padding must be in [0, {len(taps) - 1}], got {pad}")
     taps = tuple(t * math.sqrt(gain) for t in taps)
-    return _Fir.apply(_Fir.apply(x, 3, taps, pad), 2, taps, pad)
+    return _fir(_fir(x, 3, taps, pad=pad), 2, taps, pad=pad)
+
+
+def _check_resampling_taps(taps: tuple[float, ...]) -> None:
+    if len(taps) < 2 or len(taps) % 2:  # symmetric padding of an even filter lands exactly on 2x / half the size
+        raise ValueError(f"2x resampling takes an even number of taps, got {len(taps)}")
 
 
 def downsample2d(x: torch.Tensor, taps: tuple[float, ...] = FIR_TAPS) -> torch.Tensor:
-    """2x downsampling: the FIR low-pass evaluated only at every other sample."""
-    if len(taps) != 4:  # _down and _up are written out for StyleGAN2's 4-tap filter (polyphase pairs)
-        raise ValueError(f"2x resampling takes a 4-tap filter, got {len(taps)} taps")
-    return _Down.apply(_Down.apply(x, 3, taps), 2, taps)
+    """2x downsampling: the FIR low-pass evaluated only at every other sample (``upfirdn2d(down=2)``)."""
+    _check_resampling_taps(taps)
+    for dim in (3, 2):
+        if x.shape[dim] % 2:
+            raise ValueError(f"2x downsampling needs an even size, got {x.shape[dim]} along dim {dim}")
+        x = _fir(x, dim, taps, stride=2, pad=(len(taps) - 2) // 2, n_out=x.shape[dim] // 2)
+    return x
 
 
-def upsample2d(x: torch.Tensor) -> torch.Tensor:
-    """2x upsampling: zero insertion then the [1, 3, 3, 1] low-pass (gain 4), in polyphase form.
+def upsample2d(x: torch.Tensor, taps: tuple[float, ...] = FIR_TAPS) -> torch.Tensor:
+    """2x upsampling: zero insertion then the low-pass with gain 4 (``upfirdn2d(up=2)``).
 
-    Each output sample is 3/4 of its nearest input plus 1/4 of the next nearest
-    (zero beyond the border), exactly what ``upfirdn2d(up=2)`` with this filter
-    gives: the adjoint of :func:`downsample2d` with the taps doubled.
+    With StyleGAN2's filter each output sample is 3/4 of its nearest input plus
+    1/4 of the next nearest (zero beyond the border): the adjoint of
+    :func:`downsample2d` with the taps doubled.
     """
-    taps = tuple(2 * t for t in FIR_TAPS)
-    return _Up.apply(_Up.apply(x, 3, taps), 2, taps)
+    _check_resampling_taps(taps)
+    taps = tuple(2 * t for t in taps)
+    return _fir_up(_fir_up(x, 3, taps), 2, taps)
 
 
 def bias_act(x: torch.Tensor, bias: torch.Tensor | None, act: str, gain: float = 1.0, clamp: float | None = None):
