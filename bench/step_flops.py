@@ -5,7 +5,10 @@ that number can be counted anywhere, the CPU included:
 
 * **FLOPs** (``torch.utils.flop_counter``: convolutions, matrix products and
   their first and second derivatives, so R1 and path-length regularisation
-  count). Divided by a GPU's peak throughput they give a floor on sec/kimg
+  count). The FIR resampling's products with banded matrices (batched
+  matmuls with a broadcast, stride-0 matrix: ``echolib.models.layers``) are
+  left out: cuBLAS multiplies their zeros too, but that is not the model's
+  work. Divided by a GPU's peak throughput they give a floor on sec/kimg
   that no implementation beats; divided by a measured sec/kimg
   (``bench/step_speed.py``) they give the throughput actually achieved.
 * **Operations dispatched** per step (views and allocations excluded): in
@@ -54,6 +57,11 @@ H100_BF16_TFLOPS = 989.0
 CYCLE = 16
 
 
+def _is_fir_product(packet, args) -> bool:
+    """A batched matmul with one matrix broadcast over the batch: the FIR filters' banded matrices."""
+    return packet is torch.ops.aten.bmm and any(a.stride(0) == 0 and a.shape[0] > 1 for a in args[:2])
+
+
 class Work(TorchDispatchMode):
     """FLOPs (torch's own per-op formulas) and launches, counted as operations dispatch.
 
@@ -79,7 +87,7 @@ class Work(TorchDispatchMode):
         packet = func.overloadpacket
         if str(packet) not in _FREE:
             self.ops[str(packet)] += 1
-        if packet in flop_registry:
+        if packet in flop_registry and not _is_fir_product(packet, args):
             flops = flop_registry[packet](*args, **kwargs, out_val=out)
             self.flops += flops
             if self.steps:

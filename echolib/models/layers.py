@@ -4,9 +4,10 @@ Equalized learning rate (Karras et al. 2018) stores weights as N(0, 1) and scale
 them by He's constant at run time, so Adam's per-parameter step sizes mean the
 same thing in every layer, whatever its fan-in. The FIR helpers implement the
 ``[1, 3, 3, 1]`` low-pass resampling of StyleGAN2 as products with small
-banded matrices (see :func:`blur` for why not depthwise convolutions), so no
-custom CUDA extension is needed. Everything here
-is architecture-agnostic: any GAN in echolib may reuse it.
+banded matrices (see :func:`blur` for why not depthwise convolutions), and
+every convolution differentiates twice on ordinary kernels
+(:mod:`echolib.models.conv_grads`), so no custom CUDA extension is needed.
+Everything here is architecture-agnostic: any GAN in echolib may reuse it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from echolib.models.conv_grads import conv2d, conv_transpose2d
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activation variance of a leaky ReLU at ~1
@@ -196,13 +199,13 @@ class EqualConv2d(nn.Module):
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         w = self.weight * self.weight_gain
         if self.down == 2 and self.k == 1:
-            x = F.conv2d(downsample2d(x), w)
+            x = conv2d(downsample2d(x), w)
         elif self.down == 2:
             # blur with padding so that a valid strided conv lands exactly on H/2
             x = blur(x, pad=(len(FIR_TAPS) - 2 + self.k - 1) // 2)
-            x = F.conv2d(x, w, stride=2)
+            x = conv2d(x, w, stride=2)
         else:
-            x = F.conv2d(x, w, padding=self.k // 2)
+            x = conv2d(x, w, padding=self.k // 2)
         clamp = self.clamp * gain if self.clamp is not None else None
         return bias_act(x, self.bias, self.act, gain=gain, clamp=clamp)
 
@@ -247,9 +250,9 @@ def modulated_conv2d(
         x = x * styles.to(x.dtype).reshape(b, c_in, 1, 1)
         w = weight.to(x.dtype)
         if up == 1:
-            x = F.conv2d(x, w, padding=kh // 2)
+            x = conv2d(x, w, padding=kh // 2)
         else:
-            x = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
+            x = conv_transpose2d(x, w.transpose(0, 1), stride=2)
             x = blur(x, pad=_up_pad(kh), gain=4.0)
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(b, c_out, 1, 1)
@@ -260,9 +263,9 @@ def modulated_conv2d(
         w = w * dcoefs.reshape(b, c_out, 1, 1, 1)
     xg = x.reshape(1, b * c_in, *x.shape[2:])
     if up == 1:
-        out = F.conv2d(xg, w.reshape(b * c_out, c_in, kh, kw).to(x.dtype), padding=kh // 2, groups=b)
+        out = conv2d(xg, w.reshape(b * c_out, c_in, kh, kw).to(x.dtype), padding=kh // 2, groups=b)
     else:
         wt = w.transpose(1, 2).reshape(b * c_in, c_out, kh, kw).to(x.dtype)
-        out = F.conv_transpose2d(xg, wt, stride=2, groups=b)
+        out = conv_transpose2d(xg, wt, stride=2, groups=b)
         out = blur(out, pad=_up_pad(kh), gain=4.0)
     return out.reshape(b, c_out, *out.shape[2:])
