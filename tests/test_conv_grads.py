@@ -76,3 +76,19 @@ def test_outside_autograd_it_is_the_plain_convolution():
     x, w = torch.randn(1, 2, 6, 6), torch.randn(3, 2, 3, 3)
     with torch.no_grad():
         assert torch.equal(conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+
+
+def test_under_bf16_autocast_gradients_of_gradients_match_pytorchs_and_keep_the_leaves_dtypes():
+    """The backward runs outside autocast; the forward's cast inputs keep it in bf16 without mixing dtypes."""
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    results = []
+    for fn in (lambda x, w: conv2d(x, w, stride=2), lambda x, w: F.conv2d(x, w, stride=2)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = fn(x, w)
+            (gx,) = torch.autograd.grad(y.float().square().sum(), x, create_graph=True)
+        (gw,) = torch.autograd.grad(gx.square().sum(), w)
+        assert y.dtype == torch.bfloat16 and gx.dtype == torch.float32 and gw.dtype == torch.float32
+        results.append((y.float(), gx, gw))
+    for a, b in zip(*results, strict=True):
+        assert torch.allclose(a, b, rtol=0.05, atol=0.05 * b.abs().max().item())

@@ -13,7 +13,11 @@ asking only for the weight, cuDNN's own weight-gradient kernels. Both are
 autograd Functions again, and their gradients are once more the forward
 convolution and these two, so any order of differentiation stays on the
 fast kernels. This is the idea of NVlabs' ``conv2d_gradfix``, written for
-today's PyTorch: no custom CUDA, bf16 autocast respected (``custom_fwd``).
+today's PyTorch: no custom CUDA. Under autocast the inputs are cast as autocast
+would cast them before they enter the autograd Functions (casts inside a
+Function's forward would cut the graph that second derivatives follow), so
+the backward, which runs outside autocast, computes in the same precision and
+never mixes dtypes.
 
 Inside ``torch.compile`` the native convolutions are used: compiled graphs
 are never differentiated twice (R1 and path length run eagerly), and
@@ -75,39 +79,42 @@ def conv_transpose2d(
 def _convolve(x: torch.Tensor, w: torch.Tensor, spec: ConvSpec) -> torch.Tensor:
     if torch.compiler.is_compiling() or not torch.is_grad_enabled():
         return spec.run(x, w)
-    return _Conv.apply(x, w, spec)
+    dtype = _compute_dtype(x)  # cast as autograd ops, outside the Function, so the graph reaches x and w
+    return _Conv.apply(x.to(dtype), w.to(dtype), spec)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype autocast would run a convolution in (bf16 under bf16 autocast), else the input's."""
+    kind = x.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
 
 
 class _Conv(torch.autograd.Function):
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, spec: ConvSpec) -> torch.Tensor:
-        y = spec.run(x, w)
         ctx.save_for_backward(x, w)
+        y = spec.run(x, w)
         ctx.spec, ctx.y_shape = spec, y.shape
         return y
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, gy: torch.Tensor):
         x, w = ctx.saved_tensors
+        gy = gy.to(x.dtype)
         gx = gw = None
         if ctx.needs_input_grad[0]:
             gx = _convolve(gy, w, ctx.spec.input_grad_spec(x.shape, ctx.y_shape, w.shape[2:]))
         if ctx.needs_input_grad[1]:
             gw = _WeightGrad.apply(gy, x, w.shape, ctx.spec)
-        return gx, gw, None
+        return gx, gw, None  # autograd casts each to its input's dtype
 
 
 class _WeightGrad(torch.autograd.Function):
     """``dL/dw`` from ``dL/dy`` and x, by cuDNN's weight-gradient kernels; linear in both arguments."""
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, gy: torch.Tensor, x: torch.Tensor, w_shape: torch.Size, spec: ConvSpec) -> torch.Tensor:
-        dtype = gy.dtype if not torch.is_autocast_enabled(gy.device.type) else torch.get_autocast_dtype("cuda")
-        gy, x = gy.to(dtype), x.to(dtype)
-        weight = torch.empty((), dtype=dtype, device=x.device).expand(w_shape)  # only its shape is read
+        weight = torch.empty((), dtype=x.dtype, device=x.device).expand(w_shape)  # only its shape is read
         _, gw, _ = torch.ops.aten.convolution_backward(
             gy, x, weight, None, [spec.stride] * 2, [spec.padding] * 2, [1, 1], spec.transposed,
             [spec.output_padding] * 2, spec.groups, [False, True, False],
@@ -117,9 +124,9 @@ class _WeightGrad(torch.autograd.Function):
         return gw
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, ggw: torch.Tensor):
         gy, x = ctx.saved_tensors
+        ggw = ggw.to(x.dtype)
         ggy = gx = None
         if ctx.needs_input_grad[0]:  # dw is linear in dy: its transpose is the forward convolution with ggw
             ggy = _convolve(x, ggw, ctx.spec)
