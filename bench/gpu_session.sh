@@ -72,7 +72,7 @@ $PY -c "import echolib.metrics, echolib.train.loop" 2>> "$WORK/machine.txt" || {
 #    network (channel_base 16384, mapping depth 2: about a third of E4's FLOPs; bench/step_flops.py), since
 #    the 5.3 s/kimg reference does not say which ran
 stage step_stylegan2 100 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants default --steps 32 --warmup 8 --sync-debug --flops --profile "$WORK/step_profile.txt"
-stage step_stylegan2_compile 180 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants compile --steps 32
+stage step_stylegan2_compile 180 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants compile --steps 32 --profile "$WORK/step_profile_compile.txt"
 stage step_stylegan2_auto 60 $PY bench/step_speed.py --arch stylegan2_ada --configs auto --variants default --steps 64 --flops
 # 2. every architecture through the real trainer, E-config at 128 px, 2 timed ticks
 stage train_speed 150 $PY bench/train_speed.py --arch all --config E4 --data "$DATA" --device cuda --ticks 2 --tick-kimg 0.5 --sample-n 256

@@ -392,3 +392,15 @@ def test_smoke_config_trains_through_the_trainer_and_reloads(noise_frames, tmp_p
     a = model_.sample(4, torch.Generator().manual_seed(0))
     b = model_.sample(4, torch.Generator().manual_seed(0))
     assert a.shape == (4, 1, 64, 64) and torch.equal(a, b)
+
+
+def test_judging_fakes_and_reals_in_one_call_equals_two_calls():
+    """The D update stacks fakes and reals into one batch (``parts=2``); minibatch-stddev groups each part on
+    its own, so the logits are those of two separate calls, and a group never mixes fakes with reals."""
+    D = model(64, mbstd_group=4).nets["D"].double()
+    fakes, reals = torch.randn(8, 1, 64, 64, dtype=torch.float64), phantom_batch(8).double()
+    together = D(torch.cat([fakes, reals]), parts=2)
+    assert torch.allclose(together, torch.cat([D(fakes), D(reals)]), rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(together, D(torch.cat([fakes, reals])))  # one group of 16 would mix them
+    with pytest.raises(ValueError, match="batch of 15 does not split into 2 equal parts"):
+        D(torch.cat([fakes, reals])[:15], parts=2)

@@ -247,16 +247,24 @@ class Generator(nn.Module):
 # ---------------------------------------------------------------------------- discriminator
 
 
-def minibatch_stddev(x: torch.Tensor, group: int, channels: int) -> torch.Tensor:
-    """Append the std of features over groups of images (strided groups, as in StyleGAN2)."""
+def minibatch_stddev(x: torch.Tensor, group: int, channels: int, parts: int = 1) -> torch.Tensor:
+    """Append the std of features over groups of images (strided groups, as in StyleGAN2).
+
+    ``parts`` independent batches stacked along the batch dimension (fakes then
+    reals, judged in one call) are grouped separately, exactly as if each had
+    its own call: a group never mixes generated and real images.
+    """
     n, c, h, w = x.shape
-    g = min(group, n)
-    if n % g:
-        raise ConfigError(f"minibatch-stddev group {g} does not divide the local batch {n}; change mbstd_group")
-    y = x.float().reshape(g, -1, channels, c // channels, h, w)
-    y = (y - y.mean(dim=0)).square().mean(dim=0)
-    y = (y + 1e-8).sqrt().mean(dim=(2, 3, 4))  # [n/g, channels]
-    y = y.reshape(-1, channels, 1, 1).repeat(g, 1, h, w)
+    if n % parts:
+        raise ValueError(f"a batch of {n} does not split into {parts} equal parts")
+    m = n // parts
+    g = min(group, m)
+    if m % g:
+        raise ConfigError(f"minibatch-stddev group {g} does not divide the local batch {m}; change mbstd_group")
+    y = x.float().reshape(parts, g, m // g, channels, c // channels, h, w)
+    y = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)
+    y = (y + 1e-8).sqrt().mean(dim=(3, 4, 5))  # [parts, m/g, channels]
+    y = y[:, None].expand(parts, g, m // g, channels).reshape(n, channels, 1, 1).expand(n, channels, h, w)
     return torch.cat([x, y.to(x.dtype)], dim=1)
 
 
@@ -298,10 +306,10 @@ class Discriminator(nn.Module):
         self.fc = EqualLinear(c4 * 16, c4, act="lrelu")
         self.out = EqualLinear(c4, 1)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B]``."""
+    def forward(self, img: torch.Tensor, parts: int = 1) -> torch.Tensor:
+        """Logits ``[B]``; ``parts``: independent batches stacked in ``img`` (see :func:`minibatch_stddev`)."""
         x = self.blocks(img)
-        x = self.conv(minibatch_stddev(x, self.mbstd_group, self.mbstd_channels))
+        x = self.conv(minibatch_stddev(x, self.mbstd_group, self.mbstd_channels, parts))
         return self.out(self.fc(x.flatten(1))).squeeze(1)
 
 
@@ -389,8 +397,9 @@ class StyleGAN2ADA(GenerativeModel):
         # D: logistic loss on augmented generated and real images.
         with torch.no_grad():
             fake = self.peer["G"](**self._latents(ctx, ctx.batch))
-        logits_fake = self.fwd["D"](self._augment(fake, ctx))
-        logits_real = self.fwd["D"](self._augment(real, ctx))
+        # one call on both halves: half the launches, twice the batch at the small resolutions
+        judged = torch.cat([self._augment(fake, ctx), self._augment(real, ctx)])
+        logits_fake, logits_real = self.fwd["D"](judged, parts=2).chunk(2)
         self.ada.observe(logits_real)
         loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
         opt_d.zero_grad(set_to_none=True)
