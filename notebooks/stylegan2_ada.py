@@ -536,6 +536,11 @@ else:
 # (path length 3.7 % and R1 1.9 % in their backward passes). The compiled share of
 # the FLOPs thus rose from about 69 % to about 92 %; the eager remainder is the
 # double-backward regularisation.
+# The discriminator's update judges the generated and the real images in one
+# call of twice the batch (half the launches, fuller kernels at 4 to 16 px);
+# minibatch-stddev groups each half apart, so the logits equal two separate
+# calls (`tests/test_stylegan2.py`). This change came after the GPU
+# measurements below and is not in them.
 # `bench/train_speed.py` measures seconds per kimg through the trainer after warm-up, and `bench/step_speed.py` times the step alone in variants (channels_last, compile, a profiler table; `--flops` adds the TFLOP/s achieved).
 #
 # Measured on one NVIDIA H100 80GB HBM3 (torch 2.11, CUDA 13; `bench/step_speed.py`,

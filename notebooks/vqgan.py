@@ -136,7 +136,7 @@ from echolib.models.vqgan import reconstruction_metrics
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
-from echolib.train.loop import load_run_config
+from echolib.train.run_records import load_run_config
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 

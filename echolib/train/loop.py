@@ -15,9 +15,8 @@ The loop is written once so that every model gets the same guarantees:
 * **no host syncs in the step** -- losses accumulate on the device; one sync
   per tick reads them, checks for NaN/Inf, and logs.
 
-A run folder is the unit of record::
-
-    config.yaml  run.json  log.csv  metrics.jsonl  samples/  checkpoints/  tb/  done.json
+A run folder is the unit of record; what it holds and the rules that keep
+it one run are in :mod:`echolib.train.run_records`.
 """
 
 from __future__ import annotations
@@ -38,21 +37,19 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from echolib.config import dump_yaml, read_yaml
+from echolib.config import dump_yaml
 from echolib.devices import resolve_device
-from echolib.errors import ConfigError, DataError, TrainingError
+from echolib.errors import ConfigError, TrainingError
 from echolib.images import make_grid, to_float, write_gray
-from echolib.io import append_csv_row, atomic_write_text, check_writable, read_jsonl
+from echolib.io import atomic_write_text, check_writable
 from echolib.models.base import GenerativeModel, RealBatch, StepContext
-from echolib.models.registry import RunConfig, build_model, from_plain
+from echolib.models.registry import RunConfig, build_model
 from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
+from echolib.train import run_records
 from echolib.train.compiling import wire_forwards
-from echolib.train.config import RUNTIME_SETTINGS
 from echolib.train.ema import ema_beta, update_ema
-
-LOG = "log.csv"
-METRICS = "metrics.jsonl"
+from echolib.train.run_records import METRICS
 
 
 class Interrupted(Exception):
@@ -168,7 +165,7 @@ class Trainer:
 
         path = _resolve_data(data, self.cfg.resolution)
         full = FrameDataset(path, resolution=self.cfg.resolution)
-        self.full_fingerprint = _fingerprint(full)
+        self.full_fingerprint = run_records.fingerprint(full)
         train_idx, held_idx = holdout_split(full.video_ids, self.cfg.holdout, self.cfg.holdout_seed)
         ds = full.subset(train_idx) if held_idx else full
         self.heldout = full.subset(held_idx) if held_idx else None
@@ -192,37 +189,7 @@ class Trainer:
         return model
 
     def _check_run_folder(self) -> None:
-        """Refuse to mix runs: an existing folder must hold the same config and data.
-
-        Settings in ``RUNTIME_SETTINGS`` (length, compilation, where the data
-        lives, cuDNN autotuning, TensorBoard) may change on resume. Keys an older
-        echolib did not write count as their defaults, so adding a setting does
-        not orphan existing run folders.
-        """
-        cfg_path = self.out / "config.yaml"
-        if cfg_path.exists():
-            raw = read_yaml(cfg_path)
-            diff: list[str] = []
-            if raw.get("arch") == self.run.arch:
-                stored = from_plain(self.run.arch, raw.get("name", ""), raw, str(cfg_path)).to_dict()
-                mine = self.run.to_dict()
-                for block, free in (("model", frozenset()), ("train", RUNTIME_SETTINGS)):
-                    a, b = stored[block], mine[block]
-                    diff += sorted(f"{block}.{k}" for k in set(a) | set(b) if k not in free and a.get(k) != b.get(k))
-            if raw.get("arch") != self.run.arch or diff:
-                raise ConfigError(
-                    f"{self.out} already holds a run with a different configuration "
-                    f"({raw.get('arch')}/{raw.get('name')}, differs in: {', '.join(diff) or 'arch'}); "
-                    f"choose another output folder"
-                )
-        meta = self.out / "run.json"
-        if meta.exists():
-            stored = json.loads(meta.read_text())
-            if stored.get("data_fingerprint") != self._data_fingerprint():
-                raise ConfigError(
-                    f"{self.out} was trained on other data ({stored.get('data')}, "
-                    f"{stored.get('frames')} frames); choose another output folder"
-                )
+        run_records.check_run_folder(self.out, self.run, self._data_fingerprint())
 
     def _data_fingerprint(self) -> str:
         return self.full_fingerprint
@@ -248,31 +215,7 @@ class Trainer:
             torch.set_rng_state(rng["torch"].cpu())
         self.resumed_from = path
         if self.dist.is_main:
-            self._truncate_records(self.clock.nimg / 1000.0)
-
-    def _truncate_records(self, kimg: float) -> None:
-        """Drop log rows and training-time metric records beyond the resumed checkpoint."""
-        log = self.out / LOG
-        if log.exists():
-            lines = log.read_text().splitlines()
-            if lines:
-                header = lines[0].split(",")
-                k = header.index("kimg") if "kimg" in header else None
-                keep = [lines[0]]
-                for line in lines[1:]:
-                    cells = line.split(",")
-                    try:
-                        if k is not None and float(cells[k]) <= kimg + 1e-9:
-                            keep.append(line)
-                    except (ValueError, IndexError):
-                        continue  # a torn line from a kill
-                atomic_write_text(log, "\n".join(keep) + "\n")
-        metrics = self.out / METRICS
-        if metrics.exists():
-            records = read_jsonl(metrics)
-            keep_r = [r for r in records if r.get("source") != "train" or (r.get("kimg") or 0) <= kimg + 1e-9]
-            if len(keep_r) != len(records):
-                atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in keep_r))
+            run_records.truncate_records(self.out, self.clock.nimg / 1000.0)
 
     # -- the loop -------------------------------------------------------
     def fit(self) -> Path:
@@ -458,7 +401,7 @@ class Trainer:
         sample = _every(self.cfg.sample_kimg, prev_nimg, self.clock.nimg)
         metrics = _every(self.cfg.metrics_kimg, prev_nimg, self.clock.nimg)
         if self.dist.is_main:
-            self._write_log_row(row)
+            run_records.append_log_row(self.out, row)
             if writer is not None:
                 for k, v in row.items():
                     if k not in ("tick", "kimg", "step") and isinstance(v, (int, float)):
@@ -476,29 +419,6 @@ class Trainer:
             self._save_checkpoint()
             if improved and self.dist.is_main:
                 ckpt.copy_atomic(self._last_ckpt, self.out / "checkpoints" / "best.pt")
-
-    def _write_log_row(self, row: dict[str, Any]) -> None:
-        path = self.out / LOG
-        header = None
-        if path.exists() and path.stat().st_size:
-            with open(path) as fh:
-                header = fh.readline().strip().split(",")
-        fields = list(header) if header else list(row)
-        new = [k for k in row if k not in fields]
-        if new and header:
-            # A loss first seen this tick: widen the header (rare; rewritten atomically).
-            import csv
-            import io
-
-            fields = fields + new
-            with open(path, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
-            atomic_write_text(path, buf.getvalue())
-        append_csv_row(path, row, fields)
 
     def _save_checkpoint(self) -> None:
         self.clock.sums, self.clock.counts = {}, {}
@@ -651,17 +571,6 @@ def _every(interval_kimg: float, prev_nimg: int, nimg: int) -> bool:
     return math.floor(nimg / interval) > math.floor(prev_nimg / interval)
 
 
-def _fingerprint(ds) -> str:
-    """Identity of a dataset: frame names and tensor shape (cheap; content changes rename files in practice)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in ds.names:
-        h.update(name.encode() + b"\0")
-    h.update(str(tuple(ds.images.shape)).encode())
-    return h.hexdigest()[:16]
-
-
 def _resolve_data(data: str | Path, size: int) -> Path:
     try:
         from echolib.data.sources import resolve_data
@@ -697,14 +606,3 @@ def _device_name(device: torch.device) -> str:
     import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def load_run_config(run_dir: str | Path) -> RunConfig:
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise DataError(f"{run_dir} is not a run folder (no config.yaml)")
-    data = read_yaml(path)
-    arch = data.get("arch")
-    if not arch:
-        raise ConfigError(f"{path}: missing 'arch'")
-    return from_plain(arch, data.get("name", Path(run_dir).name), data, str(path))
