@@ -392,6 +392,8 @@ class Trainer:
         row.update({k: v for k, v in zip(names, vals)})
         row.update(stats)
         row["mem_gb"] = round(_peak_memory_gb(self.device), 4)
+        if self.device.type == "cuda":  # each row its own tick's peak, not the first tick's cuDNN autotuning trials
+            torch.cuda.reset_peak_memory_stats(self.device)
         return row
 
     def _after_tick(self, row: dict[str, Any], prev_nimg: int, total: int, writer, bar) -> None:
@@ -595,6 +597,7 @@ def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _peak_memory_gb(device: torch.device) -> float:
+    """GPU: peak allocated since the last tick's row. CPU: the process's peak resident memory so far."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
