@@ -126,6 +126,7 @@ def count(arch: str, config: str, batch: int) -> tuple[float, float, collections
     data = torch.randint(0, 256, (64, 1, res, res), dtype=torch.uint8)
     model = build_model(run)
     model.setup(Frames(data), heldout=None)
+    model.to(memory_format=torch.channels_last)  # the layout the trainer and step_speed.py train in on a GPU
     opts = model.make_optimizers()
     gen = torch.Generator()
     drawn = [0]
@@ -133,7 +134,7 @@ def count(arch: str, config: str, batch: int) -> tuple[float, float, collections
     def next_real() -> RealBatch:
         drawn[0] += batch
         idx = torch.randint(len(data), (batch,), generator=gen)
-        return RealBatch(to_float(data[idx]), idx)
+        return RealBatch(to_float(data[idx]).contiguous(memory_format=torch.channels_last), idx)
 
     def step(i: int) -> None:
         gen.manual_seed(i)

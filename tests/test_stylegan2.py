@@ -404,3 +404,24 @@ def test_judging_fakes_and_reals_in_one_call_equals_two_calls():
     assert not torch.allclose(together, D(torch.cat([fakes, reals])))  # one group of 16 would mix them
     with pytest.raises(ValueError, match="batch of 15 does not split into 2 equal parts"):
         D(torch.cat([fakes, reals])[:15], parts=2)
+
+
+def test_in_channels_last_every_convolution_reads_channels_last():
+    """A one-channel image is both layouts at once, so the discriminator's first 1x1 conv returns NCHW; without
+    care the first block ran NCHW at full resolution and each of its convolutions converted the layout. (At 4x4,
+    the constant input and the minibatch-stddev concatenation stay NCHW: 16 pixels, nothing to gain.)"""
+    m = model(64)
+    m.to(memory_format=torch.channels_last)
+    inputs = []
+
+    def record(module, args):
+        if args[0].shape[-1] > 4:
+            inputs.append((type(module).__name__, args[0].shape, args[0].is_contiguous(memory_format=torch.channels_last)))
+
+    for net in (m.nets["D"], m.nets["G"]):
+        for mod in net.modules():
+            if type(mod).__name__ in ("EqualConv2d", "SynthesisLayer") and mod is not getattr(net.blocks[0], "from_img", 0):
+                mod.register_forward_pre_hook(record)
+    m.nets["D"](phantom_batch(4).contiguous(memory_format=torch.channels_last))
+    m.nets["G"](torch.randn(4, m.nets["G"].z_dim))
+    assert len(inputs) >= 10 and all(ok for *_, ok in inputs), [i for i in inputs if not i[2]]

@@ -281,6 +281,10 @@ class DiscriminatorBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.from_img is not None:
             x = self.from_img(x)
+            if self.conv0.weight.is_contiguous(memory_format=torch.channels_last):
+                # a one-channel image is both layouts at once, so the 1x1 conv above returns NCHW; convert once
+                # here rather than in each of the two convolutions that read x at full resolution
+                x = x.contiguous(memory_format=torch.channels_last)
         y = self.skip(x, gain=math.sqrt(0.5))
         x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
         return y + x
