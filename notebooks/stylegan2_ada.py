@@ -501,10 +501,10 @@ else:
 # | | E4 (the study's network) | `auto` (the official default) |
 # |---|---|---|
 # | channels at 128 / 64 / 32 px | 256 / 512 / 512 | 128 / 256 / 512 |
-# | FLOPs per kimg (forward, backward, R1 and path-length double backward) | 818 TFLOP | 302 TFLOP |
-# | floor at an H100's 989 dense bf16 TFLOP/s | 0.83 s/kimg | 0.30 s/kimg |
-# | throughput the 2.5 s/kimg target needs | 327 TFLOP/s (33 % of peak) | 121 TFLOP/s (12 %) |
-# | operations dispatched per step (kernel launches in eager mode), before → after this section's changes | 4877 → 3806 | 4743 → 3673 |
+# | FLOPs per kimg (forward, backward, R1 and path-length double backward) | 829 TFLOP | 307 TFLOP |
+# | floor at an H100's 989 dense bf16 TFLOP/s | 0.84 s/kimg | 0.31 s/kimg |
+# | throughput the 2.5 s/kimg target needs | 332 TFLOP/s (34 % of peak) | 123 TFLOP/s (12 %) |
+# | operations dispatched per step (kernel launches in eager mode), as this section's changes landed | 4877 → 3806 → 2695 | 4743 → 3673 → 2563 |
 #
 # The official README's 12.8–13.7 s/kimg on one V100 is for `--cfg=auto`, i.e.
 # 22–24 TFLOP/s (about 18 % of a V100's fp16 peak); the issue's 5.3 s/kimg on an
@@ -515,10 +515,15 @@ else:
 # fuses most of the forward passes. The cuts came from ADA building its affine
 # map from a handful of batched operations instead of eight 3x3 matrices of
 # per-entry tensors (220 → 119 operations per call, three calls a step), the
-# conv clamp as `hardtanh` (one backward kernel instead of four), the
-# hand-written filter transposes, and one `unbind` of the per-layer latents
-# instead of a slice per layer (each slice's gradient is a zero-filled copy of
-# all of them).
+# conv clamp as `hardtanh` (one backward kernel instead of four), and one
+# `unbind` of the per-layer latents instead of a slice per layer (each slice's
+# gradient is a zero-filled copy of all of them); then the banded-matrix
+# filters (two matmuls where there were two pads and eight strided passes) and
+# the one-call discriminator update. The FLOP counts leave out the filters'
+# matmuls (cuBLAS multiplies the matrices' zeros too, but that is not the
+# model's work). With `conv_grads` the counter sees the regularisers' double
+# backward as the convolutions it now is, and E4 counts 829 TFLOP per kimg
+# where it counted 818.
 #
 # With `--compile`, every network call of the step is compiled, not only the
 # update of each network: the discriminator judging fakes in the generator's
@@ -529,11 +534,11 @@ else:
 # compiled graph twice. `tests/test_compile.py` trains the smoke configuration
 # compiled and eager on the CPU and requires the same losses and weights.
 # `bench/step_flops.py` attributes E4's FLOPs to the lines of the step: the
-# discriminator's update takes 46 % (two forwards of 7.7 % and their backward,
-# 30.8 %), the generator's update 38 % (its forward 7.5 %, the discriminator
-# judging its fakes 7.7 %, the backward through both 22.7 %), the generator
-# drawing fakes for the discriminator 7.5 %, and the lazy regularisers the rest
-# (path length 3.7 % and R1 1.9 % in their backward passes). The compiled share of
+# discriminator's update takes 46 % (its forward on fakes and reals, 15.2 %,
+# and the backward, 30.4 %), the generator's update 37 % (its forward 7.4 %,
+# the discriminator judging its fakes 7.6 %, the backward through both
+# 22.3 %), the generator drawing fakes for the discriminator 7.4 %, and the
+# lazy regularisers the rest (path length 5.5 %, R1 1.9 %). The compiled share of
 # the FLOPs thus rose from about 69 % to about 92 %; the eager remainder is the
 # double-backward regularisation.
 # The discriminator's update judges the generated and the real images in one
@@ -550,7 +555,7 @@ else:
 # | | eager | `--compile` |
 # |---|---|---|
 # | before the banded-matrix filters and `conv_grads` | 7.73 s/kimg (239 ms/step, 106 TFLOP/s) | not finished in the 140 s left for compiling |
-# | now | **5.20 s/kimg** (142 ms/step) | **2.92 s/kimg** (89 ms/step, 281 TFLOP/s; 94 s to compile) |
+# | now | **5.20 s/kimg** (142 ms/step, 159 TFLOP/s) | **2.92 s/kimg** (89 ms/step, 284 TFLOP/s; 94 s to compile) |
 # | official stylegan2-ada-pytorch, custom CUDA kernels (H200) | 5.3 s/kimg | |
 #
 # Peak memory is 10.6 GB (the official code: 6.3 GB). Eager on an H100, the
