@@ -506,10 +506,15 @@ else:
 # | throughput the 2.5 s/kimg target needs | 332 TFLOP/s (34 % of peak) | 123 TFLOP/s (12 %) |
 # | operations dispatched per step (kernel launches in eager mode), as this section's changes landed | 4877 → 3806 → 2695 | 4743 → 3673 → 2563 |
 #
-# The official README's 12.8–13.7 s/kimg on one V100 is for `--cfg=auto`, i.e.
-# 22–24 TFLOP/s (about 18 % of a V100's fp16 peak); the issue's 5.3 s/kimg on an
-# H200 does not say which network ran (57 TFLOP/s if it was `auto`, 154 if E4's
-# width). Operation counts matter because in
+# The official README's 12.8–13.7 s/kimg and 7.2 GB on one V100 are for
+# `--cfg=auto`, i.e. 22–24 TFLOP/s (about 18 % of a V100's fp16 peak). The
+# issue's 5.3 s/kimg on an H200 does not say which network ran: 57 TFLOP/s if it
+# was `auto`, 154 if it had E4's width. Three things point to `auto`: the official
+# `train.py` runs it unless told otherwise, batch 32 is already `auto`'s batch at
+# $128\times128$, and the reference's 6.3 GB is close to the README's 7.2 GB for
+# `auto`, while E4's width needs 10.6 GB in our bf16 step. The next GPU session
+# therefore times the compiled `auto` step first (`bench/gpu_session.sh`).
+# Operation counts matter because in
 # eager mode each costs several microseconds of host time: 3,700 of them at
 # ~5 µs is ~19 ms per step, 0.6 s/kimg, before any GPU work; `torch.compile`
 # fuses most of the forward passes. The cuts came from ADA building its affine
