@@ -8,6 +8,8 @@ import pytest
 from conftest import STUDY_LOGS, need
 
 from echolib.data.subset import copy_subset
+from echolib.errors import ConfigError
+from echolib.models.registry import available_architectures
 from echolib.report import compare
 
 
@@ -76,3 +78,15 @@ def test_no_phantom_row_when_the_data_is_the_phantom():
     records, images = compare.reference_records(splits, None, ("fid",), n=32)
     assert set(images) == {"training frames"}
     assert [r["architecture"] for r in records] == ["data"]
+
+
+def test_a_comparison_leaves_out_architectures_without_the_configuration(tmp_path):
+    assert compare.architectures_with("smoke") == (available_architectures(), [])
+    has, left_out = compare.architectures_with("cpu64")
+    assert "stylegan2_ada" in left_out and {"diffusion", "pix2pix"} <= set(has)
+    assert compare.architectures_with("cpu64", ["pix2pix", "stylegan2_ada"]) == (["pix2pix"], ["stylegan2_ada"])
+    yaml_file = tmp_path / "mine.yaml"
+    yaml_file.write_text("model: {}\n")
+    assert compare.architectures_with(str(yaml_file), ["wgan"]) == (["wgan"], [])
+    with pytest.raises(ConfigError, match="architectures: unknown stylegan3; choose from stylegan2_ada"):
+        compare.architectures_with("smoke", ["stylegan3"])

@@ -65,6 +65,25 @@ def evaluation_splits(data: str | Path, resolution: int = 128, holdout: float = 
     return Splits(full.subset(train_idx), full.subset(held_idx), str(data))
 
 
+def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+    """Which architectures a comparison of ``config`` can train, and which it must leave out.
+
+    Not every configuration exists for every architecture (``cpu64`` has no
+    StyleGAN2-ADA version), and a comparison should say what it left out rather
+    than fail. A YAML path is taken as given for every architecture.
+    """
+    from echolib.errors import ConfigError
+    from echolib.models.registry import available_architectures, config_names
+
+    known = available_architectures()
+    names = known if names is None else list(names)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"architectures: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    has = [n for n in names if Path(config).is_file() or config in config_names(n)]
+    return has, [n for n in names if n not in has]
+
+
 def find_runs(runs: str | Path) -> list[Path]:
     """Run folders with at least one checkpoint, in the book's architecture order."""
     found = [p.parent for p in Path(runs).glob("*/*/checkpoints") if ckpt.list_checkpoints(p)]
