@@ -38,7 +38,8 @@
 # {cite}`kynkaanniemi2019prc` separate fidelity from coverage; JSD, SSIM and PSNR
 # are the study's pixel statistics (SSIM and PSNR on *random unpaired* pairs, as
 # the study computed them: they score real-vs-real like real-vs-generated and
-# cannot rank models); MS-SSIM among generated images measures diversity;
+# cannot rank models); MS-SSIM among generated images measures diversity (five
+# scales; a 64 px comparison has room for four, and its records say so);
 # the memorised fraction counts generated images closer to a training frame than
 # frames of one video are to each other; the classifier two-sample test
 # {cite}`lopezpaz2017c2st` reports the out-of-fold ROC AUC of a classifier

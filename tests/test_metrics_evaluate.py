@@ -50,11 +50,18 @@ def test_every_default_metric_with_complete_records(folders, monkeypatch, tmp_pa
     assert 0 <= by["precision"]["value"] <= 1 and 0 <= by["c2st_auc"]["value"] <= 1
     assert by["c2st_auc"]["ci_low"] <= by["c2st_auc"]["value"] <= by["c2st_auc"]["ci_high"]
     assert by["memorized_fraction"]["value"] <= 0.05  # other hearts of the same phantom are not copies
-    assert 0 < by["ms_ssim"]["value"] < 1 and 0 < by["ms_ssim"]["real_value"] < 1
+    assert 0 < by["ms_ssim"]["value"] < 1 and 0 < by["ms_ssim"]["real_value"] < 1 and by["ms_ssim"]["scales"] == 5
     assert list((tmp_path / "cache").glob("echo-*.pt"))  # features were cached
     # a second call reads the cache and returns the same numbers
     again = {r["metric"]: r["value"] for r in evaluate(real, fake, metrics=["fid", "c2st_auc"], extractor="echo", device="cpu")}
     assert again["fid"] == by["fid"]["value"] and again["c2st_auc"] == by["c2st_auc"]["value"]
+
+
+def test_a_64_px_comparison_scores_diversity_on_four_scales():
+    real, fake = (phantom_image_set(8, seed=3, first=f).images for f in (0, 8))
+    small = [torch.nn.functional.avg_pool2d(x.float(), 2).round().to(torch.uint8) for x in (real, fake)]
+    (rec,) = evaluate(*small, metrics=["ms_ssim"], device="cpu")
+    assert rec["scales"] == 4 and 0 < rec["value"] < 1 and 0 < rec["real_value"] < 1
 
 
 def test_inputs_of_every_kind_give_the_same_numbers(folders, tmp_path):

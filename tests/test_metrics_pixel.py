@@ -102,8 +102,22 @@ def test_ms_ssim_is_one_for_identical_and_lower_for_diverse_sets():
     collapsed = P.ms_ssim(noisy[i], noisy[j]).mean().item()
     diverse = P.ms_ssim(a[i], a[j]).mean().item()
     assert 0 <= diverse < collapsed <= 1
-    with pytest.raises(ValueError, match="at least 112"):
+    with pytest.raises(ValueError, match=r"at least 112 px, got \(64, 64\); levels=ms_ssim_levels\(64\)"):
         P.ms_ssim(a[:, :, :64, :64], a[:, :, :64, :64])
+
+
+def test_ms_ssim_at_64_px_uses_the_scales_that_fit():
+    assert [P.ms_ssim_levels(s) for s in (256, 128, 112, 111, 64, 56, 55, 28, 8)] == [5, 5, 5, 4, 4, 4, 3, 3, 1]
+    a = _images(8, 8)[:, :, 32:96, 32:96].contiguous()
+    levels = P.ms_ssim_levels(64)
+    assert torch.allclose(P.ms_ssim(a, a, levels=levels), torch.ones(8, dtype=torch.float64))
+    noisy = a.float() + 24 * torch.randn(a.shape, generator=torch.Generator().manual_seed(1))
+    noisy = noisy.clamp(0, 255).round().to(torch.uint8)
+    four = P.ms_ssim(a, noisy, levels=4)
+    assert ((0 < four) & (four < 1)).all()
+    assert not torch.allclose(four, P.ms_ssim(a, noisy, levels=3))  # the coarsest scale counts
+    with pytest.raises(ValueError, match="levels must be 1 to 5"):
+        P.ms_ssim(a, a, levels=0)
 
 
 def test_pairings():

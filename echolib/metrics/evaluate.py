@@ -169,13 +169,15 @@ def evaluate(
         with clock("ms_ssim"):
             a, b = pixel.within_pairs(len(f_img), seed=seed)
             ra, rb = pixel.within_pairs(len(r_img), seed=seed)
+            levels = pixel.ms_ssim_levels(min(f_img.shape[-2:]))
             record(
                 "ms_ssim",
-                pixel.ms_ssim(f_img[a], f_img[b]).mean().item(),
+                pixel.ms_ssim(f_img[a], f_img[b], levels=levels).mean().item(),
                 space="pixel",
                 pairing="random within fake",
                 n_pairs=len(a),
-                real_value=pixel.ms_ssim(r_img[ra], r_img[rb]).mean().item(),
+                scales=levels,
+                real_value=pixel.ms_ssim(r_img[ra], r_img[rb], levels=levels).mean().item(),
             )
     if "memorized_fraction_pixel" in wanted:
         with clock("memorized_fraction_pixel"):

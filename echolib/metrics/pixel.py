@@ -21,7 +21,7 @@ shared data (see ``shared/data/README.md``) their definitions are:
   ``ssim_nn`` / ``psnr_nn`` pair every generated image with its nearest real
   image in pixel space instead (:func:`nearest_pairs`), which says how close a
   sample comes to *some* real frame.
-* ``ms_ssim``: mean MS-SSIM (Wang et al., 2003; five scales, their weights)
+* ``ms_ssim``: mean MS-SSIM (Wang et al., 2003; five scales, their weights; fewer below 112 px)
   between random pairs of *generated* images: a diversity score, lower is more
   diverse; the same statistic on the real set is the reference.
 
@@ -207,21 +207,41 @@ def psnr_per_pair(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -
     return 10.0 * torch.log10(data_range**2 / mse(a, b).clamp_min(1e-10 * data_range**2))
 
 
-def ms_ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
+def ms_ssim_levels(size: int) -> int:
+    """The most scales (at most five) whose coarsest image still holds the 7-tap window.
+
+    Five scales need 112 px; a 64 px comparison gets four. Fewer scales drop the
+    coarsest terms, so values at different scale counts are not comparable, and
+    every record says how many scales it used.
+    """
+    levels = len(MS_SSIM_WEIGHTS)
+    while levels > 1 and size < 7 * 2 ** (levels - 1):
+        levels -= 1
+    return levels
+
+
+def ms_ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0, levels: int = 5) -> torch.Tensor:
     """MS-SSIM of each pair: float64 ``[N]``.
 
     Five scales with 2x2 average pooling between them (Wang et al., 2003). The
     Gaussian window keeps sigma 1.5 but is truncated to 7 taps, because a
     128x128 frame is 8x8 at the coarsest scale and an 11-tap window would not
     fit; negative contrast-structure terms are clipped at zero before the
-    weighted product, as usual, so the product stays defined.
+    weighted product, as usual, so the product stays defined. Smaller images
+    take ``levels=ms_ssim_levels(size)``: the first ``levels`` weights,
+    renormalised to sum to one.
     """
     _check_pairs(a, b)
-    levels = len(MS_SSIM_WEIGHTS)
+    if not 1 <= levels <= len(MS_SSIM_WEIGHTS):
+        raise ValueError(f"ms_ssim: levels must be 1 to {len(MS_SSIM_WEIGHTS)}, got {levels}")
     if min(a.shape[-2:]) < 7 * 2 ** (levels - 1):
-        raise ValueError(f"ms_ssim needs images of at least {7 * 2 ** (levels - 1)} px, got {tuple(a.shape[-2:])}")
+        raise ValueError(
+            f"ms_ssim with {levels} scales needs images of at least {7 * 2 ** (levels - 1)} px, got "
+            f"{tuple(a.shape[-2:])}; levels=ms_ssim_levels({min(a.shape[-2:])}) gives the most that fit"
+        )
     taps = _gaussian_taps(7, 1.5)
-    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=torch.float64)
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:levels], dtype=torch.float64)
+    weights = weights / weights.sum()
     out = []
     for start in range(0, len(a), _CHUNK):
         x = a[start : start + _CHUNK].float().cpu()
