@@ -90,7 +90,7 @@ def test_configs_build_at_128():
     losses = set()
     for name in names:
         run = load_config("wgan", name)
-        if name != "smoke":
+        if name.startswith("E"):  # the study-scale configurations
             assert run.train.resolution == 128 and 500 <= run.train.kimg <= 3000
         losses.add(run.model.loss)
     assert losses == {"clip", "gp"}
