@@ -308,14 +308,6 @@ def test_all_configs_build():
             assert run.train.resolution == 128 and run.train.kimg >= 500, name
 
 
-def test_cpu_demo_config_fits_a_laptop():
-    # cpu64 is the documented real-data run for machines without a GPU: small, 64 px, no metrics in the loop
-    run = load_config("diffusion", "cpu64")
-    with torch.device("meta"):
-        params = sum(p.numel() for p in build_model(run).nets["net"].parameters())
-    assert 1e6 < params < 3e6 and run.train.resolution == 64 and run.train.metrics_kimg == 0
-
-
 def _pixel_gap(images: torch.Tensor, data: torch.Tensor) -> float:
     return abs(images.mean().item() - data.mean().item()) + abs(images.std().item() - data.std().item())
 
