@@ -98,6 +98,22 @@
 # | E6 | code dimension | 32 (256) |
 # | E7 | discriminator start | 0 kimg, as the study's VQ8 (200 kimg) |
 # | E8 | perceptual weight | 0.1 (1.0) |
+#
+# `cpu64` is for readers without a GPU, not one of the study's configurations: an
+# f8 VQGAN at $64\times64$ (8x8 codes from 256, EMA codebook with dead-code
+# restarts, autoencoder 3.2 M parameters) and a 4-layer prior (0.9 M). The
+# straight-through codebook collapsed to about 12 codes within 4 kimg on two CPU
+# cores, hence the EMA codebook, which kept all 256 in use (perplexity 218). On the
+# 10,000 shared EchoNet frames, 40 kimg (20 for the autoencoder, 20 for the prior,
+# 26 minutes) reconstruct held-out frames at PSNR 19.9 dB and SSIM 0.46 and
+# generate fan-shaped but blotchy frames: echo-FID 79.6 at 64 px against held-out
+# videos (256 samples), precision 0.86, recall 0.50, C2ST AUC 1.00, the weakest of
+# the `cpu64` runs (README, "No GPU?"). The adversarial stage did not work there:
+# once the discriminator switched on at 8 kimg its hinge loss stayed at 1.0 (it
+# never told reconstructions from frames), the adaptive weight grew from 1.6 to
+# 650, and the reconstruction loss rose from 0.099 to 0.14. The study's own VQ2
+# and VQ3 logs show the same discriminator loss of 1.0 (section on the study's
+# logs below).
 
 # %%
 # Colab / fresh kernels: install echolib when it is missing.
@@ -114,7 +130,7 @@ except ImportError:
 import os
 
 data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of frames
-config = "smoke"  # a config in echolib/configs/vqgan (smoke, E1..E8) or a YAML path
+config = "smoke"  # a config in echolib/configs/vqgan (smoke, cpu64, E1..E8) or a YAML path
 kimg = None  # training length; None: as configured
 device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed (data order, initial weights); sampling below uses it too
