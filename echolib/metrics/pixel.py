@@ -229,7 +229,7 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0, levels:
     fit; negative contrast-structure terms are clipped at zero before the
     weighted product, as usual, so the product stays defined. Smaller images
     take ``levels=ms_ssim_levels(size)``: the first ``levels`` weights,
-    renormalised to sum to one.
+    renormalised to sum to one (five keep the published weights as they are).
     """
     _check_pairs(a, b)
     if not 1 <= levels <= len(MS_SSIM_WEIGHTS):
@@ -241,7 +241,8 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0, levels:
         )
     taps = _gaussian_taps(7, 1.5)
     weights = torch.tensor(MS_SSIM_WEIGHTS[:levels], dtype=torch.float64)
-    weights = weights / weights.sum()
+    if levels < len(MS_SSIM_WEIGHTS):  # five scales keep the published weights exactly
+        weights = weights / weights.sum()
     out = []
     for start in range(0, len(a), _CHUNK):
         x = a[start : start + _CHUNK].float().cpu()
