@@ -111,9 +111,12 @@
 # the `cpu64` runs (README, "No GPU?"). The adversarial stage did not work there:
 # once the discriminator switched on at 8 kimg its hinge loss stayed at 1.0 (it
 # never told reconstructions from frames), the adaptive weight grew from 1.6 to
-# 650, and the reconstruction loss rose from 0.099 to 0.14. The study's own VQ2
-# and VQ3 logs show the same discriminator loss of 1.0 (section on the study's
-# logs below).
+# 650, and the reconstruction loss rose from 0.099 to 0.14. The trained
+# discriminator had collapsed to a constant: its output no longer depended on
+# the input (mean 0.329 on frames and reconstructions alike), a flat point of the
+# hinge loss with zero gradient, while a fresh PatchGAN trained on the same frozen
+# autoencoder told the two apart within 40 steps. The study's own VQ2 and VQ3 logs
+# show the same discriminator loss of 1.0 (section on the study's logs below).
 
 # %%
 # Colab / fresh kernels: install echolib when it is missing.
