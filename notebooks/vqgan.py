@@ -216,6 +216,33 @@ if "adaptive_weight" in log:
     assert (log["adaptive_weight"].dropna() > 0).all()
 
 # %% [markdown]
+# ## Is the discriminator discriminating?
+#
+# A hinge loss of 1.0 is what $D$ scores when it gives frames and reconstructions
+# the same logits, whether it has been fooled or never learnt anything, so the
+# loss alone cannot say whether the GAN term shapes the autoencoder. The mean
+# logits on each side can: while $D$ works, frames score above reconstructions.
+# The shaded ticks are the warm-up, when $D$ trains alone (`disc_warmup_kimg`).
+
+# %%
+if "logits_real" in log:
+    d = log.dropna(subset=["logits_real"])
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(d["kimg"], d["logits_real"], label="frames")
+    ax.plot(d["kimg"], d["logits_fake"], label="reconstructions")
+    ax.axvspan(cfg.disc_start_kimg - cfg.disc_warmup_kimg, cfg.disc_start_kimg, color="0.9")
+    ax.set_xlabel("kimg")
+    ax.set_ylabel("mean logit of D")
+    ax.legend()
+    plt.show()
+    gap = d["logits_real"] - d["logits_fake"]
+    assert gap.map(math.isfinite).all()
+    print(f"mean logit gap, frames minus reconstructions: {gap.iloc[0]:.2f} in the first tick with D, "
+          f"{gap.iloc[-1]:.2f} in the last")
+else:
+    print("the discriminator never switched on in this run")
+
+# %% [markdown]
 # ## Codebook usage
 #
 # A codebook is only as large as the part of it in use. Per tick, *usage* is the

@@ -212,6 +212,52 @@ def test_adaptive_weight_finite_and_positive_once_the_discriminator_is_on(phanto
     assert any(not torch.equal(a, b) for a, b in zip(d0, model.nets["D"].parameters()))
 
 
+def test_discriminator_warmup_trains_d_before_its_loss_reaches_the_autoencoder(phantom64):
+    model = smoke_model(64, disc_start_kimg=0.1, disc_warmup_kimg=0.05)
+    opts = model.make_optimizers()
+    x = real_batch(phantom64)
+    early = model.train_step(step_context(model, x, nimg=40), opts)
+    assert "loss_D" not in early  # before the warm-up begins nothing adversarial happens
+    d0 = [p.clone() for p in model.nets["D"].parameters()]
+    warm = model.train_step(step_context(model, x, nimg=50), opts)
+    assert {"loss_D", "logits_real", "logits_fake"} <= set(warm)
+    assert "loss_G" not in warm and "adaptive_weight" not in warm  # the autoencoder does not see D yet
+    assert any(not torch.equal(a, b) for a, b in zip(d0, model.nets["D"].parameters()))
+    on = model.train_step(step_context(model, x, nimg=100), opts)
+    assert {"loss_G", "adaptive_weight", "loss_D"} <= set(on)
+    with pytest.raises(ConfigError, match="disc_warmup_kimg"):
+        smoke_model(64, disc_start_kimg=0.1, disc_warmup_kimg=0.2)
+
+
+def test_hinge_loss_of_one_is_what_a_discriminator_that_separates_nothing_scores():
+    from echolib.models.vqgan import hinge_d_loss
+
+    same = torch.full((4, 1, 6, 6), 0.3)
+    assert math.isclose(float(hinge_d_loss(same, same)), 1.0, rel_tol=1e-6)
+    assert float(hinge_d_loss(same + 1.0, same - 1.0)) < 0.5  # separated logits score lower
+
+
+@pytest.mark.parametrize("norm", ["batch", "spectral", "none"])
+def test_patch_discriminator_normalisations(norm):
+    from echolib.models.vqgan import PatchDiscriminator
+
+    torch.manual_seed(0)
+    D = PatchDiscriminator(1, 8, 3, norm)
+    kinds = {type(m).__name__ for m in D.modules()}
+    assert ("BatchNorm2d" in kinds) == (norm == "batch")
+    x = torch.randn(2, 1, 64, 64, requires_grad=True)
+    out = D(x)
+    assert out.shape == (2, 1, 6, 6) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    if norm == "spectral":  # each conv's weight is divided by its largest singular value
+        conv = D.net[2]
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert math.isclose(float(sigma), 1.0, rel_tol=0.1)
+    with pytest.raises(ConfigError, match="disc_norm"):
+        PatchDiscriminator(1, 8, 3, "layer")
+
+
 # -- prior -----------------------------------------------------------------------
 def test_sample_logits_respects_top_k_and_range():
     torch.manual_seed(0)

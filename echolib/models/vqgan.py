@@ -33,6 +33,17 @@ $$ \\lambda = \\frac{\\|\\nabla_{G_L} L_{rec}\\|}{\\|\\nabla_{G_L} L_{GAN}\\| + 
 so the adversarial gradient never swamps the reconstruction gradient whatever
 the scale of the discriminator's logits.
 
+That balance holds at the output layer only, and it does not make the game
+fair. On the shared frames at 64 px (``cpu64``), an autoencoder whose GAN term
+weighs ``disc_weight = 0.8`` (taming's value) fooled its discriminator within
+25 steps of the switch-on, even one that had first learnt alone to separate
+reconstructions from frames; it stayed fooled (hinge loss 1.0, equal mean
+logits on both sides) while the reconstructions got worse. ``disc_warmup_kimg``
+lets ``D`` train alone before its loss reaches the autoencoder, and a smaller
+``disc_weight`` keeps the autoencoder from outrunning it. The step logs the
+mean logits on each side (``logits_real``, ``logits_fake``): a hinge loss of 1.0
+alone cannot tell a fooled discriminator from a balanced one.
+
 **Stage 2: a prior over codes.** A GPT-style transformer (causal self-attention,
 learned positional embeddings, a start token) models the code grid read in
 raster order as a sequence,
@@ -99,12 +110,14 @@ class VQGANConfig:
     l1_weight: float = 1.0  # weight of |x - x_hat|
     perceptual: Perceptual = "auto"  # auto: lpips if its weights are present, else echo, else none
     perceptual_weight: float = 1.0  # weight of the perceptual distance
-    disc_start_kimg: float = 200.0  # discriminator and GAN loss switch on after this many kimg
+    disc_start_kimg: float = 200.0  # the GAN loss reaches the autoencoder from this many kimg
+    disc_warmup_kimg: float = 0.0  # the discriminator trains alone this many kimg before disc_start_kimg
     disc_factor: float = 1.0  # scales both the GAN loss of the autoencoder and the discriminator loss
     disc_weight: float = 0.8  # multiplier of the adaptive weight lambda (taming: 0.8)
     adaptive_max: float = 1e4  # clamp of the adaptive weight
     disc_channels: int = 64  # PatchGAN width at the input resolution
     disc_layers: int = 3  # PatchGAN strided layers
+    disc_norm: Literal["batch", "spectral", "none"] = "batch"  # PatchGAN normalisation (taming: batch)
     lr: float = 1e-4  # Adam learning rate of autoencoder and discriminator
     betas: tuple[float, float] = (0.5, 0.9)  # Adam betas of autoencoder and discriminator
     # prior (stage 2)
@@ -382,23 +395,31 @@ class VQAutoencoder(nn.Module):
 class PatchDiscriminator(nn.Module):
     """PatchGAN (Isola et al. 2017; taming's NLayerDiscriminator): a logit per overlapping 70x70 patch."""
 
-    def __init__(self, channels: int = 1, width: int = 64, n_layers: int = 3) -> None:
+    def __init__(self, channels: int = 1, width: int = 64, n_layers: int = 3, norm: str = "batch") -> None:
         super().__init__()
+        if norm not in ("batch", "spectral", "none"):
+            raise ConfigError(f"model.disc_norm must be 'batch', 'spectral' or 'none', got {norm!r}")
+        batch_norm = norm == "batch"
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]
         c = width
         for n in range(1, n_layers + 1):
             c_out = width * min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(c, c_out, 4, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+            layers.append(nn.Conv2d(c, c_out, 4, stride, 1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2))
             c = c_out
         layers.append(nn.Conv2d(c, 1, 4, 1, 1))
-        self.net = nn.Sequential(*layers)
-        for m in self.modules():
+        for m in layers:
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, 0.0, 0.02)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
+        if norm == "spectral":
+            layers = [nn.utils.parametrizations.spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -635,7 +656,7 @@ class VQGAN(GenerativeModel):
         _validate(cfg, resolution)
         self.code_size = resolution // self.down_factor
         self.nets["autoencoder"] = VQAutoencoder(cfg, resolution, channels)
-        self.nets["D"] = PatchDiscriminator(channels, cfg.disc_channels, cfg.disc_layers)
+        self.nets["D"] = PatchDiscriminator(channels, cfg.disc_channels, cfg.disc_layers, cfg.disc_norm)
         self.nets["prior"] = CodePrior(cfg.codebook_size, self.code_size**2, cfg.prior_dim, cfg.prior_layers,
                                        cfg.prior_heads, cfg.prior_dropout)
         self.perceptual = resolve_perceptual(cfg.perceptual)
@@ -671,6 +692,7 @@ class VQGAN(GenerativeModel):
         c = self.cfg
         ae, D = self.nets["autoencoder"], self.nets["D"]
         disc_on = ctx.nimg >= round(c.disc_start_kimg * 1000) and c.disc_factor > 0
+        disc_train = ctx.nimg >= round((c.disc_start_kimg - c.disc_warmup_kimg) * 1000) and c.disc_factor > 0
         recon, q = self.fwd["autoencoder"](real)
         rec = (real.float() - recon.float()).abs().mean()
         loss_rec = c.l1_weight * rec
@@ -693,13 +715,16 @@ class VQGAN(GenerativeModel):
         pick = torch.randint(q.z_flat.shape[0], (c.codebook_size,), generator=ctx.generator, device=ctx.device)
         ae.quantizer.update(q, pick, c.restart_threshold)
         self._count_codes(q.codes)
-        if disc_on:
-            fake = recon.detach()
-            d_loss = c.disc_factor * hinge_d_loss(self.fwd["D"](real), self.fwd["D"](fake))
+        if disc_train:
+            logits_real, logits_fake = self.fwd["D"](real), self.fwd["D"](recon.detach())
+            d_loss = c.disc_factor * hinge_d_loss(logits_real, logits_fake)
             optimizers["D"].zero_grad(set_to_none=True)
             d_loss.backward()
             optimizers["D"].step()
-            out["loss_D"] = d_loss.detach()
+            # the hinge loss alone cannot tell a discriminator that separates nothing (all logits
+            # equal, loss 1.0) from a balanced one: the mean logits on each side can
+            out.update(loss_D=d_loss.detach(), logits_real=logits_real.detach().float().mean(),
+                       logits_fake=logits_fake.detach().float().mean())
         out["loss_AE"] = loss.detach()
         return out
 
@@ -794,6 +819,10 @@ def _validate(cfg: VQGANConfig, resolution: int) -> None:
         raise ConfigError(f"model.codebook_size must be at least 2, got {cfg.codebook_size}")
     if not 0.0 < cfg.ema_decay < 1.0:
         raise ConfigError(f"model.ema_decay must lie in (0, 1), got {cfg.ema_decay}")
+    if not 0.0 <= cfg.disc_warmup_kimg <= cfg.disc_start_kimg:
+        raise ConfigError(
+            f"model.disc_warmup_kimg must lie in [0, disc_start_kimg = {cfg.disc_start_kimg}], got {cfg.disc_warmup_kimg}"
+        )
     if cfg.top_k is not None and cfg.top_k < 1:
         raise ConfigError(f"model.top_k must be at least 1 or null, got {cfg.top_k}")
     if cfg.temperature <= 0:
