@@ -442,3 +442,23 @@ def test_stage_two_step_trains_only_the_prior(phantom64):
     assert math.isclose(float(out["prior_bits_per_code"]), float(out["loss_prior"]) / math.log(2), rel_tol=1e-6)
     assert all(torch.equal(v, model.nets["autoencoder"].state_dict()[k]) for k, v in ae0.items())
     assert all(not torch.equal(a, b) for a, b in zip(prior0, model.nets["prior"].parameters()))
+
+
+def test_discriminator_probe_continues_a_stage_one_checkpoint(phantom64, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    run = tmp_path / "vq"
+    short = load_config("vqgan", "smoke", {"train": {"kimg": 0.04, "snapshot_kimg": 0.04, "sample_kimg": 1.0}})
+    Trainer(short, phantom64, run, device="cpu", progress=False).fit()
+    before = sorted(p.name for p in run.rglob("*"))
+    script = Path(__file__).resolve().parents[1] / "bench" / "vqgan_disc_probe.py"
+    out = subprocess.run([sys.executable, str(script), str(run), "--data", str(phantom64), "--steps", "4",
+                          "--every", "2", "--threads", "1", "--set", "model.disc_warmup_kimg=0.008"],
+                         capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(math.isfinite(r[k]) for r in rows for k in ("loss_D", "logits_real", "logits_fake", "sep", "spread"))
+    assert "loss_G" in rows[1]  # the GAN term reached the autoencoder after the one-step warm-up
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing written to the run
