@@ -44,7 +44,7 @@
 # | MedGAN | 120 kimg, 13 min | 21.0 | 0.095 | 0.86 | 0.86 | 0 | 0.81 |
 # | diffusion (EDM) | 100 kimg, 1 h 40 min | 22.9 | 0.098 | 0.84 | 0.91 | 0 | 0.66 |
 # | WGAN-GP | 250 kimg, 29 min | 28.5 | 0.167 | 0.81 | 0.85 | 0 | 0.97 |
-# | VQGAN + prior | 40 kimg (20 + 20), 34 min | 60.6 | 0.444 | 0.80 | 0.80 | 0 | 0.98 |
+# | VQGAN + prior | 80 kimg (20 + 60), 40 min | 38.0 | 0.281 | 0.80 | 0.82 | 0 | 0.98 |
 # | Pix2Pix (64 held-out contour maps) | 100 kimg, 21 min | 41.1 | 0.284 | 0.96 | 0.02 | 0 | 0.84 |
 # | the study's StyleGAN2-ADA E4 samples, downsized | 764 kimg, GPU | 29.8 | 0.171 | 0.97 | 0.80 | 0 | 0.77 |
 # | training frames (a copier) | | 9.6 | −0.012 | 0.93 | 0.95 | 1.0 | 0.41 |
