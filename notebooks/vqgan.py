@@ -201,8 +201,8 @@ cfg = model.cfg
 resolution = model.resolution
 print(f"run: {run}\ncheckpoint: {checkpoint.name}")
 print(f"perceptual loss used: {model.perceptual} (config: {cfg.perceptual})")
-keys = ("codebook_size", "code_dim", "codebook", "restart_threshold", "perceptual_weight", "disc_start_kimg", "lr",
-        "prior_start_kimg", "prior_layers", "prior_dim")
+keys = ("codebook_size", "code_dim", "codebook", "restart_threshold", "perceptual_weight", "disc_start_kimg",
+        "disc_warmup_kimg", "disc_weight", "lr", "prior_start_kimg", "prior_layers", "prior_dim")
 settings = {"resolution": resolution, "down factor": model.down_factor,
             "codes per frame": f"{model.code_size} x {model.code_size}", "perceptual (resolved)": model.perceptual}
 settings |= {k: getattr(cfg, k) for k in keys}
@@ -218,7 +218,8 @@ pd.Series(settings, name=f"vqgan/{config}").to_frame()
 # bits per code. Dashed lines: discriminator start and prior start. In the study's
 # own logs the discriminator loss of VQ2-VQ8 sits at exactly `disc_factor` times
 # 1.0 (its value when $D$ outputs zero for every patch) for most of training: the
-# discriminator had stopped discriminating, so its GAN term shaped little.
+# discriminator had stopped discriminating, so its GAN term shaped little: the
+# failure of the first `cpu64` run, where the autoencoder had outrun it (above).
 
 # %%
 log = read_log(run)
@@ -345,7 +346,8 @@ plt.show()
 # numbers cannot be split into reconstruction and generation quality. The
 # discriminator loss of VQ2-VQ8 sits at one value for most of training, 0.5, 1 or
 # 2: the hinge loss when $D$ outputs 0 on every patch, times that run's
-# discriminator factor. The discriminator had stopped discriminating.
+# discriminator factor. The discriminator had stopped discriminating, as in the
+# first `cpu64` run, where the autoencoder outran it at taming's GAN weight.
 
 # %%
 logs_dir = Path(study_logs) / "vqgan"
