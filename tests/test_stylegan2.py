@@ -325,7 +325,7 @@ def test_every_config_loads_and_builds():
     for name in names:
         run = load_config("stylegan2_ada", name)
         assert run.train.batch % run.model.mbstd_group == 0, name
-        if name != "smoke":
+        if name not in ("smoke", "cpu64"):
             assert run.train.resolution == 128, name
     e4 = load_config("stylegan2_ada", "E4")
     assert (e4.train.batch, e4.model.r1_gamma, e4.model.ada_target, e4.model.augment) == (32, 8.0, 0.6, "ada")

@@ -68,9 +68,9 @@ def evaluation_splits(data: str | Path, resolution: int = 128, holdout: float = 
 def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
     """Which architectures a comparison of ``config`` can train, and which it must leave out.
 
-    Not every configuration exists for every architecture (``cpu64`` has no
-    StyleGAN2-ADA version), and a comparison should say what it left out rather
-    than fail. A YAML path is taken as given for every architecture.
+    Not every configuration exists for every architecture (``smoke_cond`` is the
+    diffusion model's alone, and a user's own architecture may lack ``cpu64``), and
+    a comparison should say what it left out rather than fail. A YAML path is taken as given for every architecture.
     """
     from echolib.errors import ConfigError
     from echolib.models.registry import available_architectures, config_names
