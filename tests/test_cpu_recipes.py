@@ -2,8 +2,8 @@
 
 Every built-in architecture has one. They are not study configurations, so they are held
 to what makes them laptop-sized: 64 px, no metrics inside the loop, under ten million
-parameters (StyleGAN2-ADA's is the thinnest, 0.8 M: its R1 double backward makes each
-parameter dear on a CPU), and a first step that runs through the real trainer.
+parameters (StyleGAN2-ADA's is the thinnest, 0.8 M), and a first step that runs through
+the real trainer.
 """
 
 from __future__ import annotations

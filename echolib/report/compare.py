@@ -70,7 +70,8 @@ def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple
 
     Not every configuration exists for every architecture (``smoke_cond`` is the
     diffusion model's alone, and a user's own architecture may lack ``cpu64``), and
-    a comparison should say what it left out rather than fail. A YAML path is taken as given for every architecture.
+    a comparison should say what it left out rather than fail. A YAML path is taken
+    as given for every architecture.
     """
     from echolib.errors import ConfigError
     from echolib.models.registry import available_architectures, config_names
