@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from echolib.errors import DataError
 from echolib.metrics.c2st import c2st, delong_ci
 from echolib.metrics.corruptions import corrupt
-from echolib.metrics.evaluate import FeatureCache
+from echolib.metrics.evaluate import FeatureCache, evaluate
 from echolib.metrics.inputs import ImageSet
 from echolib.metrics.references import phantom_image_set
 
@@ -74,3 +75,30 @@ def test_real_vs_real_is_chance(real_frames, encode):
     b = ImageSet(parts["b"].images, parts["b"].video_ids, "b")
     result = c2st(encode(a), encode(b), a.video_ids, b.video_ids)
     assert 0.4 < result.auc < 0.6 and result.ci_low < 0.5 < result.ci_high
+
+
+def test_a_small_real_set_takes_fewer_folds_each_with_two_videos_of_each_class(encode):
+    """Six real videos against 100 single generated images: scikit-learn's balancing alone left folds with one video."""
+    real = phantom_image_set(6, seed=31)
+    fake = phantom_image_set(25, seed=32)
+    fake_ids = [f"g{i}" for i in range(len(fake))]
+    result = c2st(encode(real), encode(fake), real.video_ids, fake_ids, seed=0)
+    assert 2 <= result.folds <= 3 and len(result.fold_aucs) == result.folds
+    assert 0.0 <= result.ci_low <= result.auc <= result.ci_high <= 1.0
+
+
+def test_fewer_than_four_videos_is_refused_by_name(encode):
+    real = phantom_image_set(3, seed=31)
+    fake = phantom_image_set(25, seed=32)
+    with pytest.raises(DataError, match="at least 4 videos"):
+        c2st(encode(real), encode(fake), real.video_ids, [f"g{i}" for i in range(len(fake))])
+
+
+def test_evaluate_drops_c2st_from_its_default_list_when_the_real_set_is_too_small():
+    real = phantom_image_set(3, seed=31)
+    fake = phantom_image_set(10, seed=32)
+    with pytest.warns(UserWarning, match="c2st_auc skipped"):
+        records = evaluate(real, fake.images, extractor="echo", device="cpu", cache=False)
+    assert "c2st_auc" not in {r["metric"] for r in records} and "fid" in {r["metric"] for r in records}
+    with pytest.raises(DataError, match="at least 4 videos"):
+        evaluate(real, fake.images, metrics=["c2st_auc"], extractor="echo", device="cpu", cache=False)

@@ -67,6 +67,14 @@ def test_kid_is_about_zero_for_two_halves_of_one_set(phantom_a, phantom_b, encod
     assert abs(kid_halves) < 0.05 * kid_blur and abs(kid_halves) < 3 * std
 
 
+
+def test_kid_has_no_std_when_every_subset_is_both_whole_sets(phantom_a, phantom_b, encode):
+    f_a, f_b = encode(phantom_a), encode(phantom_b)
+    mean, std, size = fidelity.kid(f_b, f_a)
+    assert size == len(f_a) == len(f_b) and std is None
+    mean_half, std_half, _ = fidelity.kid(f_b, f_a, subset_size=len(f_a) // 2)
+    assert std_half > 0 and mean_half == pytest.approx(mean, abs=3 * std_half)
+
 def test_our_metrics_equal_a_direct_torch_fidelity_call(tmp_path, phantom_a, phantom_b):
     """Same folders, same extractor: evaluate() and torch_fidelity.calculate_metrics agree."""
     import torch_fidelity

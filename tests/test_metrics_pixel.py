@@ -159,3 +159,11 @@ def test_reproduces_the_study_statistics_on_shared_data(real_frames, study_sampl
     ia, ib = P.random_pairs(len(a), len(b), seed=0)
     assert P.ssim(a[ia], b[ib]).mean().item() == pytest.approx(0.378, abs=0.012)
     assert P.psnr(a[ia], b[ib]) == pytest.approx(13.10, abs=0.3)
+
+
+def test_an_exact_copy_is_at_distance_zero_despite_float32_cancellation():
+    bank = torch.rand(50, 4096) * 200.0  # large norms: the matmul expansion alone leaves a copy at > 0
+    dist, idx = P.nearest_neighbours(bank[[7, 3]], bank)
+    assert idx.tolist() == [7, 3] and dist.tolist() == [0.0, 0.0]
+    other, _ = P.nearest_neighbours(bank[:1] + 1.0, bank)
+    assert other.item() == pytest.approx(64.0, rel=1e-5)  # sqrt(4096 * 1^2)

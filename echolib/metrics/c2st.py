@@ -100,7 +100,6 @@ def c2st(
 ) -> C2ST:
     """Out-of-fold AUC of a logistic regression separating ``fake`` (1) from ``real`` (0) feature rows."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -108,14 +107,10 @@ def c2st(
     y = np.concatenate([np.zeros(len(real), int), np.ones(len(fake), int)])
     fake_groups = fake_groups if fake_groups is not None else [f"fake{i}" for i in range(len(fake))]
     groups = np.array([f"r:{g}" for g in real_groups] + [f"f:{g}" for g in fake_groups])
-    n_groups = min(len(set(real_groups)), len(set(fake_groups)))
-    k = min(folds, n_groups)
-    if k < 2:
-        raise DataError(f"the classifier test needs at least 2 videos/images per set, got {n_groups}")
+    splits = grouped_folds(y, groups, folds, seed)
     scores = np.zeros(len(y))
     aucs, variances = [], []
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    for train_idx, test_idx in splitter.split(x, y, groups):
+    for train_idx, test_idx in splits:
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
         clf.fit(x[train_idx], y[train_idx])
         scores[test_idx] = clf.predict_proba(x[test_idx])[:, 1]
@@ -124,4 +119,28 @@ def c2st(
         variances.append(var_k)
     auc = float(np.mean(aucs))
     lo, hi = normal_ci(auc, float(np.sum(variances)) / len(aucs) ** 2)
-    return C2ST(auc, lo, hi, k, aucs, scores, y)
+    return C2ST(auc, lo, hi, len(splits), aucs, scores, y)
+
+
+def grouped_folds(
+    labels: np.ndarray, groups: np.ndarray, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds grouped by video, as many as ``folds`` allows with two videos of each class per test fold.
+
+    Each test fold's confidence interval counts videos, not frames, and needs at
+    least two of each class. Scikit-learn's balancing can leave a fold with one
+    real video when a small real set meets many single-image generated groups,
+    so fewer folds are taken until every test fold has two (a large set keeps
+    ``folds``).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = min(len(np.unique(groups[labels == c])) for c in (0, 1))
+    for k in range(min(folds, n_groups // 2), 1, -1):
+        splits = list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(labels, labels, groups))
+        if all(len(np.unique(groups[test][labels[test] == c])) >= 2 for _, test in splits for c in (0, 1)):
+            return splits
+    raise DataError(
+        f"the classifier test needs at least 4 videos (or generated images) in each set, so that every test fold "
+        f"holds two of each; the smaller set has {n_groups}"
+    )

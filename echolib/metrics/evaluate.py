@@ -204,6 +204,12 @@ def _check_sets(wanted: list[str], real: ImageSet, fake: ImageSet, train: ImageS
             )
         warnings.warn("memorization skipped: the training set has no videos with several frames", stacklevel=3)
         wanted = [m for m in wanted if not m.startswith("memorized")]
+    if "c2st_auc" in wanted and (few := min(len(set(real.video_ids)), len(set(fake.video_ids)))) < 4:
+        reason = f"the classifier test needs at least 4 videos (or generated images) per set, the smaller has {few}"
+        if explicit:
+            raise DataError(reason)
+        warnings.warn(f"c2st_auc skipped: {reason}", stacklevel=3)
+        wanted = [m for m in wanted if m != "c2st_auc"]
     paired = {"ssim", "psnr", "ssim_nn", "psnr_nn", "jsd_sector", "lpips", "memorized_fraction_pixel"} & set(wanted)
     if paired and real.images.shape[-2:] != fake.images.shape[-2:]:
         raise DataError(

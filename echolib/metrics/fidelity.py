@@ -172,11 +172,13 @@ def kid(
     subset_size: int | None = None,
     subsets: int = KID_SUBSETS,
     seed: int = TF_SEED,
-) -> tuple[float, float, int]:
+) -> tuple[float, float | None, int]:
     """KID (cubic polynomial kernel MMD^2, unbiased) averaged over random subsets: (mean, std, subset size).
 
     The subset size is ``min(1000, n_fake, n_real)`` unless given: KID is
-    unbiased for any subset size, so small evaluations stay comparable.
+    unbiased for any subset size, so small evaluations stay comparable. When
+    the subsets are the whole of both sets they are all the same draw, and the
+    std (0) would pass for a precise estimate: it is ``None`` then.
     """
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
@@ -186,7 +188,8 @@ def kid(
     out = kid_features_to_metric(
         fake.float().cpu(), real.float().cpu(), kid_subsets=subsets, kid_subset_size=size, rng_seed=seed, verbose=False
     )
-    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD]), size
+    std = None if size == len(fake) == len(real) else float(out[KEY_METRIC_KID_STD])
+    return float(out[KEY_METRIC_KID_MEAN]), std, size
 
 
 def precision_recall(

@@ -113,14 +113,17 @@ def nearest_neighbours(query: torch.Tensor, bank: torch.Tensor, chunk: int = 102
     """Euclidean nearest neighbour in ``bank`` of each row of ``query``: (distance, index).
 
     Exhaustive, chunked over the query so memory stays at ``chunk x len(bank)``.
+    The search ranks by the fast matmul expansion of the squared distance, whose
+    float32 cancellation leaves an exact copy at a small positive distance; the
+    returned distance is recomputed directly, so a copy has distance 0.
     """
     bank_sq = bank.pow(2).sum(1)
     dists, idx = [], []
     for start in range(0, len(query), chunk):
         q = query[start : start + chunk]
-        d2 = (q.pow(2).sum(1, keepdim=True) + bank_sq[None] - 2.0 * q @ bank.T).clamp_min_(0.0)
-        best, where = d2.min(1)
-        dists.append(best.sqrt())
+        d2 = q.pow(2).sum(1, keepdim=True) + bank_sq[None] - 2.0 * q @ bank.T
+        where = d2.argmin(1)
+        dists.append((q - bank[where]).norm(dim=1))
         idx.append(where)
     return torch.cat(dists), torch.cat(idx)
 

@@ -28,9 +28,9 @@ METRICS: tuple[str, ...] = (
     "jsd",  # Jensen-Shannon DISTANCE of pooled 256-bin histograms, whole image, as the study reported
     "jsd_sector",  # the same distance, pixels inside the ultrasound sector mask only
     "ssim",  # mean SSIM over random real/generated pairs (the study's pairing)
-    "psnr",  # mean PSNR over random real/generated pairs (the study's pairing)
+    "psnr",  # PSNR of the MSE pooled over random real/generated pairs (the study's pairing)
     "ssim_nn",  # mean SSIM of each generated image with its nearest real image (pixel L2)
-    "psnr_nn",  # mean PSNR of each generated image with its nearest real image (pixel L2)
+    "psnr_nn",  # PSNR of the MSE pooled over each generated image and its nearest real image (pixel L2)
     "ms_ssim",  # mean MS-SSIM among random pairs of generated images (diversity: lower = more diverse)
     "memorized_fraction",  # share of generated images nearer a training image than same-video frames (features)
     "memorized_fraction_pixel",  # the same in pixel space
