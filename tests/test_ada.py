@@ -17,6 +17,7 @@ from echolib.augment.ada import (
     GeneratorDraws,
     adjust_p,
     band_filters,
+    supersampled_warp,
     warp,
 )
 from echolib.models.base import RealBatch, StepContext
@@ -77,8 +78,11 @@ def test_integer_translation_moves_whole_pixels_with_reflection():
     assert y.min() >= x.min() - 1e-6 and y.max() <= x.max() + 1e-6  # reflection padding adds no new values
 
 
-def _explicit_geometry(u: torch.Tensor, g: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """The paper's chain of eight 3x3 matrices, multiplied out one by one (every gate open): the oracle."""
+def _explicit_geometry(u: torch.Tensor, g: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's chain of eight 3x3 matrices, multiplied out one by one (every gate open): the oracle.
+
+    Returned as the blit (flip, quarter turns, integer shift) and the continuous rest, whose product is the chain.
+    """
 
     def mat(rows):
         return torch.tensor(rows, dtype=torch.float64)
@@ -92,34 +96,77 @@ def _explicit_geometry(u: torch.Tensor, g: torch.Tensor, h: int, w: int) -> torc
     def translate(tx, ty):
         return mat([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
 
-    out = []
+    blits, rests = [], []
     for ui, gi in zip(u.double().tolist(), g.double().tolist(), strict=True):
         k, a = 2 ** (gi[0] * 0.2), 2 ** (gi[1] * 0.2)
-        m = (
+        blit = (
             scale(1 - 2 * math.floor(ui[1] * 2), 1)
             @ rotate(-math.pi / 2 * math.floor(ui[3] * 4))
             @ translate(-round((ui[5] * 2 - 1) * 0.125 * w), -round((ui[6] * 2 - 1) * 0.125 * h))
-            @ scale(1 / k, 1 / k)
+        )
+        rest = (
+            scale(1 / k, 1 / k)
             @ rotate(-(ui[9] * 2 - 1) * math.pi)
             @ scale(1 / a, a)
             @ rotate(-(ui[12] * 2 - 1) * math.pi)
             @ translate(-gi[2] * 0.125 * w, -gi[3] * 0.125 * h)
         )
-        out.append(scale(2 / w, 2 / h) @ m @ scale(w / 2, h / 2))
-    return torch.stack(out)[:, :2].float()
+        blits.append(scale(2 / w, 2 / h) @ blit @ scale(w / 2, h / 2))
+        rests.append(scale(2 / w, 2 / h) @ rest @ scale(w / 2, h / 2))
+    return torch.stack(blits)[:, :2].float(), torch.stack(rests)[:, :2].float()
 
 
+def _grid(theta: torch.Tensor, shape) -> torch.Tensor:
+    return torch.nn.functional.affine_grid(theta, list(shape), align_corners=False)
+
+
+@pytest.mark.parametrize("supersample", [False, True])
 @pytest.mark.parametrize("shape", [(6, 1, 32, 32), (6, 2, 24, 40)])
-def test_geometry_is_the_papers_chain_of_transforms(shape):
-    """The batched construction equals the eight elementary matrices multiplied in order, square or not."""
+def test_geometry_is_the_papers_chain_of_transforms(shape, supersample):
+    """The batched construction equals the eight elementary matrices multiplied in order, square or not.
+
+    Without supersampling the whole chain is one warp; with it, the blit part warps first at native
+    resolution and the continuous rest at 2x.
+    """
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(5))
-    y = AugmentPipe.from_name("bg")(x, 1.0, draws(6))  # p = 1: every geometric gate is open
+    y = AugmentPipe.from_name("bg", supersample=supersample)(x, 1.0, draws(6))  # p = 1: every gate is open
     ref_draws = draws(6)
     u, g = ref_draws.rand(shape[0], 26), ref_draws.randn(shape[0], 11)
-    theta = _explicit_geometry(u, g, *shape[2:])
-    expected = warp(x, torch.nn.functional.affine_grid(theta, list(shape), align_corners=False))
+    blit, rest = _explicit_geometry(u, g, *shape[2:])
+    if supersample:
+        expected = supersampled_warp(warp(x, _grid(blit, shape)), rest)
+    else:
+        whole = torch.cat([blit[:, :, :2] @ rest[:, :, :2], blit[:, :, :2] @ rest[:, :, 2:] + blit[:, :, 2:]], 2)
+        expected = warp(x, _grid(whole, shape))
     assert torch.allclose(y, expected, atol=1e-4), (y - expected).abs().max()
     assert (y - x).abs().amax() > 0.1
+
+
+def test_supersampling_is_exact_for_the_identity_and_keeps_a_fine_pattern_in_place():
+    """2x up and down between orthonormal Symlet filters is the identity; a sub-pixel shift then stays sharp."""
+    x = torch.randn(3, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(3, 2, 3)
+    assert torch.allclose(supersampled_warp(x, identity)[..., 4:-4, 4:-4], x[..., 4:-4, 4:-4], atol=1e-4)
+    n, f, d = 96, 0.3, 0.37  # 0.3 cycles per pixel (speckle scale), shifted by 0.37 px
+    cols = torch.arange(n, dtype=torch.float32)
+    pattern = torch.cos(2 * math.pi * f * cols).expand(1, 1, n, n).contiguous()
+    truth = torch.cos(2 * math.pi * f * (cols + d)).expand(1, 1, n, n)
+    shift = torch.tensor([[[1.0, 0.0, 2 * d / n], [0.0, 1.0, 0.0]]])
+    error = {
+        "1x": (warp(pattern, _grid(shift, pattern.shape)) - truth)[..., 8:-8, 8:-8].pow(2).mean().sqrt(),
+        "2x": (supersampled_warp(pattern, shift) - truth)[..., 8:-8, 8:-8].pow(2).mean().sqrt(),
+    }
+    assert error["2x"] < 0.1 and error["1x"] > 0.2, error
+
+
+def test_supersampled_warp_is_twice_differentiable():
+    """R1 differentiates D(augment(x)) twice; the 2x path (pad, filters, warp) must support that."""
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    theta = torch.tensor([[[0.9, -0.3, 0.05], [0.3, 0.9, -0.02]]]).expand(2, 2, 3)
+    y = supersampled_warp(x.float(), theta)
+    (grad,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    (grad2,) = torch.autograd.grad(grad.square().sum(), x)
+    assert grad.abs().sum() > 0 and grad2.abs().sum() > 0 and torch.isfinite(grad2).all()
 
 
 def test_color_ops_are_per_image_affine_maps_and_lumaflip_negates():

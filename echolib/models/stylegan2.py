@@ -67,6 +67,7 @@ class StyleGAN2Config:
     ada_target: float = 0.6  # target of r_t = E[sign(D(real))]
     ada_interval: int = 4  # adjust p every this many steps
     ada_kimg: float = 500.0  # p can move from 0 to 1 in this many kimg
+    ada_supersample: bool = True  # continuous geometric ops warp at 2x between Symlet-6 filters, as official
     fused_modconv: bool = False  # grouped (batch-as-groups) modulated conv in training; False is faster on GPU
     sample_batch: int = 64  # images per forward pass in sample()
 
@@ -337,6 +338,7 @@ class StyleGAN2ADA(GenerativeModel):
             target=cfg.ada_target,
             interval=cfg.ada_interval,
             ada_kimg=cfg.ada_kimg,
+            supersample=cfg.ada_supersample,
         )
         self.register_buffer("pl_mean", torch.zeros([]))
         self.finish_init()
