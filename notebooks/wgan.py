@@ -37,7 +37,9 @@
 #   with $\lambda = 10$ on random interpolates
 #   $\hat x = \alpha x + (1-\alpha) G(z)$, $\alpha \sim U[0,1]$, Adam
 #   ($10^{-4}$, $\beta = (0.5, 0.9)$), and layer norm instead of batch norm in
-#   the critic (the penalty is per sample).
+#   the critic (the penalty is per sample; a configuration asking for both stops
+#   with a `ConfigError`). With `torch.compile` the penalty's gradient of a
+#   gradient runs through the eager critic, as StyleGAN2's $R_1$ does.
 #
 # Both networks are the DCGAN of the WGAN authors' code: transposed convolutions
 # from $4\times4$ to $128\times128$ with batch norm and ReLU in $G$, strided

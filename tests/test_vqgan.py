@@ -462,3 +462,16 @@ def test_discriminator_probe_continues_a_stage_one_checkpoint(phantom64, tmp_pat
     assert all(math.isfinite(r[k]) for r in rows for k in ("loss_D", "logits_real", "logits_fake", "sep", "spread"))
     assert "loss_G" in rows[1]  # the GAN term reached the autoencoder after the one-step warm-up
     assert sorted(p.name for p in run.rglob("*")) == before  # nothing written to the run
+
+
+def test_sampling_a_training_model_uses_eval_mode_and_restores_it():
+    """A prior with dropout sampled between training steps: the same draw twice, and its modes restored."""
+    run = load_config("vqgan", "smoke", {"model": {"prior_dropout": 0.5}})
+    torch.manual_seed(0)
+    model = build_model(run)
+    model.train()
+    model.nets["prior"].blocks[0].eval()  # one submodule in another mode: restored as it was, not as the parent
+    a = model.sample(3, torch.Generator().manual_seed(4), use_ema=False)
+    b = model.sample(3, torch.Generator().manual_seed(4), use_ema=False)
+    assert torch.equal(a, b)
+    assert model.nets["prior"].training and not model.nets["prior"].blocks[0].training

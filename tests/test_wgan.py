@@ -84,6 +84,30 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
     assert gradient_penalty(steep, real, fake, torch.rand(4, 1, 1, 1)) == pytest.approx(4.0, rel=1e-5)
 
 
+
+def test_gradient_penalty_runs_through_a_compiled_critic():
+    """AOTAutograd cannot differentiate a compiled graph twice: the penalty must use the eager critic."""
+    from echolib.models.base import uncompiled
+    from echolib.train.compiling import CompileFallback
+
+    model = model_for(64, loss="gp", optimizer="adam", critic_norm="layer")
+    for name, net in model.nets.items():
+        compiled = CompileFallback(torch.compile(net, backend="aot_eager"), net, name)
+        model.fwd[name] = model.peer[name] = compiled
+    real = torch.rand(4, 1, 64, 64) * 2 - 1
+    z = torch.randn(4, TINY["z_dim"])
+    loss, gp = model.critic_step(real, z, model.make_optimizers()["D"], clip=None,
+                                 gp_alpha=torch.rand(4, 1, 1, 1), gp_weight=10.0)  # fmt: skip
+    assert torch.isfinite(loss) and gp > 0
+    assert model.fwd["D"].compiled is not uncompiled(model.fwd["D"])  # the critic loss itself stayed compiled
+
+
+def test_gradient_penalty_with_a_batch_norm_critic_is_refused():
+    from echolib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="critic_norm"):
+        model_for(64, loss="gp", optimizer="adam", critic_norm="batch")
+
 def test_configs_build_at_128():
     names = config_names("wgan")
     assert {f"E{i}" for i in range(1, 9)} <= set(names)

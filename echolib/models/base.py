@@ -159,6 +159,25 @@ class GenerativeModel(nn.Module):
 
 
 @contextmanager
+def eval_mode(*nets: nn.Module) -> Iterator[None]:
+    """``nets`` in eval mode inside the block (no dropout, running norm statistics); their modes are restored after.
+
+    Sampling happens between training steps, on the raw networks as well as the
+    EMA copies, and must neither draw dropout masks from the global RNG nor move
+    batch-norm statistics.
+    """
+    modes = [[m.training for m in net.modules()] for net in nets]
+    for net in nets:
+        net.eval()
+    try:
+        yield
+    finally:
+        for net, flags in zip(nets, modes, strict=True):
+            for m, flag in zip(net.modules(), flags, strict=True):
+                m.training = flag
+
+
+@contextmanager
 def frozen(*nets: nn.Module) -> Iterator[None]:
     """Parameters of ``nets`` do not require gradients inside the block; their flags are restored after.
 

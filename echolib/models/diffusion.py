@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from echolib.errors import ConfigError, DataError
-from echolib.models.base import GenerativeModel, StepContext, make_adam
+from echolib.models.base import GenerativeModel, StepContext, eval_mode, make_adam
 from echolib.models.unet import Embedding, UNet
 
 Formulation = Literal["edm", "flow"]
@@ -278,23 +278,17 @@ class Diffusion(GenerativeModel):
                       use_ema: bool = True) -> torch.Tensor:
         """The network's estimate of the clean frame from ``x`` at ``level``: ``D(x; sigma)`` or ``x - t v``."""
         net = self.sampling_net("net", use_ema)
-        was = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             if self.cfg.formulation == "edm":
                 return self.denoise(net, x, level, labels)
             return x.float() - level.float().reshape(-1, 1, 1, 1) * self.velocity(net, x, level, labels)
-        finally:
-            net.train(was)
 
     @torch.no_grad()
     def level_losses(self, x0: torch.Tensor, levels: Sequence[float], generator: torch.Generator, *,
                      use_ema: bool = True) -> torch.Tensor:
         """Mean training loss on frames ``x0`` at each fixed noise level: where the model has learned what."""
         net = self.sampling_net("net", use_ema)
-        was = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             out = []
             for level in levels:
                 noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
@@ -304,8 +298,6 @@ class Diffusion(GenerativeModel):
                     labels = torch.zeros(x0.shape[0], len(self.classes), device=x0.device)
                 out.append(self.per_sample_loss(net, x0.float(), lv, noise, labels).mean())
             return torch.stack(out)
-        finally:
-            net.train(was)
 
     def _train_labels(self, ctx: StepContext, index: torch.Tensor) -> torch.Tensor | None:
         """One-hot labels of the batch, zeroed ("no label") with probability ``label_dropout``."""
@@ -349,9 +341,7 @@ class Diffusion(GenerativeModel):
         if sampler not in ("heun", "euler"):
             raise ConfigError(f"diffusion.sample: sampler must be 'heun' or 'euler', got {sampler!r}")
         net = self.sampling_net("net", use_ema)
-        was = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             x = torch.randn(n, self.channels, self.resolution, self.resolution, generator=generator,
                             device=generator.device).to(self.device)
             labels = self._sample_labels(n, label, generator)
@@ -364,8 +354,6 @@ class Diffusion(GenerativeModel):
                 x = solve_ode(lambda x, s: (x - predict(x, s)) / s, x * grid[0], grid, sampler)
             else:
                 x = solve_ode(predict, x, flow_times(steps), sampler)
-        finally:
-            net.train(was)
         return x.clamp(-1, 1)
 
     def _guided(self, net, labels: torch.Tensor | None, w: float) -> Callable[[torch.Tensor, float], torch.Tensor]:

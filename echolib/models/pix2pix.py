@@ -6,7 +6,10 @@ Canny contours of the frame, as the study did, or the LV mask) to the frame
 1x1 and a mirrored decoder whose every level is concatenated with the encoder
 level of the same size, so edges in ``c`` reach the output without squeezing
 through the bottleneck. Its only noise is dropout (p = 0.5) in the three decoder
-blocks after the bottleneck, kept on when sampling. The discriminator is a
+blocks after the bottleneck, kept on when sampling. Batch norm, unlike the
+paper (which normalises test batches by their own statistics), uses its running
+statistics when sampling, so an image does not depend on the others in its
+batch or on the batch size. The discriminator is a
 70x70 *PatchGAN*: a fully convolutional net that scores every overlapping
 70x70 patch of ``(c, x)`` as real or fake (30x30 scores at 256 px, 14x14 at 128,
 6x6 at 64), which models high frequencies while L1 takes care of the low ones:
@@ -43,7 +46,7 @@ from torch import nn
 from echolib.data import conditions
 from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
-from echolib.models.base import GenerativeModel, StepContext, frozen, make_adam
+from echolib.models.base import GenerativeModel, StepContext, eval_mode, frozen, make_adam
 
 Norm = Literal["batch", "instance", "none"]
 
@@ -265,11 +268,8 @@ class Pix2Pix(GenerativeModel):
             if generator is None:
                 raise ValueError("pix2pix: test_dropout needs a generator for its dropout noise")
             masks = [m.to(self.device) for m in self._masks(G.dropout_shapes(len(cond)), _drawer(generator))]
-        was = G.training
-        G.eval()
-        out = G(cond.to(self.device), masks).float()
-        G.train(was)
-        return out
+        with eval_mode(G):  # dropout comes from the explicit masks; batch norm uses its running statistics
+            return G(cond.to(self.device), masks).float()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True,

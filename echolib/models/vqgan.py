@@ -80,7 +80,7 @@ from torch import nn
 
 from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
-from echolib.models.base import GenerativeModel, StepContext, frozen, make_adam
+from echolib.models.base import GenerativeModel, StepContext, eval_mode, frozen, make_adam
 
 Perceptual = Literal["auto", "lpips", "echo", "none"]
 #: integer codes of the resolved perceptual loss, as stored in checkpoints (extra_state holds no strings)
@@ -785,8 +785,9 @@ class VQGAN(GenerativeModel):
         temperature = self.cfg.temperature if temperature is None else temperature
         top_k = self.cfg.top_k if top_k is None else top_k
         prior = self.sampling_net("prior", use_ema)
-        codes = generate_codes(prior, n, generator, temperature, top_k)
-        return self.decode_codes(codes.view(n, self.code_size, self.code_size))
+        with eval_mode(prior, self.nets["autoencoder"]):
+            codes = generate_codes(prior, n, generator, temperature, top_k)
+            return self.decode_codes(codes.view(n, self.code_size, self.code_size))
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
@@ -850,14 +851,10 @@ def reconstruction_metrics(model: VQGAN, frames: Any, *, n: int | None = None, b
     if len(images) == 0:
         raise ValueError("reconstruction_metrics needs at least one frame")
     originals, recons = [], []
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for i in tqdm(range(0, len(images), batch), desc="reconstructing", disable=not progress):
             x = images[i : i + batch]
             originals.append(x.cpu())
             recons.append(to_uint8(model.reconstruct(x)).cpu())
-    finally:
-        model.train(was)
     a, b = torch.cat(originals), torch.cat(recons)
     return {"psnr": float(psnr(a, b)), "ssim": float(ssim(a, b).mean()), "n": len(a)}

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 import torch
 
-from echolib.models.base import GenerativeModel, StepContext, frozen, make_adam
+from echolib.errors import ConfigError
+from echolib.models.base import GenerativeModel, StepContext, eval_mode, frozen, make_adam, uncompiled
 from echolib.models.dcgan import Discriminator, Generator, Norm
 
 
@@ -53,6 +54,12 @@ class WassersteinDCGAN(GenerativeModel):
 
     def __init__(self, cfg: Any, resolution: int = 128, channels: int = 1) -> None:
         super().__init__(cfg, resolution, channels)
+        if getattr(cfg, "loss", None) == "gp" and cfg.critic_norm == "batch":
+            raise ConfigError(
+                "model.critic_norm: batch normalisation couples the samples of a batch, but the gradient penalty "
+                "constrains each sample's gradient (Gulrajani et al. 2017); use critic_norm 'layer' or 'none' with "
+                "loss 'gp'"
+            )
         self.nets["G"] = Generator(cfg.z_dim, resolution, channels, cfg.g_channels, cfg.max_channels, cfg.g_norm)
         self.nets["D"] = Discriminator(resolution, channels, cfg.d_channels, cfg.max_channels, cfg.critic_norm)
         self.finish_init()
@@ -76,7 +83,7 @@ class WassersteinDCGAN(GenerativeModel):
         loss = self.fwd["D"](fake).float().mean() - self.fwd["D"](real).float().mean()
         gp = None
         if gp_alpha is not None:
-            gp = gradient_penalty(self.fwd["D"], real, fake, gp_alpha)
+            gp = gradient_penalty(uncompiled(self.fwd["D"]), real, fake, gp_alpha)  # a gradient of a gradient
             loss = loss + gp_weight * gp
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -100,12 +107,9 @@ class WassersteinDCGAN(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True, **options: Any) -> torch.Tensor:
         G = self.sampling_net("G", use_ema)
-        was = G.training
-        G.eval()
         z = torch.randn(n, self.cfg.z_dim, generator=generator, device=generator.device)
-        out = G(z.to(self.device)).float()
-        G.train(was)
-        return out
+        with eval_mode(G):
+            return G(z.to(self.device)).float()
 
 
 class WGAN(WassersteinDCGAN):
