@@ -118,7 +118,11 @@ def test_nan_guard_names_the_step_and_keeps_last_good_checkpoint(noise_frames, t
 @pytest.mark.parametrize(
     "over, msg",
     [({"kimg": 0}, "kimg must be a positive"), ({"kimg": -1}, "kimg must be a positive"),
-     ({"batch": 1000}, "batch 1000 is larger than the training set"), ({"resolution": 96}, "power of two")],
+     ({"batch": 1000}, "batch 1000 is larger than the training set"), ({"resolution": 96}, "power of two"),
+     ({"keep_last": 0}, "keep_last must be at least 1"),
+     ({"metrics_kimg": 0.04, "metrics": ["fdi"]}, r"train.metrics: unknown \['fdi'\]"),
+     ({"metrics_kimg": 0.04, "metrics": ["ssim", "fid"]}, "the first metric ranks the checkpoints"),
+     ({"metrics_kimg": 0.04, "metrics_extractor": "vgg"}, "unknown feature extractor 'vgg'")],
 )
 def test_bad_parameters_fail_before_work(noise_frames, tmp_path, over, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -160,6 +164,9 @@ def test_sample_writes_requested_count_deterministically(noise_frames, tmp_path)
     a = write_samples(model, 7, tmp_path / "a", seed=3, batch=4, progress=False)
     b = write_samples(model, 7, tmp_path / "b", seed=3, batch=4, progress=False)
     assert len(a) == 7 and [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    for batch in (0, -4):  # used to write nothing and report success (or divide by zero)
+        with pytest.raises(ConfigError, match="batch must be a positive number"):
+            write_samples(model, 7, tmp_path / "c", batch=batch, progress=False)
 
 
 def test_cli_train_and_sample(noise_frames, tmp_path):
@@ -173,6 +180,9 @@ def test_cli_train_and_sample(noise_frames, tmp_path):
                         "--device", "cpu"], check=False, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "s").glob("img_*.png"))) == 5
+    r = subprocess.run([sys.executable, "-m", "echolib", "sample", str(run), "--n", "5", "--batch", "0", "--out",
+                        str(tmp_path / "z")], check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "--batch must be a positive number" in r.stderr
     r = subprocess.run([sys.executable, "-m", "echolib", "train", "wgan", "--config", "E99"],
                        check=False, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "unknown config 'E99'" in r.stderr and "smoke" in r.stderr
@@ -238,3 +248,69 @@ def test_ensure_run_trains_once_and_reports(noise_frames, tmp_path):
     assert {ax.get_title() for ax in fig.axes} >= {"loss_D", "loss_G"}
     assert len(fig.axes[0].lines[0].get_xdata()) == len(df)
     assert plots.sample_timeline(run).axes[0].images
+
+
+def test_ranking_scores_order_each_metric_its_own_way():
+    from echolib.metrics.records import RANKING, ranking_score
+
+    assert ranking_score("fid", 3.0) < ranking_score("fid", 4.0)
+    assert ranking_score("recall", 0.9) < ranking_score("recall", 0.4)
+    assert ranking_score("c2st_auc", 0.52) < ranking_score("c2st_auc", 0.4) < ranking_score("c2st_auc", 0.95)
+    assert "ssim" not in RANKING
+    with pytest.raises(ValueError, match="cannot rank"):
+        ranking_score("ssim", 0.5)
+
+
+def test_ddp_in_training_metrics_do_not_hang_the_ranks(noise_frames, tmp_path):
+    """Rank 0 evaluates, and every rank learns whether it improved: they all save best.pt's checkpoint."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "echolib",
+           "train", "wgan", "--config", "smoke", "--data", str(noise_frames), "--device", "cpu", "--no-progress",
+           "--set", "model.g_norm=none", "--set", "model.critic_norm=layer", "--set", "train.metrics_kimg=0.04",
+           "--set", "train.metrics=[fid]", "--set", "train.metrics_n=64", "--set", "train.snapshot_kimg=100",
+           "--kimg", "0.08", "--out", str(tmp_path / "run")]  # fmt: skip
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from echolib.io import read_jsonl
+
+    assert [rec["kimg"] for rec in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == pytest.approx([0.04, 0.08], abs=0.01)
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_a_signal_reaching_one_rank_stops_every_rank_at_one_step(noise_frames, tmp_path):
+    """SIGTERM to one worker only: the ranks agree on the step to stop at, checkpoint, exit, and resume."""
+    import signal
+    import time
+
+    import psutil
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+    def torchrun(kimg: str) -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                "echolib", "train", "wgan", "--config", "smoke", "--data", str(noise_frames), "--device", "cpu",
+                "--no-progress", *DDP_CASES["wgan"], "--set", "train.snapshot_kimg=100", "--kimg", kimg,
+                "--out", str(tmp_path / "run")]  # fmt: skip
+
+    proc = subprocess.Popen(torchrun("20"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "run" / "log.csv").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "echolib" in " ".join(c.cmdline())]
+        assert len(workers) == 2, workers
+        workers[-1].send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:  # on a failure, leave no worker behind
+        for c in psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []:
+            c.kill()
+        proc.kill()
+    assert "stopped by SIGTERM" in err, err[-3000:]
+    saved = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert saved, err[-3000:]
+    kimg = torch.load(saved[-1], weights_only=True)["kimg"]
+    done = subprocess.run(torchrun(f"{kimg + 0.04:.3f}"), env=env, capture_output=True, text=True, timeout=300,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "run" / "done.json").is_file()

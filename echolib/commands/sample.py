@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise ConfigError(f"--n must be a positive number of images, got {args.n}")
+    if args.batch <= 0:
+        raise ConfigError(f"--batch must be a positive number of images per forward pass, got {args.batch}")
     options = {}
     for item in args.opt:
         if "=" not in item:

@@ -38,6 +38,31 @@ METRICS: tuple[str, ...] = (
     "lpips",  # mean LPIPS (VGG16) over random real/generated pairs; needs weights files
 )
 
+#: The metrics that can rank a model's checkpoints (the trainer's ``best.pt``), with the number that
+#: orders them, smaller being better. The pixel statistics on random pairs score real-vs-real like
+#: real-vs-generated, and nearest-neighbour similarity or a memorised share of 0 do not order models.
+RANKING: dict[str, str] = {
+    "fid": "value",
+    "kid": "value",
+    "precision": "-value",
+    "recall": "-value",
+    "c2st_auc": "|value - 0.5|",
+    "jsd": "value",
+    "jsd_sector": "value",
+}
+
+
+def ranking_score(metric: str, value: float) -> float:
+    """The number by which ``metric`` ranks checkpoints, smaller being better (see :data:`RANKING`)."""
+    if metric not in RANKING:
+        raise ValueError(f"{metric!r} cannot rank models; use one of {', '.join(RANKING)}")
+    if metric in ("precision", "recall"):
+        return -float(value)
+    if metric == "c2st_auc":
+        return abs(float(value) - 0.5)
+    return float(value)
+
+
 #: Keys every record carries, in this order.
 RECORD_KEYS: tuple[str, ...] = (
     "metric",

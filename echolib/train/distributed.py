@@ -65,6 +65,15 @@ def all_min(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return values
 
 
+def all_max_int(value: int, info: DistInfo) -> int:
+    """The largest of one integer across ranks (the value itself on one process): a flag every rank agrees on."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

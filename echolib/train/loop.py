@@ -42,6 +42,7 @@ from echolib.devices import resolve_device
 from echolib.errors import ConfigError, TrainingError
 from echolib.images import make_grid, to_float, write_gray
 from echolib.io import atomic_write_text, check_writable
+from echolib.metrics.records import ranking_score
 from echolib.models.base import GenerativeModel, RealBatch, StepContext
 from echolib.models.registry import RunConfig, build_model
 from echolib.train import checkpoint as ckpt
@@ -81,6 +82,7 @@ class Clock:
     tick: int = 0
     elapsed: float = 0.0  # wall seconds spent training, summed over resumes
     tick_start_nimg: int = 0
+    tick_start_elapsed: float = 0.0  # ``elapsed`` when the current tick began: its sec/kimg spans resumes
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     best: float | None = None
@@ -102,6 +104,24 @@ def validate(run: RunConfig) -> None:
     r = t.resolution
     if r <= 0 or r & (r - 1):
         raise ConfigError(f"resolution must be a power of two, got {r}")
+    if t.keep_last < 1:
+        raise ConfigError(f"train.keep_last must be at least 1 (the checkpoint a resume needs), got {t.keep_last}")
+    if t.metrics_kimg > 0:
+        from echolib.metrics.fidelity import extractor_weights_path
+        from echolib.metrics.records import METRICS as METRIC_NAMES
+        from echolib.metrics.records import RANKING
+
+        unknown = [m for m in t.metrics if m not in METRIC_NAMES]
+        if unknown or not t.metrics:
+            raise ConfigError(
+                f"train.metrics: unknown {unknown or 'empty list'}; choose from {', '.join(METRIC_NAMES)}"
+            )
+        if t.metrics[0] not in RANKING:
+            raise ConfigError(
+                f"train.metrics: the first metric ranks the checkpoints (best.pt), and {t.metrics[0]!r} cannot; "
+                f"put one of {', '.join(RANKING)} first"
+            )
+        extractor_weights_path(t.metrics_extractor)  # unknown name or missing weights: fail now, not after a tick
 
 
 def train(
@@ -117,7 +137,6 @@ def train(
     """Train ``run`` on ``data`` into the run folder ``out``; resume if it holds a checkpoint."""
     if kimg is not None:
         run.train.kimg = float(kimg)
-    validate(run)
     trainer = Trainer(run, data, Path(out), device=device, resume=resume, progress=progress)
     return trainer.fit()
 
@@ -133,6 +152,7 @@ class Trainer:
         resume: bool = True,
         progress: bool = True,
     ) -> None:
+        validate(run)
         self.run = run
         self.cfg = run.train
         self.out = Path(out)
@@ -199,6 +219,8 @@ class Trainer:
             self.out / "checkpoints", arch=self.run.arch, resolution=self.cfg.resolution, map_location=self.device
         )
         if found is None:
+            if self.dist.is_main:  # a run killed before its first checkpoint starts over: drop what it logged
+                run_records.truncate_records(self.out, 0.0)
             return
         path, state = found
         m = self.model
@@ -210,6 +232,8 @@ class Trainer:
             opt.load_state_dict(state["optimizers"][name])
         m.load_extra_state(state.get("extra", {}))
         self.clock = Clock(**state["trainer"])
+        if "tick_start_elapsed" not in state["trainer"]:  # older checkpoints are written at tick ends
+            self.clock.tick_start_elapsed = self.clock.elapsed
         rng = state.get("rng", {})
         if "torch" in rng:
             torch.set_rng_state(rng["torch"].cpu())
@@ -248,7 +272,7 @@ class Trainer:
         generator = torch.Generator(device=self.device)
         tick_nimg = round(self.cfg.tick_kimg * 1000)
         t_tick = time.perf_counter()
-        t_tick_elapsed = self.clock.elapsed
+        t_tick_elapsed = self.clock.elapsed  # at this process's start of the tick (a resume may start mid-tick)
         autocast = self._autocast_factory()
         with self._signals(), contextlib.ExitStack() as closing:
             closing.callback(bar.close)
@@ -274,27 +298,30 @@ class Trainer:
                 if self.device.type == "cpu":
                     self._check_finite(first_bad)
                 at_tick = self.clock.nimg - self.clock.tick_start_nimg >= tick_nimg or self.clock.nimg >= total
-                if self._stop_signal is not None and not at_tick:
+                if not at_tick and (signum := self._agreed_stop(self.clock.step % _STOP_POLL_STEPS == 0)):
+                    self._check_finite(first_bad)  # never let a poisoned state become the checkpoint a resume loads
                     self._save_midtick(sums, counts, t_tick, t_tick_elapsed)
-                    raise Interrupted(self._stop_signal, self._last_ckpt)
+                    raise Interrupted(signum, self._last_ckpt)
                 if not at_tick:
                     continue
                 self._check_finite(first_bad)
                 now = time.perf_counter()
                 self.clock.elapsed = t_tick_elapsed + (now - t_tick)
-                row = self._tick_row(sums, counts, now - t_tick, self.clock.nimg - self.clock.tick_start_nimg)
+                row = self._tick_row(sums, counts, self.clock.elapsed - self.clock.tick_start_elapsed,
+                                     self.clock.nimg - self.clock.tick_start_nimg)
                 sums, counts = {}, {}
                 self.clock.sums, self.clock.counts = {}, {}
                 prev_nimg = self.clock.tick_start_nimg
                 self.clock.tick += 1
                 self.clock.tick_start_nimg = self.clock.nimg
+                self.clock.tick_start_elapsed = self.clock.elapsed
                 self._after_tick(row, prev_nimg, total, writer, bar)
                 t_tick = time.perf_counter()
                 t_tick_elapsed = self.clock.elapsed
-                if self._stop_signal is not None:
+                if signum := self._agreed_stop(True):
                     if self._last_ckpt_nimg != self.clock.nimg:
                         self._save_checkpoint()
-                    raise Interrupted(self._stop_signal, self._last_ckpt)
+                    raise Interrupted(signum, self._last_ckpt)
         if self.dist.is_main:
             self._finish(total)
         dist.barrier(self.dist)
@@ -302,6 +329,19 @@ class Trainer:
 
     _last_ckpt: Path = Path()
     _last_ckpt_nimg: int = -1
+
+    def _agreed_stop(self, poll: bool) -> int:
+        """The signal to stop on now, 0 to go on.
+
+        One process acts on its own signal at once. Under DDP every rank must
+        stop at the same step (a rank that stops alone waits forever for the
+        others' gradients), and the signal may reach them a step apart, so the
+        ranks compare flags, a collective that waits for the device, only on
+        polling steps.
+        """
+        if not self.dist.enabled:
+            return self._stop_signal or 0
+        return dist.all_max_int(self._stop_signal or 0, self.dist) if poll else 0
 
     def _step(self, generator: torch.Generator, autocast) -> tuple[dict[str, torch.Tensor], int]:
         cfg = self.cfg
@@ -414,7 +454,7 @@ class Trainer:
                             | {"kimg/s": f"{row['kimg_per_s'] or 0:.3g}"}, refresh=False)
         improved = False
         if metrics or (final and self.cfg.metrics_kimg > 0):
-            improved = self._training_metrics(kimg)
+            improved = bool(dist.all_max_int(int(self._training_metrics(kimg)), self.dist))  # rank 0 evaluates
         if sample or final:
             self._sample_grid(kimg)
         if snap or final or improved:
@@ -467,16 +507,23 @@ class Trainer:
         write_gray(self.out / "samples" / f"grid-{round(kimg * 1000):09d}.png", grid)
 
     def _pending_metrics(self) -> None:
-        """Redo the evaluation a signal cut short, on the checkpoint written at that tick, before training on."""
+        """Redo the evaluation a signal cut short, on the checkpoint written at that tick, before training on.
+
+        Once its records are written, the checkpoint is written again without the
+        pending mark (same state otherwise), so a crash before the next checkpoint
+        cannot make a later resume evaluate, and record, this kimg twice.
+        """
         with self._signals():
-            if self.dist.is_main and self._training_metrics(self.clock.metrics_pending) and self.resumed_from:
-                ckpt.copy_atomic(self.resumed_from, self.out / "checkpoints" / "best.pt")
-            if self._stop_signal is not None:  # the checkpoint on disk still marks the evaluation pending
-                raise Interrupted(self._stop_signal, self.resumed_from or self._last_ckpt)
-        dist.barrier(self.dist)
+            improved = bool(dist.all_max_int(int(self._training_metrics(self.clock.metrics_pending)), self.dist))
+            if signum := self._agreed_stop(True):  # the checkpoint on disk still marks the evaluation pending
+                raise Interrupted(signum, self.resumed_from or self._last_ckpt)
+            self.clock.metrics_pending = None
+            self._write_checkpoint()
+            if improved and self.dist.is_main:
+                ckpt.copy_atomic(self._last_ckpt, self.out / "checkpoints" / "best.pt")
 
     def _training_metrics(self, kimg: float) -> bool:
-        """Append metric records; True when the first metric improved (lower is better).
+        """Append metric records; True when the first metric improved (:data:`~echolib.metrics.records.RANKING`).
 
         A stop signal during the evaluation abandons it between sample chunks
         and marks it pending in the clock, so the checkpoint written next makes
@@ -507,8 +554,11 @@ class Trainer:
             r["source"] = "train"
         append_records(self.out / METRICS, records)
         head = next((r for r in records if r["metric"] == self.cfg.metrics[0]), None)
-        if head is not None and (self.clock.best is None or head["value"] < self.clock.best):
-            self.clock.best = float(head["value"])
+        if head is None or head["value"] is None:  # not computed, or not finite: never the best
+            return False
+        score = ranking_score(head["metric"], head["value"])
+        if self.clock.best is None or score < self.clock.best:
+            self.clock.best = score
             return True
         return False
 
@@ -543,7 +593,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard not installed: logs still go to log.csv
             return None
-        return SummaryWriter(log_dir=str(self.out / "tb"), purge_step=self.clock.nimg or None)
+        return SummaryWriter(log_dir=str(self.out / "tb"), purge_step=self.clock.nimg)
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -555,6 +605,11 @@ class Trainer:
             return
 
         def handler(signum, frame):
+            if self._stop_signal is not None:  # asked twice: stop now, the way the signal would without us
+                for s, h in old.items():
+                    signal.signal(s, h)
+                signal.raise_signal(signum)
+                return
             self._stop_signal = signum
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -563,6 +618,10 @@ class Trainer:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+
+
+#: under DDP, steps between comparisons of the ranks' stop flags (each one waits for the device)
+_STOP_POLL_STEPS = 16
 
 
 def _every(interval_kimg: float, prev_nimg: int, nimg: int) -> bool:

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from echolib.devices import resolve_device
-from echolib.errors import CheckpointError, TrainingError
+from echolib.errors import CheckpointError, ConfigError, TrainingError
 from echolib.images import save_batch
 from echolib.models.base import GenerativeModel
 from echolib.models.registry import build_model, from_plain
@@ -131,6 +131,8 @@ def write_samples(
     **options: Any,
 ) -> list[Path]:
     """``img_00000.png ...``; the same seed, batch and device give the same files."""
+    if batch <= 0:
+        raise ConfigError(f"batch must be a positive number of images per forward pass, got {batch}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     g = torch.Generator(device=model.device).manual_seed(seed)

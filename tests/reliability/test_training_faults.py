@@ -199,8 +199,47 @@ def test_signal_during_training_metrics_stops_at_once_and_resume_redoes_them(noi
     state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[-1], arch="wgan")
     assert state["trainer"]["nimg"] == round(first * 1000) and state["trainer"]["metrics_pending"] == first
 
+    # the resumed run redoes the evaluation, then dies (a kill, an OOM) before its next checkpoint ...
+    trainer = Trainer(run_config(), noise_frames, out, device="cpu", progress=False)
+    resumed_at = trainer.clock.step
+
+    def killed(ctx, optimizers):
+        raise SystemExit("killed")
+
+    trainer.model.train_step = killed
+    with pytest.raises(SystemExit):
+        trainer.fit()
+    assert [r["kimg"] for r in read_jsonl(out / "metrics.jsonl")] == [first]
+    state = ckpt.load(ckpt.list_checkpoints(out / "checkpoints")[-1], arch="wgan")
+    assert state["trainer"]["metrics_pending"] is None and state["trainer"]["step"] == resumed_at
+    # ... so the next resume must not evaluate (and record) that kimg a second time
     train(run_config(), noise_frames, out, device="cpu", progress=False)
     resumed = [(r["metric"], r["kimg"], r["value"]) for r in read_jsonl(out / "metrics.jsonl")]
     assert resumed == reference, "records lost, doubled or different after the interrupted evaluation"
     a, b = final_state(tmp_path / "ref"), final_state(out)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_kill_before_the_first_checkpoint_then_a_rerun_logs_every_tick_once(noise_frames, tmp_path):
+    from echolib.train.loop import Trainer
+
+    def run_config():
+        run = load_config("wgan", "smoke")
+        run.train.kimg, run.train.snapshot_kimg, run.train.tensorboard = 0.12, 100.0, True
+        return run
+
+    trainer = Trainer(run_config(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    original = trainer.model.train_step
+
+    def killed_at_step_5(ctx, optimizers):  # after the first tick's row (3 steps of 16 images), before a checkpoint
+        if ctx.step == 5:
+            raise SystemExit("killed")
+        return original(ctx, optimizers)
+
+    trainer.model.train_step = killed_at_step_5
+    with pytest.raises(SystemExit):
+        trainer.fit()
+    assert ticks(tmp_path / "run") and not ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")
+    train(run_config(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    logged = ticks(tmp_path / "run")
+    assert logged == list(range(len(logged))), logged
