@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -92,19 +93,28 @@ def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read JSON lines, skipping a torn last line left by a crash."""
+    """Read JSON lines, skipping a torn line left by a crash; any other unreadable line is skipped with a warning.
+
+    A crash while appending tears at most the line being written, which the
+    next append closes with a newline, so a torn line may sit anywhere; a line
+    that is not a torn tail of a record (such as a hand edit gone wrong) is
+    named rather than dropped in silence.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    records = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    records, bad = [], []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         raw = raw.strip()
         if not raw:
             continue
         try:
             records.append(json.loads(raw))
         except json.JSONDecodeError:
-            continue
+            if not raw.startswith("{") or raw.endswith("}"):  # a torn record starts well and stops short
+                bad.append(number)
+    if bad:
+        warnings.warn(f"{path}: skipped unreadable line(s) {bad[:10]}", stacklevel=2)
     return records
 
 

@@ -75,6 +75,11 @@ def test_append_survives_torn_last_line(tmp_path):
     assert [r["a"] for r in read_jsonl(path)] == [1, 3]
     with pytest.raises(ValueError):
         append_line(path, "two\nlines")
+    with open(path, "a") as fh:
+        fh.write("an edit gone wrong\n")  # not a torn record: said, not swallowed
+    append_jsonl(path, {"a": 4})
+    with pytest.warns(UserWarning, match=r"m.jsonl: skipped unreadable line\(s\) \[4\]"):
+        assert [r["a"] for r in read_jsonl(path)] == [1, 3, 4]
 
 
 def test_atomic_torch_save_leaves_no_temp_and_loads_weights_only(tmp_path):

@@ -101,6 +101,9 @@ def test_holdout_split_keeps_videos_whole():
     assert 1 <= len({vids[i] for i in held}) <= 10
     assert holdout_split(vids[:8], 0.01)[1]  # tiny data still holds one video out
     assert holdout_split(vids, 0.0) == (list(range(80)), [])
+    for seed in range(60):  # two videos at half: the hash used to put both aside for some seeds
+        train, held = holdout_split(["a", "a", "b", "b"], 0.5, seed=seed)
+        assert len(train) == len(held) == 2, seed
 
 
 # -- networks ---------------------------------------------------------------------

@@ -108,6 +108,10 @@ def test_study_loader_rejects_bad_cells(tmp_path):
     short.write_text(",".join(good) + "\n" + ",".join(good + ["1"]) + "\n")
     with pytest.raises(DataError, match="short.csv"):
         load_study_csv(short)
+    fractional = tmp_path / "fractional.csv"
+    fractional.write_text(",".join(good) + "\n" + ",".join(["1.5"] + good[1:]) + "\n")
+    with pytest.raises(DataError, match=r"fractional.csv.*'1.5' is not a position"):  # was read as 1
+        load_study_csv(fractional)
     ok = tmp_path / "ok.csv"
     ok.write_text(",".join(good) + "\n" + ",".join(good) + "\n")
     assert summarize(load_study_csv(ok))["accuracy"] == [1.0]

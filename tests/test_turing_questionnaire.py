@@ -130,3 +130,28 @@ def test_rater_side_refuses_anything_of_the_key(tmp_path):
     (tmp_path / "q" / "questions.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="plain file names"):
         load_questionnaire(tmp_path / "q")
+
+
+def test_positions_stay_balanced_when_a_count_is_not_a_multiple_of_the_arrangements():
+    """Three one-of-four questions: over many seeds the real image is at every position equally often."""
+    from echolib.turing.questionnaire import _plan
+
+    seen = {"one_of_four": [0] * 4, "two_of_four": {}}
+    for seed in range(400):
+        plan = _plan({"one_of_four": 3, "two_of_four": 5}, ["m"], np.random.default_rng(seed))
+        for q in plan:
+            if q["format"] == "one_of_four":
+                seen["one_of_four"][q["answer"][0]] += 1
+            else:
+                seen["two_of_four"][q["answer"]] = seen["two_of_four"].get(q["answer"], 0) + 1
+    assert min(seen["one_of_four"]) > 0.8 * 300 and max(seen["one_of_four"]) < 1.2 * 300, seen
+    assert len(seen["two_of_four"]) == 6 and min(seen["two_of_four"].values()) > 0.8 * 2000 / 6, seen
+
+
+def test_without_a_seed_each_questionnaire_gets_its_own_and_the_key_keeps_it(tmp_path):
+    real, gens = make_sources(tmp_path, n_videos=40)
+    _, ka = build_questionnaire(real, gens, tmp_path / "a", counts=COUNTS)
+    _, kb = build_questionnaire(real, gens, tmp_path / "b", counts=COUNTS)
+    assert ka.seed != kb.seed
+    _, kc = build_questionnaire(real, gens, tmp_path / "c", counts=COUNTS, seed=ka.seed)
+    assert [q.answer for q in kc.questions] == [q.answer for q in ka.questions]

@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m echolib turing build --real frames/ --generated e4=samples/ --out tt/q --seed 0
+    python -m echolib turing build --real frames/ --generated e4=samples/ --out tt/q
     python -m echolib turing analyze tt/answers --key tt/q.key.json --json
     python -m echolib turing analyze Ecocardiogramas_Evaluation_Limpio.csv --format study --json
 
@@ -30,7 +30,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="folders of generated frames, optionally named (name defaults to the folder name)")
     b.add_argument("--out", required=True, help="new questionnaire folder (what raters get)")
     b.add_argument("--key", default=None, help="where to write the key (default: <out>.key.json, beside --out)")
-    b.add_argument("--seed", type=int, default=0, help="seed of image choice, positions and names")
+    b.add_argument("--seed", type=int, default=None,
+                   help="seed of image choice, positions and names (default: a fresh one, recorded in the key)")
     b.add_argument("--size", type=int, default=None, help="resize every image to this square size")
     b.add_argument("--one-of-two", type=int, default=10, help="questions: pick the real image of two")
     b.add_argument("--two-of-four", type=int, default=5, help="questions: pick the two real images of four")

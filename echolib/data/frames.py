@@ -160,7 +160,8 @@ def holdout_split(video_ids: Sequence[str], fraction: float, seed: int = 0) -> t
     The trainer trains on ``train`` only, so evaluation (held-out FID, memorisation
     calibration, the classifier two-sample test) can use hearts no model has seen.
     At least one video is held out when ``fraction > 0`` and there are two or more
-    videos, so a tiny smoke dataset still has unseen hearts.
+    videos, so a tiny smoke dataset still has unseen hearts, and at least one is
+    kept for training.
     """
     if not 0.0 <= fraction < 1.0:
         raise DataError(f"holdout fraction must be in [0, 1), got {fraction}")
@@ -172,6 +173,9 @@ def holdout_split(video_ids: Sequence[str], fraction: float, seed: int = 0) -> t
     if not held and len(videos) > 1:
         first = min(videos, key=lambda v: unit_hash(f"{seed}:{v}"))
         held = [i for i, v in enumerate(video_ids) if v == first]
+    if len(held) == len(video_ids) and len(videos) > 1:  # every video fell aside: hold out one, train on the rest
+        last = max(videos, key=lambda v: unit_hash(f"{seed}:{v}"))
+        held = [i for i, v in enumerate(video_ids) if v == last]
     held_set = set(held)
     return [i for i in range(len(video_ids)) if i not in held_set], held
 
@@ -254,6 +258,11 @@ def _load_all(loaders, infos, resolution: int | None, workers: int) -> list[np.n
     def one(i: int) -> np.ndarray:
         arr = loaders[i]()
         if resolution is not None and arr.shape != (resolution, resolution):
+            if arr.shape[0] != arr.shape[1]:
+                raise DataError(
+                    f"{infos[i].name} is {arr.shape[1]}x{arr.shape[0]}: resizing it to {resolution}x{resolution} "
+                    "would distort the heart; crop or pad frames to a square first"
+                )
             arr = resize_gray(arr, resolution)
         return arr
 
@@ -264,9 +273,9 @@ def _load_all(loaders, infos, resolution: int | None, workers: int) -> list[np.n
 
 
 def resize_gray(arr: np.ndarray, size: int) -> np.ndarray:
-    """Area-average when shrinking (no aliasing), Lanczos when enlarging, as the study did."""
+    """Area-average when shrinking (no aliasing), Lanczos when enlarging a square frame to ``size`` x ``size``."""
     img = Image.fromarray(arr, mode="L")
-    method = Image.Resampling.BOX if size < max(arr.shape) else Image.Resampling.LANCZOS
+    method = Image.Resampling.BOX if size < min(arr.shape) else Image.Resampling.LANCZOS
     return np.asarray(img.resize((size, size), method))
 
 

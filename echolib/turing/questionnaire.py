@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,11 +111,15 @@ def build_questionnaire(
     key: str | Path | None = None,
     *,
     counts: Mapping[str, int] = STUDY_COUNTS,
-    seed: int = 0,
+    seed: int | None = None,
     size: int | None = None,
     title: str = "Visual Turing test: echocardiograms",
 ) -> tuple[Questionnaire, Key]:
     """Write a blinded questionnaire to ``out`` and its key to ``key``; same seed, same bytes.
+
+    Without ``seed`` a fresh one is drawn from the operating system and
+    recorded in the key: the positions of the real images follow from the seed
+    alone, so a default seed anyone can type would give every rater the answers.
 
     ``real`` and each generated source are folders (or zips/manifests) of
     frames; ``generated`` maps model names to sources (a plain list uses the
@@ -134,6 +139,7 @@ def build_questionnaire(
     if not counts:
         raise ConfigError(f"counts: no questions requested ({dict(counts)}); give at least one format a count > 0")
 
+    seed = secrets.randbits(63) if seed is None else int(seed)
     rng = np.random.default_rng(seed)
     plan = _plan(counts, list(models), rng)
     n_real = sum(p["n_real"] for p in plan)
@@ -225,6 +231,7 @@ def _plan(counts: Mapping[str, int], models: list[str], rng: np.random.Generator
             answers = [(0,) if flag else () for flag in real_flags]
         else:
             combos = list(itertools.combinations(range(f.n_images), f.n_real))
+            combos = [combos[i] for i in rng.permutation(len(combos))]  # a remainder must not favour early ones
             answers = [combos[i % len(combos)] for i in range(n)]
             answers = [answers[i] for i in rng.permutation(n)]
         with_synthetic = [a for a in answers if len(a) < f.n_images]

@@ -48,7 +48,10 @@ def load_study_csv(path: str | Path, formats: Sequence[str] = STUDY_FORMATS, rat
                 continue
             where = f"{path}: {line}, question {q} ({fmt})"
             try:
-                picks = tuple(int(float(p)) for p in cell.replace(" ", "").split("_"))
+                numbers = [float(p) for p in cell.replace(" ", "").split("_")]
+                if not all(x.is_integer() for x in numbers):
+                    raise ValueError(cell)
+                picks = tuple(int(x) for x in numbers)
             except ValueError:
                 raise DataError(f"{where}: {cell!r} is not a position or a pair a_b") from None
             out.append(check_picks(fmt, picks, where))

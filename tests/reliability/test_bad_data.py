@@ -67,6 +67,12 @@ def test_mixed_sizes_need_a_resolution(tmp_path):
     assert FrameDataset(tmp_path, resolution=32).images.shape == (2, 1, 32, 32)
 
 
+def test_a_frame_that_is_not_square_is_refused_rather_than_stretched(tmp_path):
+    Image.fromarray(np.zeros((32, 48), np.uint8)).save(tmp_path / "wide_f0.png")
+    with pytest.raises(DataError, match="wide_f0.png is 48x32: resizing it to 32x32 would distort"):
+        FrameDataset(tmp_path, resolution=32)
+
+
 def test_sixteen_bit_and_rgba_pngs_become_8_bit_gray(tmp_path):
     ramp = np.tile(np.arange(0, 65536, 2048, dtype=np.uint16), (32, 1))
     Image.fromarray(ramp).save(tmp_path / "deep_f0.png")
