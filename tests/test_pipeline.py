@@ -80,6 +80,9 @@ def test_sweep_resumes_and_continues_past_failures(toy, tmp_path):
     assert [o.status for o in second] == ["skipped", "failed", "skipped"]
     assert (runs / "toy" / "A" / "executions").read_text() == "1"
     assert (runs / "toy" / "BAD" / "executions").read_text() == "2"
+    longer = sweep(toy, ["A"], {"kimg": 5}, runs=runs, progress=False)  # other parameters: not the same work
+    assert [o.status for o in longer] == ["done"] and (runs / "toy" / "A" / "executions").read_text() == "2"
+    assert json.loads((runs / "toy" / "A" / "sweep.json").read_text())["params"]["kimg"] == 5
 
 
 def test_sweep_validates_everything_before_the_first_run(toy, tmp_path):

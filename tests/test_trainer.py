@@ -243,6 +243,12 @@ def test_ensure_run_trains_once_and_reports(noise_frames, tmp_path):
     mtime = (run / "log.csv").stat().st_mtime_ns
     assert ensure_run("wgan", "smoke", noise_frames, tmp_path, device="cpu", progress=False) == run
     assert (run / "log.csv").stat().st_mtime_ns == mtime
+    # a finished run is not handed out for other data or another seed (a book on real frames used to
+    # score the phantom runs of an earlier build)
+    with pytest.raises(ConfigError, match="trained on other data"):
+        ensure_run("wgan", "smoke", "phantom", tmp_path, device="cpu", progress=False)
+    with pytest.raises(ConfigError, match="differs in: train.seed"):
+        ensure_run("wgan", "smoke", noise_frames, tmp_path, device="cpu", seed=7, progress=False)
     df = read_log_df(run)
     fig = plots.loss_curves(run)
     assert {ax.get_title() for ax in fig.axes} >= {"loss_D", "loss_G"}

@@ -3,9 +3,10 @@
 ``python -m echolib sweep --notebook notebooks/stylegan2_ada.py --configs E1,E2 -p kimg 500``
 executes the notebook once per configuration into that configuration's run
 folder (``runs/<arch>/<config>/notebook.ipynb``), next to the run records the
-notebook's training produced. A configuration whose notebook finished is
-skipped on the next call; an unfinished one resumes (training resumes from its
-checkpoint); a failing one is recorded and the sweep goes on.
+notebook's training produced. A configuration whose notebook finished with the
+same parameters is skipped on the next call; one asked for with other
+parameters (a longer ``kimg``, say) or left unfinished runs again (training
+resumes from its checkpoint); a failing one is recorded and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -59,19 +60,22 @@ def sweep(
         folder = runs / arch / c
         record = folder / "sweep.json"
         out_nb = folder / "notebook.ipynb"
-        if record.exists() and json.loads(record.read_text()).get("status") == "done" and out_nb.exists():
-            outcomes.append(Outcome(c, "skipped", 0.0, out_nb))
-            continue
+        wanted = {**common, "config": c}
+        if record.exists() and out_nb.exists():
+            done = json.loads(record.read_text())
+            if done.get("status") == "done" and done.get("params") == json.loads(json.dumps(wanted)):
+                outcomes.append(Outcome(c, "skipped", 0.0, out_nb))
+                continue  # other parameters (say a larger kimg) run the notebook again: its run resumes
         folder.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         try:
-            execute(notebook, out_nb, {**common, "config": c}, progress=progress)
+            execute(notebook, out_nb, wanted, progress=progress)
             status, error = "done", ""
         except Exception as exc:  # noqa: BLE001 -- one failing configuration must not stop the sweep
             status, error = "failed", _short_error(exc)
         seconds = time.perf_counter() - t0
         atomic_write_text(record, json.dumps({"status": status, "error": error, "seconds": round(seconds, 1),
-                                              "params": {**common, "config": c}}, indent=2))
+                                              "params": wanted}, indent=2))
         outcomes.append(Outcome(c, status, seconds, out_nb, error))
     return outcomes
 

@@ -51,5 +51,29 @@ def ensure_run(
         run.train.kimg = float(kimg)
     out = run_dir(runs, arch, config)
     if is_complete(out, run.train.kimg):
+        _check_reuse(out, run, data)
         return out
     return train(run, data, out, device=device, progress=progress)
+
+
+def _check_reuse(out: Path, run, data: str | Path) -> None:
+    """A finished run is reused only for the configuration and data it was trained with.
+
+    The trainer refuses a mismatch when it resumes; a finished run never reaches
+    the trainer, so without this a book built on real frames would quietly score
+    the runs an earlier build trained on the phantom. Named data (``phantom``, a
+    path) that matches the run's record is trusted; otherwise the frames are
+    loaded and compared by fingerprint, as the trainer does.
+    """
+    from echolib.train.run_records import check_run_folder, fingerprint
+
+    meta_path = out / "run.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("data") == str(data) and meta.get("data_fingerprint"):
+        check_run_folder(out, run, meta["data_fingerprint"])
+        return
+    from echolib.data.frames import FrameDataset
+    from echolib.train.loop import _resolve_data
+
+    size = run.train.resolution
+    check_run_folder(out, run, fingerprint(FrameDataset(_resolve_data(data, size), resolution=size)))
