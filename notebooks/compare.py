@@ -119,6 +119,8 @@ study_logs = Path(shared) / "seed-reference" / "training-logs"
 # its finished run reused). Not every configuration exists for every
 # architecture (`smoke_cond` is the diffusion model's alone, and your own
 # architecture may have no `cpu64`), so a comparison leaves those out and says so.
+# Other runs of these architectures in the runs folder join the comparison when
+# they were trained on the same data; runs of other data are named and left out.
 
 # %%
 archs, left_out = compare.architectures_with(config, architectures)
@@ -126,7 +128,11 @@ if left_out:
     print(f"no {config!r} configuration for {', '.join(left_out)}: left out of this comparison")
 run_dirs = [ensure_run(arch, config, data, runs, kimg=kimg, device=device, seed=seed, progress=False)
             for arch in archs]
-run_dirs = [r for r in compare.find_runs(runs) if r.parent.name in archs]
+splits = compare.evaluation_splits(data, resolution=resolution)
+other_data = [r for r in compare.find_runs(runs) if r.parent.name in archs and not compare.trained_on(r, splits)]
+if other_data:
+    print(f"trained on other data, left out: {', '.join(f'{r.parent.name}/{r.name}' for r in other_data)}")
+run_dirs = [r for r in compare.find_runs(runs, splits) if r.parent.name in archs]
 assert {r.parent.name for r in run_dirs} >= set(archs)
 pd.DataFrame({"run": [f"{r.parent.name}/{r.name}" for r in run_dirs]})
 
@@ -134,7 +140,6 @@ pd.DataFrame({"run": [f"{r.parent.name}/{r.name}" for r in run_dirs]})
 # ## Evaluation
 
 # %%
-splits = compare.evaluation_splits(data, resolution=resolution)
 print(f"comparison at {resolution}x{resolution}: {len(splits.heldout)} held-out frames of "
       f"{len(set(splits.heldout.video_ids))} videos; {len(splits.train)} training frames")
 assert not set(splits.train.video_ids) & set(splits.heldout.video_ids)
@@ -198,7 +203,10 @@ plots.metric_curves(run_dirs, ["fid", "kid"], extractor=extractor);
 #
 # As in the study: a radar of normalised scores (outer is better) and a heatmap
 # of the same table. Normalisation is across the rows shown, so it ranks, it
-# does not measure.
+# does not measure. Unlike the study's, their axes are only the metrics that can
+# rank models: SSIM and PSNR on random pairs (which score real against real like
+# real against generated) and MS-SSIM (best at the data's own value, not at an
+# extreme) stay in the table. A row without a value sits at the centre.
 
 # %%
 compare.radar(table);

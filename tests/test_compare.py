@@ -90,3 +90,64 @@ def test_a_comparison_leaves_out_architectures_without_the_configuration(tmp_pat
     assert compare.architectures_with(str(yaml_file), ["wgan"]) == (["wgan"], [])
     with pytest.raises(ConfigError, match="architectures: unknown stylegan3; choose from stylegan2_ada"):
         compare.architectures_with("smoke", ["stylegan3"])
+
+
+def test_radar_and_heatmap_rank_only_by_metrics_that_can_rank():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    records = _records("wgan", {"fid": [12.0], "precision": [0.6], "psnr": [14.0], "c2st_auc": [0.7]})
+    records += _records("medgan", {"fid": [20.0], "precision": [0.4], "psnr": [11.0]})  # no C2ST value
+    table = compare.comparison_table(records)
+    fig = compare.radar(table)
+    labels = [t.get_text().replace("\n", " ") for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["fid [echo]", "precision [echo]", "c2st_auc"]  # psnr stays in the table, not on an axis
+    polygon = fig.axes[0].lines[1].get_ydata()
+    assert np.isfinite(polygon).all() and polygon[2] == 0.0  # the missing AUC sits at the centre, not a gap
+    assert [t.get_text() for t in compare.heatmap(table).axes[0].get_xticklabels()] == labels
+
+
+def test_a_second_evaluation_of_a_run_reuses_its_records_and_other_data_is_left_out(tmp_path):
+    import json
+
+    from echolib.train.runs import ensure_run
+
+    run = ensure_run("wgan", "smoke", "phantom", tmp_path / "runs", device="cpu", progress=False)
+    splits = compare.evaluation_splits("phantom", resolution=64)
+    images = compare.run_samples(run, 32, size=64, device="cpu")
+    first = compare.evaluate_run(run, images, splits, ("fid", "kid"), device="cpu")
+    again = compare.evaluate_run(run, images, splits, ("fid", "kid"), device="cpu")
+    assert [r["value"] for r in again] == [r["value"] for r in first]
+    compare_lines = [ln for ln in (run / "metrics.jsonl").read_text().splitlines() if '"compare"' in ln]
+    assert len(compare_lines) == 2  # one record per metric, not one per build
+    assert compare.find_runs(tmp_path / "runs", splits) == [run]
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "data": "elsewhere", "data_fingerprint": "0" * 16}))
+    assert compare.find_runs(tmp_path / "runs", splits) == [] and compare.find_runs(tmp_path / "runs") == [run]
+
+
+def test_training_curves_keep_sources_and_extractors_apart(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from echolib.metrics.records import append_records, make_record
+    from echolib.report.plots import metric_curves
+
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def rec(value, kimg, extractor, source):
+        r = make_record("fid", value, n_real=10, n_fake=10, extractor=extractor, extractor_sha256=None,
+                        kimg=kimg, run=str(run))
+        return {**r, "source": source}
+
+    append_records(run / "metrics.jsonl", [rec(50.0, 1, "echo", "train"), rec(300.0, 1, "inception-v3-compat",
+                   "train"), rec(40.0, 2, "echo", "train"), rec(float("nan"), 3, "echo", "train"),
+                   rec(35.0, 2, "echo", "compare")])  # fmt: skip
+    ax = metric_curves(run, ["fid"]).axes[0]
+    lines = {ln.get_label().split("/")[-1]: [float(y) for y in ln.get_ydata()] for ln in ax.lines}
+    assert lines == {"run (echo)": [50.0, 40.0], "run (inception-v3-compat)": [300.0]}
+    assert "1 non-finite left out" in ax.get_title()
+    only = metric_curves(run, ["fid"], extractor="echo").axes[0]
+    assert [[float(y) for y in ln.get_ydata()] for ln in only.lines] == [[50.0, 40.0]]
+    assert "echo" in only.get_ylabel()

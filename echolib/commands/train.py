@@ -26,7 +26,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (overrides the config)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set model.gamma=4 --set train.tick_kimg=2")
+                   help="override any config field, e.g. --set model.r1_gamma=4 --set train.tick_kimg=2")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (falls back to eager)")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

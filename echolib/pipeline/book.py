@@ -76,11 +76,14 @@ def build(
             params = {k: v for k, v in given.items() if k in declared}
             t0 = time.perf_counter()
             print(f"[book] executing {src.relative_to(REPO)} ...", flush=True)
+            # executed outside the book's sources, then swapped in: a failing chapter keeps its last good version
+            partial = REPO / "_build" / "executing" / f"{name}.ipynb"
             try:
                 # progress bars are noise in a book; widgets would need JavaScript from a CDN
-                execute(src, out_dir / f"{name}.ipynb", params, progress=progress, timeout=timeout,
+                execute(src, partial, params, progress=progress, timeout=timeout,
                         env={"ECHOLIB_RUNS": str(runs), "TQDM_DISABLE": "1"})
-                strip_widgets(out_dir / f"{name}.ipynb")
+                strip_widgets(partial)
+                os.replace(partial, out_dir / f"{name}.ipynb")
             except EchoError:
                 raise
             except Exception as exc:

@@ -14,12 +14,15 @@ Rows of the comparison are
   features, its own code: a different metric, shown for continuity only).
 
 Evaluations are appended to each run's ``metrics.jsonl`` with
-``source: compare``; a run whose latest checkpoint already has a matching
-record is not evaluated again.
+``source: compare``; a run whose latest checkpoint already has records of an
+evaluation like this one (same data, resolution, extractor, metrics, sample
+count and seed) is not evaluated again, so rebuilding the book adds no
+duplicates. Only runs trained on the data of the comparison take part.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +47,9 @@ DIRECTION = {
 }
 DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "jsd", "ssim", "psnr", "ms_ssim", "memorized_fraction",
                    "c2st_auc")
+#: what the radar and heatmap rank by default: the metrics that order models (SSIM and PSNR on random pairs
+#: score real-vs-real like real-vs-generated, and MS-SSIM's best value is the data's, not an extreme)
+RANKED = ("fid", "kid", "precision", "recall", "jsd", "jsd_sector", "memorized_fraction", "c2st_auc", "lpips")
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class Splits:
     train: FrameDataset
     heldout: FrameDataset
     source: str
+    fingerprint: str = ""  # of the whole dataset, as a run folder records it (run.json data_fingerprint)
 
 
 def evaluation_splits(data: str | Path, resolution: int = 128, holdout: float = 0.1, seed: int = 0) -> Splits:
@@ -61,8 +68,10 @@ def evaluation_splits(data: str | Path, resolution: int = 128, holdout: float = 
 
     path = resolve_data(data, size=resolution)
     full = FrameDataset(path, resolution=resolution)
+    from echolib.train.run_records import fingerprint
+
     train_idx, held_idx = holdout_split(full.video_ids, holdout, seed)
-    return Splits(full.subset(train_idx), full.subset(held_idx), str(data))
+    return Splits(full.subset(train_idx), full.subset(held_idx), str(data), fingerprint(full))
 
 
 def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
@@ -85,10 +94,24 @@ def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple
     return has, [n for n in names if n not in has]
 
 
-def find_runs(runs: str | Path) -> list[Path]:
-    """Run folders with at least one checkpoint, in the book's architecture order."""
+def find_runs(runs: str | Path, splits: Splits | None = None) -> list[Path]:
+    """Run folders with at least one checkpoint, in the book's architecture order.
+
+    With ``splits``, only runs trained on that data (the same data argument, or
+    the same frames by fingerprint): a runs folder may also hold runs of other
+    data, whose scores against these held-out videos would mean nothing.
+    """
     found = [p.parent for p in Path(runs).glob("*/*/checkpoints") if ckpt.list_checkpoints(p)]
+    if splits is not None:
+        found = [r for r in found if trained_on(r, splits)]
     return sorted(found, key=lambda r: (_arch_rank(r.parent.name), r.name))
+
+
+def trained_on(run: Path, splits: Splits) -> bool:
+    """Whether ``run`` was trained on the data ``splits`` come from (its ``run.json``)."""
+    meta_path = run / "run.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return meta.get("data") == splits.source or meta.get("data_fingerprint") == splits.fingerprint
 
 
 def _arch_rank(arch: str) -> int:
@@ -124,13 +147,27 @@ def run_samples(run: Path, n: int, *, size: int = 128, seed: int = 0, device: st
 
 def evaluate_run(run: Path, images: torch.Tensor, splits: Splits, metrics: Sequence[str] = DEFAULT_METRICS, *,
                  extractor: str = "echo", seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
-    """Records for a run's samples against the held-out videos, appended to its ``metrics.jsonl``."""
+    """Records for a run's samples against the held-out videos, appended to its ``metrics.jsonl``.
+
+    When the run's latest checkpoint already has the records of an evaluation
+    like this one, those are returned instead of evaluating (and appending) again.
+    """
+    from echolib.io import read_jsonl
     from echolib.metrics import append_records, evaluate
 
+    kimg = latest_kimg(run)
+    context = {"source": "compare", "data": splits.source, "resolution": splits.heldout.resolution,
+               "features": extractor, "seed": seed, "requested": list(metrics), "n_fake": len(images), "kimg": kimg}
+    earlier: dict[str, dict[str, Any]] = {}
+    for r in read_jsonl(run / "metrics.jsonl"):
+        if all(r.get(k) == v for k, v in context.items()):
+            earlier[r["metric"]] = r  # the latest of each metric (one evaluation's records are appended together)
+    if earlier:
+        return [earlier[m] for m in metrics if m in earlier]
     records = evaluate(splits.heldout, images, metrics=list(metrics), extractor=extractor, train=splits.train,
-                       seed=seed, device=device, kimg=latest_kimg(run), run=str(run))
+                       seed=seed, device=device, kimg=kimg, run=str(run))
     for r in records:
-        r.update(source="compare", data=splits.source, resolution=splits.heldout.resolution)
+        r.update({k: v for k, v in context.items() if k not in ("n_fake", "kimg")})
     append_records(run / "metrics.jsonl", records)
     return records
 
@@ -281,7 +318,10 @@ def _scores(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         elif direction:
             v = -v
         lo, hi = v.min(), v.max()
-        out[col] = 1.0 if not math.isfinite(hi - lo) or hi == lo else (v - lo) / (hi - lo)
+        if not math.isfinite(hi - lo) or hi == lo:  # one value (or none): every row that has it ties at best
+            out[col] = v.where(v.isna(), 1.0)
+        else:
+            out[col] = (v - lo) / (hi - lo)
     return out
 
 
@@ -290,10 +330,18 @@ def _row_labels(table: pd.DataFrame) -> list[str]:
             zip(table["architecture"], table["configuration"], table["kind"])]
 
 
+def _ranked_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c.split(" [")[0] in RANKED and table[c].notna().any()]
+
+
 def radar(table: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure:
-    """Radar chart of normalised scores (outer = better), one polygon per row, as the study drew."""
-    columns = list(columns or [c for c in table.columns if c.split(" [")[0] in DIRECTION])
-    scores = _scores(table, columns)
+    """Radar chart of normalised scores (outer = better), one polygon per row, as the study drew.
+
+    By default the axes are the metrics that rank models (:data:`RANKED`); a
+    row without a value on an axis sits at the centre there.
+    """
+    columns = list(columns or _ranked_columns(table))
+    scores = _scores(table, columns).fillna(0.0)
     angles = np.linspace(0, 2 * np.pi, len(columns), endpoint=False).tolist()
     fig, ax = plt.subplots(figsize=(6.5, 6.5), subplot_kw={"polar": True})
     for label, (_, row) in zip(_row_labels(table), scores.iterrows()):
@@ -314,7 +362,7 @@ def heatmap(table: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure
     """Rows x metrics coloured by normalised score (green = better), annotated with the values."""
     import seaborn as sns
 
-    columns = list(columns or [c for c in table.columns if c.split(" [")[0] in DIRECTION])
+    columns = list(columns or _ranked_columns(table))
     scores = _scores(table, columns)
     values = table[columns].astype(float)
     annot = values.map(lambda v: "" if not math.isfinite(v) else (f"{v:.3g}"))

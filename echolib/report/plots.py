@@ -58,26 +58,47 @@ def loss_curves(runs: str | Path | Sequence[str | Path], keys: Sequence[str] | N
 
 
 def metric_curves(runs: str | Path | Sequence[str | Path], metrics: Sequence[str] = ("fid",),
-                  extractor: str | None = None) -> Figure:
-    """Metric value against kimg (e.g. FID-vs-kimg), one panel per metric."""
+                  extractor: str | None = None, source: str | None = "train") -> Figure:
+    """Metric value against kimg (e.g. FID-vs-kimg), one panel per metric, one line per run and extractor.
+
+    Only records of ``source`` (the trainer's, by default: the comparison
+    chapter's own evaluations of a finished run are another measurement) and,
+    when given, of ``extractor``. A FID under another extractor is another
+    metric, so extractors are never joined into one line; values that were not
+    finite (stored as empty) are left out and counted in the title.
+    """
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
+    lines = 0
     for ax, metric in zip(axes.flat, metrics):
+        extractors, missing = set(), 0
         for run in runs:
             df = read_metrics(run)
             if df.empty or "metric" not in df:
                 continue
             sel = df[df["metric"] == metric]
+            if source is not None and "source" in sel:
+                sel = sel[sel["source"] == source]
             if extractor is not None and "extractor" in sel:
                 sel = sel[sel["extractor"] == extractor]
-            sel = sel.dropna(subset=["kimg"]).sort_values("kimg")
-            if len(sel):
-                ax.plot(sel["kimg"], sel["value"], marker="o", label=_label(run))
-        ext = f" ({extractor})" if extractor else ""
-        ax.set_title(f"{metric}{ext}")
+            sel = sel.dropna(subset=["kimg"])
+            groups = sel.groupby("extractor", dropna=False) if "extractor" in sel else [(None, sel)]
+            for name, part in groups:
+                missing += int(part["value"].isna().sum())
+                part = part.dropna(subset=["value"]).sort_values("kimg")
+                if len(part):
+                    extractors.add(name)
+                    label = _label(run) if extractor is not None or name is None else f"{_label(run)} ({name})"
+                    ax.plot(part["kimg"], part["value"], marker="o", label=label)
+                    lines += 1
+        named = extractor or (next(iter(extractors)) if len(extractors) == 1 else None)
+        ax.set_title(f"{metric} ({named})" if named else metric)
+        ax.set_ylabel(f"{metric}, {named} features" if named else metric)
+        if missing:
+            ax.set_title(f"{ax.get_title()}; {missing} non-finite left out")
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)
-    if len(runs) > 1:
+    if lines > 1:
         axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
