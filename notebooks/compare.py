@@ -87,6 +87,8 @@ except ImportError:
 # %% tags=["parameters"]
 import os
 
+from echolib.metrics.references import shared_data
+
 data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of real frames
 config = "smoke"  # configuration trained for every architecture that has it and no run yet (smoke, cpu64, E4, ...)
 kimg = None  # training length override for those runs (None: as configured)
@@ -97,7 +99,7 @@ runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 n = 128  # generated images per model (use 10000 for the published comparison)
 extractor = "echo"  # feature extractor for fid/kid/precision/recall/memorisation/c2st
 resolution = 128  # resolution of the comparison, as in the study; samples of runs at other sizes are resized
-shared = os.environ.get("ECHOLIB_SHARED_DATA", "../shared/data")  # reference files of the study
+shared = str(shared_data())  # reference files of the study: $ECHOLIB_SHARED_DATA, else ../shared/data
 
 # %%
 from pathlib import Path

@@ -100,13 +100,15 @@ except ImportError:
 # %% tags=["parameters"]
 import os
 
+from echolib.metrics.references import shared_data
+
 data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of frames
 config = "smoke"  # a config in echolib/configs/medgan (smoke, cpu64, E1..E8) or a YAML path
 kimg = None  # training length; None: as configured
 device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed (data order, latents, initial weights); sampling below uses it too
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
-study_logs = os.environ.get("ECHOLIB_STUDY_LOGS", "../shared/data/seed-reference/training-logs")  # logs of the study
+study_logs = str(shared_data() / "seed-reference" / "training-logs")  # the study's logs ($ECHOLIB_SHARED_DATA)
 
 # %%
 import math
@@ -207,7 +209,7 @@ if logs_dir.is_dir():
     ax.legend(fontsize=8)
     fig.tight_layout()
 else:
-    summary = f"study logs not found at {logs_dir}; set study_logs (or ECHOLIB_STUDY_LOGS) to show them"
+    summary = f"study logs not found at {logs_dir}; set study_logs (or ECHOLIB_SHARED_DATA) to show them"
 summary
 
 # %% [markdown]
