@@ -183,6 +183,19 @@ def test_cli_train_and_sample(noise_frames, tmp_path):
     r = subprocess.run([sys.executable, "-m", "echolib", "sample", str(run), "--n", "5", "--batch", "0", "--out",
                         str(tmp_path / "z")], check=False, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "--batch must be a positive number" in r.stderr
+
+    def sample(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "echolib", "sample", str(run), "--out", str(tmp_path / "s"),
+                               "--device", "cpu", *extra], check=False, capture_output=True, text=True, env=env,
+                              timeout=300)  # fmt: skip
+
+    r = sample("--n", "3")  # into a folder of earlier samples: two sets would mix
+    assert r.returncode == 2 and "already holds 5 sampled images" in r.stderr
+    r = sample("--n", "3", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "s").glob("img_*.png")) == [f"img_{i:05d}.png" for i in range(3)]
+    r = sample("--n", "3", "--overwrite", "--truncation", "0.7")  # a StyleGAN2 option: wgan has none
+    assert r.returncode == 2 and "wgan sampling takes no options, got truncation" in r.stderr
     r = subprocess.run([sys.executable, "-m", "echolib", "train", "wgan", "--config", "E99"],
                        check=False, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "unknown config 'E99'" in r.stderr and "smoke" in r.stderr

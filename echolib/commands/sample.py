@@ -8,6 +8,7 @@ This is how the study's 10,000-image synthetic dataset is made::
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "sample N images from a run (or a checkpoint file) into a folder of PNGs"
 
@@ -22,6 +23,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=64, help="images per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the img_*.png files --out already holds (without it, such a folder is refused)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="model-specific sampling option, e.g. --opt steps=32 (diffusion), --opt temperature=0.9")
 
@@ -44,7 +47,13 @@ def run(args: argparse.Namespace) -> int:
         options[k] = yaml.safe_load(v)
     if args.truncation is not None:
         options["truncation"] = args.truncation
+    earlier = sorted(Path(args.out).glob("img_*.png")) if Path(args.out).is_dir() else []
+    if earlier and not args.overwrite:
+        raise ConfigError(f"--out {args.out} already holds {len(earlier)} sampled images (img_*.png); "
+                          "choose another folder, or pass --overwrite to replace them")
     model, path = load_model(args.run, kimg=args.kimg, device=args.device)
+    for old in earlier:  # only after the model loaded: a failure leaves the earlier samples alone
+        old.unlink()
     written = write_samples(model, args.n, args.out, seed=args.seed, batch=args.batch,
                             use_ema=not args.no_ema, **options)
     print(f"wrote {len(written)} images from {path} to {args.out}")
