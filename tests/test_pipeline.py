@@ -88,6 +88,8 @@ def test_sweep_resumes_and_continues_past_failures(toy, tmp_path):
 def test_sweep_validates_everything_before_the_first_run(toy, tmp_path):
     with pytest.raises(ConfigError, match="expects int"):
         sweep(toy, ["A"], {"kimg": "lots"}, runs=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="-p runs .* and --runs .* disagree"):  # was replaced in silence
+        sweep(toy, ["A"], {"runs": str(tmp_path / "mine")}, runs=tmp_path / "other", progress=False)
     assert not (tmp_path / "toy").exists()
     with pytest.raises(ConfigError, match="unknown config\\(s\\) E99 for wgan; choose from"):
         wgan_nb = tmp_path / "wgan.py"

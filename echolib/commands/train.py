@@ -18,7 +18,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     from echolib.models.registry import ARCHITECTURES
 
     p.add_argument("arch", help=f"architecture: {', '.join(ARCHITECTURES)} or one an installed package registers")
-    p.add_argument("--config", default="smoke", help="config name in echolib/configs/<arch>/ (E1..E8, smoke) or a YAML path")
+    p.add_argument("--config", default="smoke", help="config name in echolib/configs/<arch>/ (smoke, cpu64, E1..E8, ...; "
+                   "`python -m echolib configs ARCH` lists them) or a YAML path")
     p.add_argument("--data", default="phantom", help="'phantom' (built-in) or a folder/.zip/manifest.csv of frames")
     p.add_argument("--out", default=None, help="run folder (default: runs/<arch>/<config>)")
     p.add_argument("--kimg", type=float, default=None, help="training length in kimg (overrides the config)")

@@ -85,6 +85,8 @@ class FrameDataset(torch.utils.data.Dataset):
         self.source = Path(source)
         loaders, infos = _list_source(self.source)
         if limit is not None:
+            if limit < 1:
+                raise DataError(f"{source}: limit must be a positive number of frames, got {limit}")
             loaders, infos = loaders[:limit], infos[:limit]
         arrays = _load_all(loaders, infos, resolution, workers)
         _check_sizes(arrays, infos, self.source)
@@ -244,6 +246,8 @@ def _list_manifest(source: Path):
         raise DataError(f"{source}: manifest lists no frames")
     loaders, infos = [], []
     for line, row in enumerate(rows, start=2):
+        if not (row["file"] or "").strip():
+            raise DataError(f"{source}: line {line}: the 'file' cell is empty")
         path = root / row["file"]
         if not path.exists():
             raise DataError(f"{source}: line {line}: file {row['file']!r} does not exist")

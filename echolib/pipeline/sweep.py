@@ -50,6 +50,8 @@ def sweep(
         raise ConfigError(f"notebook {notebook.name} has no 'config' parameter, so it cannot be swept")
     _check_configs(arch, configs)
     runs = Path(runs).resolve()
+    if "runs" in params and Path(str(params["runs"])).resolve() != runs:
+        raise ConfigError(f"-p runs {params['runs']} and --runs {runs} disagree; give the runs folder with --runs")
     common = dict(params)
     if "runs" in declared:
         common["runs"] = str(runs)

@@ -105,3 +105,16 @@ def test_manifest_pointing_at_missing_files(tmp_path):
     (tmp_path / "bad.csv").write_text("path,video\nx.png,v\n")
     with pytest.raises(DataError, match="bad.csv: manifest needs a 'file' column"):
         FrameDataset(tmp_path / "bad.csv")
+
+
+def test_an_empty_manifest_cell_and_a_zero_limit_are_named(tmp_path):
+    Image.fromarray(frame()).save(tmp_path / "here_f0.png")
+    with open(tmp_path / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "video_id"])
+        w.writerow(["here_f0.png", "here"])
+        w.writerow(["", "blank"])  # used to be read as the folder itself: "not a readable image"
+    with pytest.raises(DataError, match="manifest.csv: line 3: the 'file' cell is empty"):
+        FrameDataset(tmp_path / "manifest.csv")
+    with pytest.raises(DataError, match="limit must be a positive number of frames, got 0"):
+        FrameDataset(tmp_path, limit=0)
