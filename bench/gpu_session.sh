@@ -16,7 +16,8 @@
 #
 # By default (STAGES=issue3) the stages answer what issue 3 still asks: the compiled step of
 # `auto`, the official default network that the 5.3 s/kimg reference most likely ran (see
-# below), and StyleGAN2-ADA E4 trained compiled on the real frames for the rest of the budget,
+# below), the cost of ADA's 2x warp in an eager E4 step (with and without, 45 s each),
+# and StyleGAN2-ADA E4 trained compiled on the real frames for the rest of the budget,
 # whose log.csv gives the compiled sec/kimg through the real trainer besides the loss and p
 # curves and grids. STAGES=issue6 trains the other five architectures (E4 configs) on the
 # frames, an equal share each. The eager E4 step with its profile, the compiled E4 step, every
@@ -36,7 +37,7 @@ DEVICE=${DEVICE:-cuda}          # cpu: a dry run of the training stages on this 
 PY=${PY:-$(command -v python || command -v python3)}
 STAGES=${STAGES:-issue3}  # issue3, issue6, all, or a comma-separated list of stage names
 case $STAGES in
-    issue3) STAGES=step_stylegan2_auto_compile,train_e4 ;;
+    issue3) STAGES=step_stylegan2_auto_compile,step_stylegan2_supersample,step_stylegan2_no_supersample,train_e4 ;;
     issue6) STAGES=train_wgan,train_medgan,train_pix2pix,train_vqgan,train_diffusion ;;
 esac
 mkdir -p "$WORK" "$OUT"
@@ -84,6 +85,9 @@ stage step_stylegan2 100 $PY bench/step_speed.py --arch stylegan2_ada --configs 
 stage step_stylegan2_compile 180 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants compile --steps 32 --profile "$WORK/step_profile_compile.txt"
 stage step_stylegan2_auto 60 $PY bench/step_speed.py --arch stylegan2_ada --configs auto --variants default --steps 64 --flops
 stage step_stylegan2_auto_compile 170 $PY bench/step_speed.py --arch stylegan2_ada --configs auto --variants compile --steps 64 --profile "$WORK/step_profile_auto_compile.txt"
+#    what ADA's 2x geometric warp (new since the H100 numbers of stop 14) costs in an eager E4 step: with and without
+stage step_stylegan2_supersample 45 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants default --steps 32 --warmup 8
+stage step_stylegan2_no_supersample 45 $PY bench/step_speed.py --arch stylegan2_ada --configs E4 --variants default --steps 32 --warmup 8 --set model.ada_supersample=false
 # 2. every architecture through the real trainer, E-config at 128 px, 2 timed ticks
 stage train_speed 150 $PY bench/train_speed.py --arch all --config E4 --data "$DATA" --device "$DEVICE" --ticks 2 --tick-kimg 0.5 --sample-n 256
 # 3. metrics on the GPU, 10k vs 10k (random-weight Inception: speed, not a score)

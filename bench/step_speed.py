@@ -30,6 +30,7 @@ import warnings
 
 import torch
 
+from echolib.config import parse_overrides
 from echolib.images import to_float
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, load_config
@@ -40,11 +41,11 @@ from echolib.train.ema import update_ema
 
 def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, cudnn_benchmark: bool,
           compile_: bool, profile: str | None = None, sample: bool = False, sync_debug: bool = False,
-          flops: bool = False) -> dict:
+          flops: bool = False, overrides: dict | None = None) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.manual_seed(0)
-    run = load_config(arch, config)
+    run = load_config(arch, config, overrides or None)
     batch, res = run.train.batch, run.train.resolution
     data = torch.randint(0, 256, (max(4096, 4 * batch), 1, res, res), dtype=torch.uint8, device=device)
     model = build_model(run)
@@ -198,14 +199,17 @@ def main() -> None:
     parser.add_argument("--profile", help="write a profiler table of 16 steps of the first run to this file")
     parser.add_argument("--sync-debug", action="store_true", help="count host-device synchronisations (GPU only)")
     parser.add_argument("--flops", action="store_true", help="count FLOPs and ops of 16 steps; report TFLOP/s achieved")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set model.ada_supersample=false")
     args = parser.parse_args()
+    overrides = parse_overrides(args.set)
     profile = args.profile
     for config in args.configs.split(","):
         for variant in args.variants.split(","):
             result = bench(args.arch, config, args.steps, args.warmup, profile=profile, sample=args.sample,
-                           sync_debug=args.sync_debug, flops=args.flops, **VARIANTS[variant])
+                           sync_debug=args.sync_debug, flops=args.flops, overrides=overrides, **VARIANTS[variant])
             profile = None
-            print(json.dumps({"variant": variant, **result}), flush=True)
+            print(json.dumps({"variant": variant, "set": args.set, **result}), flush=True)
 
 
 if __name__ == "__main__":
