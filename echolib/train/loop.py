@@ -38,12 +38,13 @@ import torch
 from tqdm.auto import tqdm
 
 from echolib.config import dump_yaml
+from echolib.data.sources import resolve_data
 from echolib.devices import resolve_device
 from echolib.errors import ConfigError, TrainingError
 from echolib.images import make_grid, to_float, write_gray
 from echolib.io import atomic_write_text, check_writable
 from echolib.metrics.records import ranking_score
-from echolib.models.base import GenerativeModel, RealBatch, StepContext
+from echolib.models.base import GenerativeModel, RealBatch, StepContext, eval_mode
 from echolib.models.registry import RunConfig, build_model
 from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
@@ -183,7 +184,7 @@ class Trainer:
         """The training split (whole videos; ``train.holdout`` of them are kept aside)."""
         from echolib.data.frames import FrameDataset, holdout_split
 
-        path = _resolve_data(data, self.cfg.resolution)
+        path = resolve_data(data, size=self.cfg.resolution)
         full = FrameDataset(path, resolution=self.cfg.resolution)
         self.full_fingerprint = run_records.fingerprint(full)
         train_idx, held_idx = holdout_split(full.video_ids, self.cfg.holdout, self.cfg.holdout_seed)
@@ -499,10 +500,8 @@ class Trainer:
         if not self.dist.is_main:
             return
         g = torch.Generator(device=self.device).manual_seed(seed_for(self.cfg.seed, 0, stream=7))
-        was_training = self.model.training
-        self.model.eval()
-        images = self.model.sample(self.cfg.grid_size, g)
-        self.model.train(was_training)
+        with eval_mode(self.model):
+            images = self.model.sample(self.cfg.grid_size, g)
         grid = make_grid(images, nrow=math.ceil(math.sqrt(self.cfg.grid_size)))
         write_gray(self.out / "samples" / f"grid-{round(kimg * 1000):09d}.png", grid)
 
@@ -630,14 +629,6 @@ def _every(interval_kimg: float, prev_nimg: int, nimg: int) -> bool:
         return False
     interval = interval_kimg * 1000.0
     return math.floor(nimg / interval) > math.floor(prev_nimg / interval)
-
-
-def _resolve_data(data: str | Path, size: int) -> Path:
-    try:
-        from echolib.data.sources import resolve_data
-    except ImportError:  # the phantom source is optional for plain folders
-        return Path(data)
-    return resolve_data(data, size=size)
 
 
 @contextlib.contextmanager

@@ -73,7 +73,7 @@ def _check_reuse(out: Path, run, data: str | Path) -> None:
         check_run_folder(out, run, meta["data_fingerprint"])
         return
     from echolib.data.frames import FrameDataset
-    from echolib.train.loop import _resolve_data
+    from echolib.data.sources import resolve_data
 
     size = run.train.resolution
-    check_run_folder(out, run, fingerprint(FrameDataset(_resolve_data(data, size), resolution=size)))
+    check_run_folder(out, run, fingerprint(FrameDataset(resolve_data(data, size=size), resolution=size)))

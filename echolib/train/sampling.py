@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from echolib.devices import resolve_device
 from echolib.errors import CheckpointError, ConfigError, TrainingError
 from echolib.images import save_batch
-from echolib.models.base import GenerativeModel
+from echolib.models.base import GenerativeModel, eval_mode
 from echolib.models.registry import build_model, from_plain
 from echolib.train import checkpoint as ckpt
 
@@ -68,16 +68,12 @@ def model_sampler(
     """
 
     def sample(n: int, generator: torch.Generator) -> torch.Tensor:
-        was = model.training
-        model.eval()
         chunks = []
-        try:
+        with eval_mode(model):
             for i in range(0, n, batch):
                 if stop is not None and stop():
                     raise SamplingStopped(f"sampling stopped after {i} of {n} images")
                 chunks.append(model.sample(min(batch, n - i), generator, use_ema=use_ema, **options).cpu())
-        finally:
-            model.train(was)
         return torch.cat(chunks)
 
     return sample
