@@ -9,20 +9,25 @@
 # $OUT/stages.jsonl, so a session cut short still returns what it measured.
 #
 #   make gpu-data                      # stage frames + wheels in .gpu-data/ (ignored by git)
-#   BUDGET=480 bash bench/gpu_session.sh
-#   STAGES=issue6 BUDGET=540 bash bench/gpu_session.sh     # the other five architectures on the frames
+#   BUDGET=540 bash bench/gpu_session.sh                   # the five other architectures on the frames, at once
+#   STAGES=issue3 BUDGET=540 bash bench/gpu_session.sh     # StyleGAN2-ADA's speed and E4 on the frames
 #   STAGES=step_stylegan2,train_e4 BUDGET=280 bash bench/gpu_session.sh   # only these stages
 #   STAGES=all BUDGET=560 bash bench/gpu_session.sh   # also the benchmarks measured once already
 #
-# By default (STAGES=issue3) the stages answer what issue 3 still asks: the compiled step of
-# `auto`, the official default network that the 5.3 s/kimg reference most likely ran (see
-# below), the cost of ADA's 2x warp in an eager E4 step (with and without, 45 s each),
-# and StyleGAN2-ADA E4 trained compiled on the real frames for the rest of the budget,
-# whose log.csv gives the compiled sec/kimg through the real trainer besides the loss and p
-# curves and grids. STAGES=issue6 trains the other five architectures (E4 configs) on the
-# frames, an equal share each. The eager E4 step with its profile, the compiled E4 step, every
-# architecture through the trainer and the 10k-vs-10k metrics were measured on an H100 on
-# 2026-11-26 (README) and run with STAGES=all or by name.
+# By default (STAGES=issue6) the five other architectures (E4 configs) train on the real
+# frames side by side, each in its own process for the whole budget: WGAN, MedGAN and Pix2Pix
+# leave most of an H100 idle, so running them one after another would waste it. Each gets
+# ticks, grids, checkpoints and echo-FID at intervals that suit its speed, and VQGAN switches
+# on its discriminator and its transformer prior early enough that the prior trains within
+# the session (PARALLEL=0 runs them one after another, an equal share each). A second call on
+# the still-warm machine resumes every run from its checkpoint.
+# STAGES=issue3 answers what issue 3 asked and was measured on 2026-11-27 (README): the
+# compiled step of `auto`, the official default network that the 5.3 s/kimg reference
+# most likely ran, the eager E4 step with and without ADA's 2x warp, and StyleGAN2-ADA E4
+# trained compiled on the frames, whose log.csv gives the trainer's compiled sec/kimg besides
+# the loss and p curves and grids. The eager E4 step with its profile, the compiled E4 step,
+# every architecture through the trainer and the 10k-vs-10k metrics were measured on an H100
+# on 2026-11-26 (README) and run with STAGES=all or by name.
 
 # On a lent machine the folder travels with the working tree: name `.gpu-data`
 # in the device call's carry. The script uses the machine's torch and installs
@@ -35,11 +40,12 @@ BUDGET=${BUDGET:-480}          # seconds for the whole script
 DATA=${DATA:-.gpu-data/frames}
 DEVICE=${DEVICE:-cuda}          # cpu: a dry run of the training stages on this machine
 PY=${PY:-$(command -v python || command -v python3)}
-STAGES=${STAGES:-issue3}  # issue3, issue6, all, or a comma-separated list of stage names
+STAGES=${STAGES:-issue6}  # issue6, issue3, all, or a comma-separated list of stage names
 case $STAGES in
     issue3) STAGES=step_stylegan2_auto_compile,step_stylegan2_supersample,step_stylegan2_no_supersample,train_e4 ;;
-    issue6) STAGES=train_wgan,train_medgan,train_pix2pix,train_vqgan,train_diffusion ;;
+    issue6) STAGES=train_wgan,train_medgan,train_pix2pix,train_vqgan,train_diffusion; PARALLEL=${PARALLEL:-1} ;;
 esac
+PARALLEL=${PARALLEL:-0}  # 1: the other architectures' training stages run at once, each for the whole time left
 mkdir -p "$WORK" "$OUT"
 START=$(date +%s)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -62,7 +68,9 @@ stage() {  # stage NAME SECONDS CMD...: run under a limit, log its status and ti
 }
 bundle() {  # what a lent machine brings back: one archive, replaced atomically, and the stage list
     [ "$(realpath -m "$OUT")" = "$(realpath -m "$WORK")" ] && return
-    tar czf "$OUT/session.tgz.tmp" --exclude='*.pt' -C "$WORK" . && mv "$OUT/session.tgz.tmp" "$OUT/session.tgz"
+    local tmp="$OUT/.session.tgz.$BASHPID"  # parallel stages bundle too: each its own temporary file
+    tar czf "$tmp" --exclude='*.pt' -C "$WORK" . 2>/dev/null && mv "$tmp" "$OUT/session.tgz"
+    rm -f "$tmp"
     cp "$WORK/stages.jsonl" "$OUT/stages.jsonl" 2>/dev/null || true
 }
 
@@ -105,13 +113,33 @@ share=$(( $(left) - 25 ))
 stage train_e4 $share $PY -m echolib train stylegan2_ada --config E4 --data "$DATA" --device "$DEVICE" \
     --out "$WORK/run-E4" --no-progress --compile --set train.tick_kimg=2 --set train.sample_kimg=10 \
     --set train.snapshot_kimg=10 --set train.metrics_kimg=20 --set train.tensorboard=false
-# 5. the other five architectures on the real frames (issue 6), E4 configs, an equal share of what is left
-for i in "${!chosen[@]}"; do
-    arch=${chosen[$i]}
-    share=$(( ($(left) - 25) / (${#chosen[@]} - i) ))
-    stage "train_$arch" $share $PY -m echolib train "$arch" --config E4 --data "$DATA" --device "$DEVICE" \
-        --out "$WORK/run-$arch-E4" --no-progress --set train.tick_kimg=2 --set train.sample_kimg=10 \
-        --set train.snapshot_kimg=10 --set train.metrics_kimg=20 --set train.tensorboard=false
-done
+# 5. the other five architectures on the real frames (issue 6), E4 configs. Intervals in kimg suit each one's
+#    speed on an H100 (train_speed, 2026-11-26: WGAN 0.12, MedGAN 0.10, Pix2Pix 0.49, VQGAN 2.15, diffusion
+#    2.68 s/kimg), so that every run logs a curve, a few grids and echo-FIDs without spending its time on them.
+#    VQGAN's discriminator and prior start early (E4: 200 and 1000 kimg; here 20 and 60) so that stage 2 trains in minutes.
+declare -A every=([wgan]=100 [medgan]=100 [pix2pix]=40 [vqgan]=20 [diffusion]=20)
+declare -A extra=([vqgan]="--set model.disc_start_kimg=20 --set model.prior_start_kimg=60")
+train_other() {  # train_other ARCH SECONDS
+    local arch=$1 e=${every[$1]}
+    stage "train_$arch" "$2" $PY -m echolib train "$arch" --config E4 --data "$DATA" --device "$DEVICE" \
+        --out "$WORK/run-$arch-E4" --no-progress --set train.tick_kimg=$(( e / 10 > 2 ? e / 10 : 2 )) \
+        --set train.sample_kimg=$e --set train.snapshot_kimg=$e --set train.metrics_kimg=$(( e * 5 / 2 )) \
+        --set train.tensorboard=false ${extra[$arch]:-}
+}
+if (( PARALLEL )) && (( ${#chosen[@]} > 1 )); then
+    share=$(( $(left) - 25 ))
+    pids=()
+    for arch in "${chosen[@]}"; do train_other "$arch" "$share" & pids+=($!); done
+    while sleep 30; do  # bring back what has been measured so far, in case the call is cut short
+        running=0; for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
+        (( running )) || break
+        bundle
+    done
+    wait
+else
+    for i in "${!chosen[@]}"; do
+        train_other "${chosen[$i]}" $(( ($(left) - 25) / (${#chosen[@]} - i) ))
+    done
+fi
 bundle
 echo "done in $(( $(date +%s) - START )) s"
