@@ -43,7 +43,7 @@ PY=${PY:-$(command -v python || command -v python3)}
 STAGES=${STAGES:-issue6}  # issue6, issue3, all, or a comma-separated list of stage names
 case $STAGES in
     issue3) STAGES=step_stylegan2_auto_compile,step_stylegan2_supersample,step_stylegan2_no_supersample,train_e4 ;;
-    issue6) STAGES=train_wgan,train_medgan,train_pix2pix,train_vqgan,train_diffusion; PARALLEL=${PARALLEL:-1} ;;
+    issue6) STAGES=train_wgan,train_medgan,train_pix2pix,train_vqgan,train_diffusion,evaluate_runs; PARALLEL=${PARALLEL:-1} ;;
 esac
 PARALLEL=${PARALLEL:-0}  # 1: the other architectures' training stages run at once, each for the whole time left
 mkdir -p "$WORK" "$OUT"
@@ -108,10 +108,12 @@ chosen=()
 for arch in "${others[@]}"; do
     [[ "$STAGES" == all || ",$STAGES," == *",train_$arch,"* ]] && chosen+=("$arch")
 done
-share=$(( $(left) - 25 ))
+EVAL_RESERVE=0  # seconds kept back for evaluating the runs at the end
+[[ "$STAGES" == all || ",$STAGES," == *",evaluate_runs,"* ]] && EVAL_RESERVE=${EVAL_RESERVE_S:-110}
+share=$(( $(left) - 25 - EVAL_RESERVE ))
 (( ${#chosen[@]} )) && share=$(( share / 2 ))  # E4 shares the time with the others when they run too
 stage train_e4 $share $PY -m echolib train stylegan2_ada --config E4 --data "$DATA" --device "$DEVICE" \
-    --out "$WORK/run-E4" --no-progress --compile --set train.tick_kimg=2 --set train.sample_kimg=10 \
+    --out "$WORK/runs/stylegan2_ada/E4" --no-progress --compile --set train.tick_kimg=2 --set train.sample_kimg=10 \
     --set train.snapshot_kimg=10 --set train.metrics_kimg=20 --set train.tensorboard=false
 # 5. the other five architectures on the real frames (issue 6), E4 configs. Intervals in kimg suit each one's
 #    speed on an H100 (train_speed, 2026-11-26: WGAN 0.12, MedGAN 0.10, Pix2Pix 0.49, VQGAN 2.15, diffusion
@@ -122,12 +124,12 @@ declare -A extra=([vqgan]="--set model.disc_start_kimg=20 --set model.prior_star
 train_other() {  # train_other ARCH SECONDS
     local arch=$1 e=${every[$1]}
     stage "train_$arch" "$2" $PY -m echolib train "$arch" --config E4 --data "$DATA" --device "$DEVICE" \
-        --out "$WORK/run-$arch-E4" --no-progress --set train.tick_kimg=$(( e / 10 > 2 ? e / 10 : 2 )) \
+        --out "$WORK/runs/$arch/E4" --no-progress --set train.tick_kimg=$(( e / 10 > 2 ? e / 10 : 2 )) \
         --set train.sample_kimg=$e --set train.snapshot_kimg=$e --set train.metrics_kimg=$(( e * 5 / 2 )) \
         --set train.tensorboard=false ${extra[$arch]:-}
 }
 if (( PARALLEL )) && (( ${#chosen[@]} > 1 )); then
-    share=$(( $(left) - 25 ))
+    share=$(( $(left) - 25 - EVAL_RESERVE ))
     pids=()
     for arch in "${chosen[@]}"; do train_other "$arch" "$share" & pids+=($!); done
     while sleep 30; do  # bring back what has been measured so far, in case the call is cut short
@@ -138,8 +140,13 @@ if (( PARALLEL )) && (( ${#chosen[@]} > 1 )); then
     wait
 else
     for i in "${!chosen[@]}"; do
-        train_other "${chosen[$i]}" $(( ($(left) - 25) / (${#chosen[@]} - i) ))
+        train_other "${chosen[$i]}" $(( ($(left) - 25 - EVAL_RESERVE) / (${#chosen[@]} - i) ))
     done
 fi
+# 6. every run in $WORK/runs against the held-out videos of the frames (the comparison chapter's evaluation):
+#    1,000 samples each, echo features, FID, KID, precision/recall, memorisation, C2ST, ...; records land in
+#    each run's metrics.jsonl and as JSON lines in evaluate_runs.out
+stage evaluate_runs $(( $(left) - 10 )) $PY -m echolib evaluate --real "$DATA" --runs "$WORK/runs" --extractor echo \
+    --n 1000 --device "$DEVICE" --json
 bundle
 echo "done in $(( $(date +%s) - START )) s"

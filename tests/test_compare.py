@@ -151,3 +151,32 @@ def test_training_curves_keep_sources_and_extractors_apart(tmp_path):
     only = metric_curves(run, ["fid"], extractor="echo").axes[0]
     assert [[float(y) for y in ln.get_ydata()] for ln in only.lines] == [[50.0, 40.0]]
     assert "echo" in only.get_ylabel()
+
+
+def test_evaluate_runs_scores_each_run_against_its_held_out_videos(tmp_path, capsys):
+    import json
+
+    from echolib.cli import main
+    from echolib.train.runs import ensure_run
+
+    runs = tmp_path / "runs"
+    run = ensure_run("wgan", "smoke", "phantom", runs, device="cpu", progress=False)
+    argv = ["evaluate", "--real", "phantom", "--runs", str(runs), "--resolution", "64", "--extractor", "echo",
+            "--metrics", "fid,kid", "--n", "32", "--device", "cpu", "--json"]
+    assert main(argv) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["run"], r["metric"]) for r in printed] == [("wgan/smoke", "fid"), ("wgan/smoke", "kid")]
+    splits = compare.evaluation_splits("phantom", resolution=64)
+    assert all(r["n_real"] == len(splits.heldout) < len(splits.train) and r["n_fake"] == 32 for r in printed)
+    stored = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if '"compare"' in ln]
+    assert [r["value"] for r in stored] == [r["value"] for r in printed]
+    assert main(argv) == 0  # evaluated already at this checkpoint: the records are reused, not appended again
+    capsys.readouterr()
+    assert sum('"compare"' in ln for ln in (run / "metrics.jsonl").read_text().splitlines()) == 2
+
+    assert main([*argv, "--fake", str(tmp_path)]) == 2
+    assert "leave out --fake" in capsys.readouterr().err
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "data": "elsewhere", "data_fingerprint": "0" * 16}))
+    assert main(argv) == 2  # a run of other data is never scored against these held-out videos
+    assert "no run folder" in capsys.readouterr().err

@@ -8,10 +8,19 @@ echo`` uses echolib's offline echocardiogram extractor. Examples::
     python -m echolib evaluate --real ../shared/data/echonet-dynamic-128/frames --fake samples/ --extractor echo --json
     python -m echolib evaluate --real frames/ --fake runs/a/samples runs/b/samples --references --extractor echo
     python -m echolib evaluate --real frames/ --fake samples/ --metrics fid,kid
+    python -m echolib evaluate --real frames/ --runs runs/ --extractor echo --n 2000
 
 Every value is appended as a record to ``--records`` (never overwriting earlier
 lines). ``--references`` adds the study's StyleGAN2-ADA E4 samples and the
 built-in phantom as reference rows, evaluated by the same code.
+
+``--runs DIR`` evaluates every run folder under ``DIR`` (``<arch>/<config>`` with a
+checkpoint) that was trained on ``--real``, as the comparison chapter does: ``--n``
+samples (default 1000) of each run's latest EMA generator against the held-out videos
+of ``--real`` (the trainer's by-video split, which it never trained on), with the
+training split as the memorisation bank. Each run's records are appended to its own
+``metrics.jsonl`` (``source: compare``), and a run already evaluated this way at its
+latest checkpoint is not evaluated again.
 """
 
 from __future__ import annotations
@@ -30,6 +39,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--real", required=True, help="real frames: folder, .zip, manifest.csv or 'phantom'")
     p.add_argument("--fake", nargs="+", default=[], help="generated images: one or more folders/zips/manifests")
+    p.add_argument("--runs", default=None,
+                   help="evaluate every run folder under this folder trained on --real, against its held-out videos")
+    p.add_argument("--resolution", type=int, default=128,
+                   help="with --runs: the resolution every run is measured at (samples are resized to it)")
+    p.add_argument("--holdout", type=float, default=0.1,
+                   help="with --runs: the held-out share of videos the runs were trained with (train.holdout)")
     p.add_argument("--train", default=None, help="the model's training frames, for memorization (default: --real)")
     p.add_argument("--extractor", default="inception-v3-compat",
                    help="feature extractor: inception-v3-compat (default; needs its weights file, see "
@@ -59,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     from echolib.metrics import append_records, evaluate
     from echolib.metrics.inputs import as_image_set
 
+    if args.runs is not None:
+        return _evaluate_runs(args)
     if not args.fake and not args.references:
-        raise ConfigError("give --fake FOLDER (one or more) and/or --references")
+        raise ConfigError("give --fake FOLDER (one or more), --references or --runs FOLDER")
     real = as_image_set(resolve_data(args.real, progress=False), n=args.n, seed=args.seed, label=str(args.real))
     train = as_image_set(resolve_data(args.train, progress=False), label=str(args.train)) if args.train else None
     sets: dict[str, object] = {}
@@ -102,6 +119,46 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{len(all_records)} records appended to {records_path}", file=sys.stderr)
     if args.gallery and args.fake:
         _write_gallery(Path(args.gallery), real if train is None else train, args, sets)
+    return 0
+
+
+def _evaluate_runs(args: argparse.Namespace) -> int:
+    """Every run trained on ``--real``, scored against the held-out videos that run never saw."""
+    from tqdm.auto import tqdm
+
+    from echolib.errors import ConfigError, DataError
+    from echolib.report import compare
+
+    given = [f"--{k}" for k in ("fake", "train", "run", "kimg", "records", "gallery") if getattr(args, k)]
+    given += ["--references"] if args.references else []
+    if given:
+        raise ConfigError(f"--runs takes its samples, training frames and records from each run folder; "
+                          f"leave out {', '.join(given)}")
+    if not Path(args.runs).is_dir():
+        raise DataError(f"--runs {args.runs}: no such folder")
+    if args.n is not None and args.n < 2:
+        raise ConfigError(f"--n must be at least 2 with --runs, got {args.n}")
+    splits = compare.evaluation_splits(args.real, resolution=args.resolution, holdout=args.holdout)
+    runs = compare.find_runs(args.runs, splits)
+    if not runs:
+        raise DataError(f"--runs {args.runs}: no run folder (<arch>/<config>/checkpoints) was trained on "
+                        f"{args.real}; `python -m echolib train ... --data {args.real} --out {args.runs}/<arch>/<config>`")
+    metrics = tuple(args.metrics.split(",")) if args.metrics else compare.DEFAULT_METRICS
+    n = args.n or 1000
+    all_records = []
+    for run in tqdm(runs, desc="runs", unit="run"):
+        images = compare.run_samples(run, n, size=args.resolution, seed=args.seed, device=args.device)
+        records = compare.evaluate_run(run, images, splits, metrics, extractor=args.extractor, seed=args.seed,
+                                       device=args.device)
+        records = [{**r, "run": f"{run.parent.name}/{run.name}"} for r in records]
+        all_records += records
+        if args.json:
+            for r in records:
+                print(json.dumps(r), flush=True)
+    if not args.json:
+        print(format_table(all_records))
+        print(f"\n{len(runs)} runs against the {len(splits.heldout)} held-out frames of {args.real}; "
+              "records appended to each run's metrics.jsonl", file=sys.stderr)
     return 0
 
 
