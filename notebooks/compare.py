@@ -140,6 +140,11 @@ pd.DataFrame({"run": [f"{r.parent.name}/{r.name}" for r in run_dirs]})
 
 # %% [markdown]
 # ## Evaluation
+#
+# The same evaluation runs from the command line, for a runs folder filled by
+# sweeps or on another machine: `python -m echolib evaluate --real DATA --runs
+# RUNS --extractor echo` samples each run trained on `DATA` and scores it against
+# the held-out videos below, appending the records this chapter reads.
 
 # %%
 print(f"comparison at {resolution}x{resolution}: {len(splits.heldout)} held-out frames of "
