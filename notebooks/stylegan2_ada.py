@@ -96,7 +96,9 @@
 # where $\mathbf J_w = \partial G / \partial w$, $y$ is a random image scaled by
 # $1/\sqrt{HW}$ and $a$ is a running mean of the lengths. It makes the mapping from
 # $\mathcal W$ to images smoother and better conditioned (weight 2, every 4
-# minibatches, on half a batch).
+# minibatches, on half a batch). As in the official loss, $a$ is updated with this
+# batch's mean before the penalty and keeps that mean's gradient (a term of weight
+# 0.01 that also pulls the batch's lengths together).
 #
 # **Style mixing.** For 90% of the generated images two latents $z_1, z_2$ are mapped,
 # and the layers from a random crossover point on take $w_2$ instead of $w_1$. The
@@ -106,7 +108,9 @@
 # ## Sampling: the EMA generator and truncation
 #
 # Samples come from an exponential moving average of the generator's weights
-# (half-life 10 kimg), which averages out the oscillation of adversarial training.
+# (half-life 10 kimg, at most 5% of the images shown so far while training
+# starts, so the first step copies the trained weights), which averages out the
+# oscillation of adversarial training.
 # *Truncation* trades diversity for typicality by pulling latents toward the mean,
 #
 # $$ w' = \bar w + \psi\,(w - \bar w), \qquad 0 \le \psi \le 1 , $$
@@ -148,15 +152,19 @@
 # $$ r_t = \mathbb E\big[\operatorname{sign}(D(x_\text{real}))\big] \in [-1, 1] , $$
 #
 # the share of real images that $D$ calls real minus the share it calls fake,
-# accumulated over 4 minibatches. $r_t = 0$ means no overfitting, $r_t = 1$
-# complete overfitting. Every 4 minibatches
+# accumulated over 4 minibatches (and, as officially, over the lazy $R_1$ pass's
+# own judgement of the reals when one falls among them). $r_t = 0$ means no
+# overfitting, $r_t = 1$ complete overfitting. Every 4 minibatches
 #
 # $$ p \leftarrow \operatorname{clip}_{[0,1]}\Big(p + \operatorname{sign}(r_t - r^\ast)\,
 #    \frac{B \cdot 4}{500\,000}\Big), $$
 #
 # so that $p$ can move from 0 to 1 in 500 kimg, towards keeping $r_t$ at the
 # target $r^\ast$ (0.6 by default; the study tried 0.5, 0.6, 0.7 and 0.85). Every
-# quantity of the controller lives on the GPU, so it never stalls training.
+# quantity of the controller lives on the GPU, so it never stalls training. (The
+# official controller clamps $p$ only at 0 and lets it run past 1, where every
+# operation fires anyway; ours stops at 1, so after a spell of heavy overfitting
+# $p$ starts coming down at once instead of first working off the excess.)
 #
 # ## The configurations
 #

@@ -248,7 +248,8 @@ def test_ada_updates_p_every_interval_from_the_real_signs():
     real = phantom_batch()
     for s in range(3):
         m.train_step(context(s, real), opts)
-        assert m.ada.p.item() == 0.0 and m.ada.signs[1].item() == 8 * (s + 1)
+        # step 0 has a lazy R1 pass: its logits on a fresh augmentation of the reals count too (as officially)
+        assert m.ada.p.item() == 0.0 and m.ada.signs[1].item() == 8 * (s + 1) + 8
     m.train_step(context(3, real), opts)
     assert m.ada.signs.abs().sum() == 0  # consumed
     expected = 8 * 4 / 100.0 if m.ada.rt.item() > 0.6 else 0.0
@@ -425,3 +426,25 @@ def test_in_channels_last_every_convolution_reads_channels_last():
     m.nets["D"](phantom_batch(4).contiguous(memory_format=torch.channels_last))
     m.nets["G"](torch.randn(4, m.nets["G"].z_dim))
     assert len(inputs) >= 10 and all(ok for *_, ok in inputs), [i for i in inputs if not i[2]]
+
+
+def test_path_length_mean_carries_the_batch_means_gradient_like_the_official_loss():
+    from echolib.models.stylegan2 import path_length_penalty
+
+    g = torch.Generator().manual_seed(0)
+    lengths = (torch.rand(6, generator=g) + 0.5).requires_grad_(True)
+    running = torch.tensor(0.8)
+    penalty, new_mean = path_length_penalty(lengths, running, 0.01)
+    (grad,) = torch.autograd.grad(penalty, lengths)
+    # the official loss, written out: pl_mean = pl_mean.lerp(lengths.mean(), decay); penalty uses it undetached
+    x = lengths.detach().clone().requires_grad_(True)
+    official = (x - running.lerp(x.mean(), 0.01)).square().mean()
+    (want,) = torch.autograd.grad(official, x)
+    assert torch.allclose(grad, want, atol=1e-7) and torch.allclose(penalty, official)
+    detached = (x - running.lerp(x.mean().detach(), 0.01)).square().mean()
+    assert not torch.allclose(torch.autograd.grad(detached, x)[0], want, atol=1e-7)  # the test can tell them apart
+    assert not new_mean.requires_grad and new_mean.item() == pytest.approx(0.99 * 0.8 + 0.01 * x.mean().item())
+    # under DDP the all-reduced mean sets the value; the gradient still flows through the local lengths
+    penalty_ddp, mean_ddp = path_length_penalty(lengths, running, 0.01, lengths.mean().detach())
+    assert torch.allclose(torch.autograd.grad(penalty_ddp, lengths)[0], want, atol=1e-7)
+    assert mean_ddp.item() == pytest.approx(new_mean.item())

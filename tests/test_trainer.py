@@ -333,3 +333,14 @@ def test_ddp_a_signal_reaching_one_rank_stops_every_rank_at_one_step(noise_frame
                           check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "run" / "done.json").is_file()
+
+
+def test_the_first_step_copies_the_generator_into_the_ema_as_the_official_loop_does(noise_frames, tmp_path):
+    # the official loop computes the EMA decay before counting the step's images: with a ramp-up the
+    # half-life is 0 at the first step, so the average starts from the trained weights, not the initial ones
+    cfg = load_config("stylegan2_ada", "smoke", {"train": {"kimg": 0.008, "ema_rampup": 1.0, "ema_kimg": 10.0}})
+    assert cfg.train.batch == 8  # kimg 0.008: exactly one step
+    out = train(cfg, noise_frames, tmp_path / "run", device="cpu", progress=False)
+    model, _ = load_model(out, device="cpu")
+    g, ema = dict(model.nets["G"].named_parameters()), dict(model.ema["G"].named_parameters())
+    assert all(torch.equal(ema[k], g[k]) for k in g)

@@ -420,7 +420,7 @@ class StyleGAN2ADA(GenerativeModel):
                      D_fake=logits_fake.detach().float().mean())  # fmt: skip
 
         if do_r1 and c.r1_interval > 0:
-            loss_r1 = self._r1(ctx, real)
+            loss_r1 = self._r1(ctx, real, observe=True)
             opt_d.zero_grad(set_to_none=True)
             (loss_r1 * c.r1_interval).backward(inputs=d_params)
             opt_d.step()
@@ -430,11 +430,17 @@ class StyleGAN2ADA(GenerativeModel):
             self.ada.update(ctx.batch)
         return stats
 
-    def _r1(self, ctx: StepContext, real: torch.Tensor) -> torch.Tensor:
-        """gamma/2 * E|grad_x D(aug(x))|^2 on reals, in fp32 (a second-order term bf16 would round away)."""
+    def _r1(self, ctx: StepContext, real: torch.Tensor, observe: bool = False) -> torch.Tensor:
+        """gamma/2 * E|grad_x D(aug(x))|^2 on reals, in fp32 (a second-order term bf16 would round away).
+
+        ``observe``: the lazy R1 pass judges a fresh augmentation of the reals, and
+        the official loop counts its signs in ADA's r_t like the main pass's.
+        """
         with torch.autocast(device_type=ctx.device.type, enabled=False):
             x = real.detach().float().requires_grad_(True)
             logits = uncompiled(self.fwd["D"])(self._augment(x, ctx)).float()
+            if observe:
+                self.ada.observe(logits)
             (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
             penalty = grad.square().sum(dim=(1, 2, 3)).mean() * (self.cfg.r1_gamma / 2)
         return penalty + logits.mean() * 0  # keeps every D parameter in the graph (DDP)
@@ -451,13 +457,14 @@ class StyleGAN2ADA(GenerativeModel):
         y = ctx.randn(n, img.shape[1], h, w) / math.sqrt(h * w)
         (grad,) = torch.autograd.grad((img.float() * y).sum(), ws, create_graph=True)
         lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()
-        batch_mean = lengths.mean().detach()
+        global_mean = None
         if ctx.world_size > 1:  # one running mean for all ranks, as one process with the global batch keeps
-            torch.distributed.all_reduce(batch_mean)
-            batch_mean = batch_mean / ctx.world_size
-        pl_mean = self.pl_mean.lerp(batch_mean, c.pl_decay)
+            global_mean = lengths.mean().detach()
+            torch.distributed.all_reduce(global_mean)
+            global_mean = global_mean / ctx.world_size
+        penalty, pl_mean = path_length_penalty(lengths, self.pl_mean, c.pl_decay, global_mean)
         self.pl_mean.copy_(pl_mean)
-        return (lengths - pl_mean).square().mean() * c.pl_weight + img.float().mean() * 0
+        return penalty * c.pl_weight + img.float().mean() * 0
 
     # -- sampling -------------------------------------------------------------
     @torch.no_grad()
@@ -529,6 +536,22 @@ def _validate(cfg: StyleGAN2Config) -> None:
         raise ConfigError(
             f"stylegan2_ada model config: augpipe {cfg.augpipe!r} unknown; choose one of {', '.join(PIPES)}"
         )
+
+
+def path_length_penalty(lengths: torch.Tensor, running_mean: torch.Tensor, decay: float,
+                        global_mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of ``(|J^T y| - a)^2`` and the new running mean ``a`` (to store detached).
+
+    As in the official loss, ``a`` is the running mean moved toward this batch's
+    mean *with* its gradient: the penalty pulls the batch mean toward the lengths
+    too (a ``decay``-weighted term). Under DDP ``global_mean`` (all ranks' mean,
+    detached) sets the value, so every rank keeps the same running mean, and the
+    gradient still flows through the local lengths.
+    """
+    local = lengths.mean()
+    batch_mean = local if global_mean is None else global_mean + (local - local.detach())
+    a = running_mean.lerp(batch_mean, decay)
+    return (lengths - a).square().mean(), a.detach()
 
 
 # ---------------------------------------------------------------------------- the official auto rule

@@ -386,7 +386,8 @@ class Trainer:
     def _ema_update(self, drawn: int) -> None:
         if not self.model.ema:
             return
-        beta = ema_beta(drawn, self.clock.nimg, self.cfg.ema_kimg, self.cfg.ema_rampup)
+        # the official loop computes beta before counting the step's images: the first step copies G
+        beta = ema_beta(drawn, self.clock.nimg - drawn, self.cfg.ema_kimg, self.cfg.ema_rampup)
         for name, ema in self.model.ema.items():
             update_ema(ema, self.model.nets[name], beta)
 
