@@ -108,9 +108,9 @@
 # ## Sampling: the EMA generator and truncation
 #
 # Samples come from an exponential moving average of the generator's weights
-# (half-life 10 kimg, at most 5% of the images shown so far while training
-# starts, so the first step copies the trained weights), which averages out the
-# oscillation of adversarial training.
+# (half-life 10 kimg; `auto` and E5 also cap it at 5% of the images shown so
+# far, so that their average starts from the first step's weights), which
+# averages out the oscillation of adversarial training.
 # *Truncation* trades diversity for typicality by pulling latents toward the mean,
 #
 # $$ w' = \bar w + \psi\,(w - \bar w), \qquad 0 \le \psi \le 1 , $$
