@@ -129,6 +129,7 @@ train_other() {  # train_other ARCH SECONDS
         --set train.tensorboard=false ${extra[$arch]:-}
 }
 if (( PARALLEL )) && (( ${#chosen[@]} > 1 )); then
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-3}  # five processes on 16 cores: no thread oversubscription
     share=$(( $(left) - 25 - EVAL_RESERVE ))
     pids=()
     for arch in "${chosen[@]}"; do train_other "$arch" "$share" & pids+=($!); done
