@@ -130,6 +130,11 @@ train_other() {  # train_other ARCH SECONDS
 }
 if (( PARALLEL )) && (( ${#chosen[@]} > 1 )); then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-3}  # five processes on 16 cores: no thread oversubscription
+    # One GPU shared by five processes: cuDNN's autotuning tries algorithms with workspaces of tens of GB
+    # (the E4 run of 2026-11-27 peaked at 42-47 GB in the ticks where new shapes were timed, against
+    # 10.6 GB of training), and what one process's allocator keeps cached the others cannot use.
+    # The heuristics' choices need no such workspace.
+    for a in "${chosen[@]}"; do extra[$a]="${extra[$a]:-} --set train.cudnn_benchmark=false"; done
     share=$(( $(left) - 25 - EVAL_RESERVE ))
     pids=()
     for arch in "${chosen[@]}"; do train_other "$arch" "$share" & pids+=($!); done
