@@ -176,6 +176,8 @@ def test_evaluate_runs_scores_each_run_against_its_held_out_videos(tmp_path, cap
 
     assert main([*argv, "--fake", str(tmp_path)]) == 2
     assert "leave out --fake" in capsys.readouterr().err
+    assert main(["evaluate", "--real", "phantom", "--fake", str(tmp_path), "--resolution", "64"]) == 2
+    assert "--resolution only applies with --runs" in capsys.readouterr().err
     meta = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**meta, "data": "elsewhere", "data_fingerprint": "0" * 16}))
     assert main(argv) == 2  # a run of other data is never scored against these held-out videos

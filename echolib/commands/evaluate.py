@@ -41,10 +41,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fake", nargs="+", default=[], help="generated images: one or more folders/zips/manifests")
     p.add_argument("--runs", default=None,
                    help="evaluate every run folder under this folder trained on --real, against its held-out videos")
-    p.add_argument("--resolution", type=int, default=128,
-                   help="with --runs: the resolution every run is measured at (samples are resized to it)")
-    p.add_argument("--holdout", type=float, default=0.1,
-                   help="with --runs: the held-out share of videos the runs were trained with (train.holdout)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="with --runs: the resolution every run is measured at, samples resized to it (default 128)")
+    p.add_argument("--holdout", type=float, default=None,
+                   help="with --runs: the held-out share of videos the runs were trained with (train.holdout, "
+                        "default 0.1)")
     p.add_argument("--train", default=None, help="the model's training frames, for memorization (default: --real)")
     p.add_argument("--extractor", default="inception-v3-compat",
                    help="feature extractor: inception-v3-compat (default; needs its weights file, see "
@@ -76,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.runs is not None:
         return _evaluate_runs(args)
+    only_with_runs = [f"--{k}" for k in ("resolution", "holdout") if getattr(args, k) is not None]
+    if only_with_runs:
+        verb = "applies" if len(only_with_runs) == 1 else "apply"
+        raise ConfigError(f"{' and '.join(only_with_runs)} only {verb} with --runs (evaluating run folders)")
     if not args.fake and not args.references:
         raise ConfigError("give --fake FOLDER (one or more), --references or --runs FOLDER")
     real = as_image_set(resolve_data(args.real, progress=False), n=args.n, seed=args.seed, label=str(args.real))
@@ -138,7 +143,9 @@ def _evaluate_runs(args: argparse.Namespace) -> int:
         raise DataError(f"--runs {args.runs}: no such folder")
     if args.n is not None and args.n < 2:
         raise ConfigError(f"--n must be at least 2 with --runs, got {args.n}")
-    splits = compare.evaluation_splits(args.real, resolution=args.resolution, holdout=args.holdout)
+    resolution = 128 if args.resolution is None else args.resolution
+    holdout = 0.1 if args.holdout is None else args.holdout
+    splits = compare.evaluation_splits(args.real, resolution=resolution, holdout=holdout)
     runs = compare.find_runs(args.runs, splits)
     if not runs:
         raise DataError(f"--runs {args.runs}: no run folder (<arch>/<config>/checkpoints) was trained on "
@@ -147,7 +154,7 @@ def _evaluate_runs(args: argparse.Namespace) -> int:
     n = args.n or 1000
     all_records = []
     for run in tqdm(runs, desc="runs", unit="run"):
-        images = compare.run_samples(run, n, size=args.resolution, seed=args.seed, device=args.device)
+        images = compare.run_samples(run, n, size=resolution, seed=args.seed, device=args.device)
         records = compare.evaluate_run(run, images, splits, metrics, extractor=args.extractor, seed=args.seed,
                                        device=args.device)
         records = [{**r, "run": f"{run.parent.name}/{run.name}"} for r in records]
