@@ -37,9 +37,15 @@ book: $(STAMP)
 NBDIR  := _build/nbval
 NBRUNS := $(CURDIR)/_build/test-runs
 
+# The unit tests run in $(TEST_WORKERS) processes (pytest-xdist; a test file stays in one process,
+# so module fixtures such as the book build are made once). The notebooks then run one by one under
+# nbval, reusing the smoke runs the book build trained into $(NBRUNS). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) browser-deps
 	$(PY) -m echolib.pipeline.notebooks $(NBDIR) >/dev/null
-	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest tests $(NBDIR) --nbval-lax --durations=30 $(PYTEST_ARGS)
+	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
+	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest $(NBDIR) --nbval-lax --durations=10 $(PYTEST_ARGS)
 
 browser-deps:
 	@sh .ci/browser-deps.sh
