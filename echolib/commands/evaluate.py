@@ -154,9 +154,11 @@ def _evaluate_runs(args: argparse.Namespace) -> int:
     n = args.n or 1000
     all_records = []
     for run in tqdm(runs, desc="runs", unit="run"):
-        images = compare.run_samples(run, n, size=resolution, seed=args.seed, device=args.device)
-        records = compare.evaluate_run(run, images, splits, metrics, extractor=args.extractor, seed=args.seed,
-                                       device=args.device)
+        records = compare.earlier_evaluation(run, splits, metrics, n=n, extractor=args.extractor, seed=args.seed)
+        if records is None:  # not evaluated like this at its latest checkpoint: draw the samples
+            images = compare.run_samples(run, n, size=resolution, seed=args.seed, device=args.device)
+            records = compare.evaluate_run(run, images, splits, metrics, extractor=args.extractor, seed=args.seed,
+                                           device=args.device)
         records = [{**r, "run": f"{run.parent.name}/{run.name}"} for r in records]
         all_records += records
         if args.json:

@@ -152,24 +152,41 @@ def evaluate_run(run: Path, images: torch.Tensor, splits: Splits, metrics: Seque
     When the run's latest checkpoint already has the records of an evaluation
     like this one, those are returned instead of evaluating (and appending) again.
     """
-    from echolib.io import read_jsonl
     from echolib.metrics import append_records, evaluate
 
-    kimg = latest_kimg(run)
-    context = {"source": "compare", "data": splits.source, "resolution": splits.heldout.resolution,
-               "features": extractor, "seed": seed, "requested": list(metrics), "n_fake": len(images), "kimg": kimg}
-    earlier: dict[str, dict[str, Any]] = {}
-    for r in read_jsonl(run / "metrics.jsonl"):
-        if all(r.get(k) == v for k, v in context.items()):
-            earlier[r["metric"]] = r  # the latest of each metric (one evaluation's records are appended together)
-    if earlier:
-        return [earlier[m] for m in metrics if m in earlier]
+    earlier = earlier_evaluation(run, splits, metrics, n=len(images), extractor=extractor, seed=seed)
+    if earlier is not None:
+        return earlier
+    context = _evaluation_context(run, splits, metrics, len(images), extractor, seed)
     records = evaluate(splits.heldout, images, metrics=list(metrics), extractor=extractor, train=splits.train,
-                       seed=seed, device=device, kimg=kimg, run=str(run))
+                       seed=seed, device=device, kimg=context["kimg"], run=str(run))
     for r in records:
         r.update({k: v for k, v in context.items() if k not in ("n_fake", "kimg")})
     append_records(run / "metrics.jsonl", records)
     return records
+
+
+def earlier_evaluation(run: Path, splits: Splits, metrics: Sequence[str] = DEFAULT_METRICS, *, n: int,
+                       extractor: str = "echo", seed: int = 0) -> list[dict[str, Any]] | None:
+    """The records of an evaluation like this one at the run's latest checkpoint, or None (then nothing to reuse).
+
+    Lets a caller skip drawing ``n`` samples (minutes for a diffusion model)
+    that :func:`evaluate_run` would not use.
+    """
+    from echolib.io import read_jsonl
+
+    context = _evaluation_context(run, splits, metrics, n, extractor, seed)
+    earlier: dict[str, dict[str, Any]] = {}
+    for r in read_jsonl(run / "metrics.jsonl"):
+        if all(r.get(k) == v for k, v in context.items()):
+            earlier[r["metric"]] = r  # the latest of each metric (one evaluation's records are appended together)
+    return [earlier[m] for m in metrics if m in earlier] if earlier else None
+
+
+def _evaluation_context(run: Path, splits: Splits, metrics: Sequence[str], n: int, extractor: str,
+                        seed: int) -> dict[str, Any]:
+    return {"source": "compare", "data": splits.source, "resolution": splits.heldout.resolution,
+            "features": extractor, "seed": seed, "requested": list(metrics), "n_fake": n, "kimg": latest_kimg(run)}
 
 
 def evaluate_reference(name: str, images: FrameDataset | str | Path, splits: Splits,
