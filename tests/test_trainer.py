@@ -344,3 +344,26 @@ def test_the_first_step_copies_the_generator_into_the_ema_as_the_official_loop_d
     model, _ = load_model(out, device="cpu")
     g, ema = dict(model.nets["G"].named_parameters()), dict(model.ema["G"].named_parameters())
     assert all(torch.equal(ema[k], g[k]) for k in g)
+
+
+def test_a_run_folder_being_trained_is_refused_to_a_second_process(noise_frames, tmp_path):
+    out = tmp_path / "run"
+    first = Trainer(smoke(kimg=0.04), noise_frames, out, device="cpu", progress=False)
+    # another process: a child that tries to train the same folder while this one holds it
+    code = ("import sys; from echolib.train.loop import train; from echolib.models.registry import load_config; "
+            "train(load_config('wgan', 'smoke', {'train': {'kimg': 0.04}}), sys.argv[1], sys.argv[2], device='cpu', "
+            "progress=False)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    refused = subprocess.run([sys.executable, "-c", code, str(noise_frames), str(out)], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    assert f"run folder {out} is being trained by another process (pid {os.getpid()})" in refused.stderr
+    assert not (out / "checkpoints").exists() or not ckpt.list_checkpoints(out / "checkpoints")
+    first.fit()  # releases the folder when it returns
+    done = subprocess.run([sys.executable, "-c", code, str(noise_frames), str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr  # released: the finished run is simply reused
+    # a refused configuration releases the folder at once, in the same process too
+    with pytest.raises(ConfigError):
+        Trainer(smoke(batch=4096), noise_frames, out, device="cpu", progress=False)
+    Trainer(smoke(kimg=0.04), noise_frames, out, device="cpu", progress=False).close()

@@ -48,7 +48,7 @@ from echolib.models.base import GenerativeModel, RealBatch, StepContext, eval_mo
 from echolib.models.registry import RunConfig, build_model
 from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
-from echolib.train import run_records
+from echolib.train import run_lock, run_records
 from echolib.train.compiling import wire_forwards
 from echolib.train.ema import ema_beta, update_ema
 from echolib.train.run_records import METRICS
@@ -138,8 +138,7 @@ def train(
     """Train ``run`` on ``data`` into the run folder ``out``; resume if it holds a checkpoint."""
     if kimg is not None:
         run.train.kimg = float(kimg)
-    trainer = Trainer(run, data, Path(out), device=device, resume=resume, progress=progress)
-    return trainer.fit()
+    return Trainer(run, data, Path(out), device=device, resume=resume, progress=progress).fit()
 
 
 class Trainer:
@@ -166,18 +165,28 @@ class Trainer:
         if self.cfg.batch % self.dist.world_size:
             raise ConfigError(f"batch {self.cfg.batch} must be divisible by the {self.dist.world_size} processes")
         self.progress = progress and self.dist.is_main
+        self._lock = None
         if self.dist.is_main:
             check_writable(self.out)
-        self.data_source = str(data)
-        self.dataset = self._load_data(data)
-        self.clock = Clock()
-        self.model = self._build_model()
-        self.optimizers = self.model.make_optimizers()
-        self._check_run_folder()
-        self.resumed_from: Path | None = None
-        if resume:
-            self._resume()
+            self._lock = run_lock.acquire(self.out)  # before anything in the folder is read or changed
+        try:
+            self.data_source = str(data)
+            self.dataset = self._load_data(data)
+            self.clock = Clock()
+            self.model = self._build_model()
+            self.optimizers = self.model.make_optimizers()
+            self._check_run_folder()
+            self.resumed_from: Path | None = None
+            if resume:
+                self._resume()
+        except BaseException:
+            self.close()  # a refused run leaves the folder free at once, not when this object is collected
+            raise
         self._stop_signal: int | None = None
+
+    def close(self) -> None:
+        """Release the run folder for another process (also happens when this process ends)."""
+        run_lock.release(self._lock)
 
     # -- setup ----------------------------------------------------------
     def _load_data(self, data: str | Path):
@@ -244,6 +253,15 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------
     def fit(self) -> Path:
+        """Train to ``train.kimg``; the run folder is released when this returns or raises."""
+        if self.dist.is_main and (self._lock is None or self._lock.closed):
+            self._lock = run_lock.acquire(self.out)  # a second fit() of this object
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> Path:
         total = round(self.cfg.kimg * 1000)
         if self.dist.is_main:
             self._write_run_files()
