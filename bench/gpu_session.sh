@@ -43,7 +43,8 @@ PY=${PY:-$(command -v python || command -v python3)}
 STAGES=${STAGES:-issue6}  # issue6, issue3, all, or a comma-separated list of stage names
 case $STAGES in
     issue3) STAGES=step_stylegan2_auto_compile,step_stylegan2_supersample,step_stylegan2_no_supersample,train_e4 ;;
-    issue6) STAGES=train_wgan,train_medgan,train_pix2pix,train_vqgan,train_diffusion,evaluate_runs; PARALLEL=${PARALLEL:-1} ;;
+    issue6) STAGES=train_wgan,train_medgan,train_pix2pix,train_vqgan,train_diffusion,evaluate_runs,diffusion_steps
+            PARALLEL=${PARALLEL:-1} ;;
 esac
 PARALLEL=${PARALLEL:-0}  # 1: the other architectures' training stages run at once, each for the whole time left
 mkdir -p "$WORK" "$OUT"
@@ -108,8 +109,11 @@ chosen=()
 for arch in "${others[@]}"; do
     [[ "$STAGES" == all || ",$STAGES," == *",train_$arch,"* ]] && chosen+=("$arch")
 done
-EVAL_RESERVE=0  # seconds kept back for evaluating the runs at the end
+EVAL_RESERVE=0  # seconds kept back for evaluating the runs (and the diffusion sampler's steps) at the end
 [[ "$STAGES" == all || ",$STAGES," == *",evaluate_runs,"* ]] && EVAL_RESERVE=${EVAL_RESERVE_S:-110}
+STEPS_RESERVE=0
+[[ "$STAGES" == all || ",$STAGES," == *",diffusion_steps,"* ]] && STEPS_RESERVE=${STEPS_RESERVE_S:-50}
+EVAL_RESERVE=$(( EVAL_RESERVE + STEPS_RESERVE ))
 share=$(( $(left) - 25 - EVAL_RESERVE ))
 (( ${#chosen[@]} )) && share=$(( share / 2 ))  # E4 shares the time with the others when they run too
 stage train_e4 $share $PY -m echolib train stylegan2_ada --config E4 --data "$DATA" --device "$DEVICE" \
@@ -152,7 +156,11 @@ fi
 # 6. every run in $WORK/runs against the held-out videos of the frames (the comparison chapter's evaluation):
 #    1,000 samples each, echo features, FID, KID, precision/recall, memorisation, C2ST, ...; records land in
 #    each run's metrics.jsonl and as JSON lines in evaluate_runs.out
-stage evaluate_runs $(( $(left) - 10 )) $PY -m echolib evaluate --real "$DATA" --runs "$WORK/runs" --extractor echo \
-    --n 1000 --device "$DEVICE" --json
+stage evaluate_runs $(( $(left) - 10 - STEPS_RESERVE )) $PY -m echolib evaluate --real "$DATA" --runs "$WORK/runs" \
+    --extractor echo --n 1000 --device "$DEVICE" --json
+# 7. the diffusion run's echo-FID/KID against the number of ODE steps, Heun and DPM-Solver++(2M), 500 samples
+#    per row from one starting noise, against the held-out videos (issue 6: FID vs number of steps)
+[ -d "$WORK/runs/diffusion/E4/checkpoints" ] && stage diffusion_steps $(( $(left) - 10 )) $PY bench/sampler_steps.py \
+    "$WORK/runs/diffusion/E4" --real "$DATA" --samplers heun,dpm2m --steps 5,10,18 --n 500 --device "$DEVICE"
 bundle
 echo "done in $(( $(date +%s) - START )) s"

@@ -77,6 +77,23 @@
 # The last step, to $\sigma = 0$, stays an Euler step, so $N$ steps cost
 # $2N-1$ network evaluations (NFE): 18 steps, 35 NFE, by default.
 #
+# ### One evaluation per step: DPM-Solver++(2M)
+#
+# Heun's method treats the whole right-hand side as unknown. Lu et al. (2022,
+# "DPM-Solver++") noticed that most of it is not: in terms of
+# $\lambda = -\ln\sigma$ the ODE is $x$ times a known factor plus a term in the
+# denoiser, $x_{i+1} = \frac{\sigma_{i+1}}{\sigma_i}\,x_i
+# + \big(1 - e^{-h_i}\big)\,\hat D_i$ with $h_i = \lambda_{i+1} - \lambda_i$,
+# exact if the denoiser's output $\hat D$ were constant over the step. The
+# first-order choice $\hat D_i = D(x_i;\sigma_i)$ is DDIM. The *multistep*
+# second-order method extrapolates linearly from the previous step's estimate,
+# $\hat D_i = (1 + \tfrac{1}{2r_i})\,D_i - \tfrac{1}{2r_i}\,D_{i-1}$,
+# $r_i = h_{i-1}/h_i$, so every step costs one network evaluation: $N$ steps,
+# $N$ NFE (`sampler: dpm2m`). Rectified flow uses the same update with
+# $\alpha_t = 1-t$, $\sigma_t = t$ and $\hat x_0 = x - t\,v$. The tests check that it
+# follows the exact path whenever the denoiser is constant, and that its error
+# falls four-fold per halving of the step on a problem with a closed-form solution.
+#
 # ## Rectified flow
 #
 # Rectified flow corrupts along a straight line instead,
@@ -170,11 +187,11 @@ device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed; sampling below uses it too
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 step_counts = [1, 2, 4, 8, 18]  # ODE steps compared in the quality-versus-steps section
+samplers = ["heun", "dpm2m"]  # ODE solvers compared there (heun, euler, dpm2m)
 n_eval = 32  # generated frames per step count for the statistics (2000+ for a meaningful FID)
 
 # %%
 import math
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -185,14 +202,13 @@ import torch
 from echolib.config import to_dict
 from echolib.data.frames import FrameDataset
 from echolib.data.sources import resolve_data
-from echolib.errors import EchoError
 from echolib.images import to_float, to_uint8
-from echolib.metrics.pixel import js_distance
-from echolib.models.diffusion import edm_sigmas, flow_times
+from echolib.models.diffusion import edm_sigmas, flow_times, network_evaluations
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
+from echolib.report.sampler_steps import compare_steps
 from echolib.train.runs import ensure_run
-from echolib.train.sampling import checked_samples, load_model, model_sampler
+from echolib.train.sampling import checked_samples, load_model
 
 pd.set_option("display.precision", 4)
 
@@ -296,83 +312,69 @@ sample_timeline(run);
 
 # %%
 samples = checked_samples(model, 32, seed)
-nfe = 2 * cfg.steps - 1 if cfg.sampler == "heun" else cfg.steps
+nfe = network_evaluations(cfg.sampler, cfg.steps)
 image_grid(samples, nrow=8, title=f"diffusion/{Path(run).name}: {cfg.steps} {cfg.sampler} steps ({nfe} NFE)");
 
 # %% [markdown]
 # ## Quality against the number of steps
 #
-# The sampler is deterministic, so the same starting noise can be integrated with
-# fewer or more steps: each row of the grid is one step count, each column one
-# starting noise. The table compares each set of `n_eval` frames with real frames
-# by their pixel statistics (mean, standard deviation, and the study's JSD, the
-# Jensen-Shannon distance of the pooled intensity histograms) and, where the
-# metrics package and its `echo` feature extractor are available, by FID in the
-# `echo` feature space. With too few steps the images stay blurred averages (one
-# Euler step from $\sigma_\text{max}$ returns the denoiser's guess of the mean
-# frame); EDM found 18 Heun steps (35 NFE) within a few percent of the converged
-# FID on its benchmarks, and the table shows where this model settles. (With the
-# default `n_eval` of 32 frames the FID is strongly biased upwards: compare it only
-# across rows, and use 2,000 or more frames for numbers worth reporting.)
+# The samplers are deterministic, so the same starting noise can be integrated with
+# fewer or more steps and with either solver: each row of the grid is one solver
+# and step count, each column one starting noise. The table compares each set of
+# `n_eval` frames with real frames by their pixel statistics (mean, standard
+# deviation, and the study's JSD, the Jensen-Shannon distance of the pooled
+# intensity histograms) and, where the metrics package and its `echo` feature
+# extractor are available, by FID in the `echo` feature space. With too few steps
+# the images stay blurred averages (one step from $\sigma_\text{max}$ returns the
+# denoiser's guess of the mean frame); EDM found 18 Heun steps (35 NFE) within a
+# few percent of the converged FID on its benchmarks, and the table shows where
+# this model settles and how much of the way DPM-Solver++(2M) gets with a half or
+# a quarter of the evaluations. (With the default `n_eval` of 32 frames the FID is
+# strongly biased upwards: compare it only across rows, and use 2,000 or more
+# frames for numbers worth reporting.)
 
 # %%
 real_eval = dataset.images[torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n_eval]]
-
-
-def fid_or_none(fake):
-    """FID in the echo feature space, or None (with the reason) when metrics are unavailable here."""
-    try:
-        from echolib.metrics import evaluate
-        records = evaluate(dataset, to_uint8(fake), metrics=["fid"], extractor="echo", n=len(fake), seed=seed,
-                           device=str(model.device))
-        return float(records[0]["value"]), None
-    except (ImportError, EchoError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-
-
-rows, grid_rows, fid_note = [], [], None
-for steps in step_counts:
-    nfe = 2 * steps - 1 if cfg.sampler == "heun" else steps
-    sampler = model_sampler(model, batch=64, steps=steps)
-    t0 = time.perf_counter()
-    fake = sampler(n_eval, torch.Generator(device=model.device).manual_seed(seed))
-    seconds = time.perf_counter() - t0
-    assert fake.shape == (n_eval, 1, model.resolution, model.resolution) and torch.isfinite(fake).all()
-    assert fake.min() >= -1 and fake.max() <= 1
-    grid_rows.append(fake[:8])
-    fid, fid_note = fid_or_none(fake)
-    rows.append({"steps": steps, "NFE": nfe, "ms/frame": 1000 * seconds / n_eval,
-                 "mean": fake.mean().item(), "std": fake.std().item(),
-                 "jsd": js_distance(real_eval, to_uint8(fake)), "fid (echo)": fid})
-by_steps = pd.DataFrame(rows).set_index("steps")
+try:
+    import torch_fidelity  # noqa: F401 -- FID needs it; the pixel statistics do not
+    steps_metrics = ["fid", "jsd"]
+except ImportError as exc:
+    steps_metrics = ["jsd"]
+    print(f"FID not computed here ({exc}); the table shows pixel statistics only.")
+by_steps_run = compare_steps(model, real_eval, samplers, step_counts, n=n_eval, metrics=steps_metrics,
+                             extractor="echo", seed=seed, device=str(model.device))
+by_steps = pd.DataFrame(by_steps_run.rows).set_index(["sampler", "steps"]).drop(columns="extractor")
+grid_rows = by_steps_run.previews
 real_row = pd.Series({"mean": to_float(real_eval).mean().item(), "std": to_float(real_eval).std().item()},
-                     name="real")
+                     name=("real", ""))
 assert (by_steps["jsd"] >= 0).all() and (by_steps["jsd"] <= math.sqrt(math.log(2)) + 1e-9).all()
-if fid_note:
-    print(f"FID not computed here ({fid_note}); the table shows pixel statistics only.")
+assert all(torch.isfinite(x).all() and x.min() >= -1 and x.max() <= 1 for x in grid_rows)
 pd.concat([by_steps, real_row.to_frame().T])
 
 # %%
-image_grid(torch.cat(grid_rows), nrow=8, title="rows: " + ", ".join(f"{s} steps" for s in step_counts));
+image_grid(torch.cat(grid_rows), nrow=8,
+           title="rows: " + ", ".join(f"{solver} {s}" for solver in samplers for s in step_counts) + " steps");
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-axes[0].plot(by_steps["NFE"], by_steps["jsd"], marker="o")
+have_fid = "fid" in by_steps
+for i, (solver, part) in enumerate(by_steps.groupby(level="sampler", sort=False)):
+    axes[0].plot(part["nfe"], part["jsd"], marker="o", label=solver)
+    if have_fid:
+        axes[1].plot(part["nfe"], part["fid"], marker="o", label=solver)
+    else:
+        axes[1].plot(part["nfe"], part["std"], marker="o", c=f"C{i}", label=f"{solver}: std")
 axes[0].set_ylabel("JSD to real (pixel histogram)")
-if by_steps["fid (echo)"].notna().any():
-    axes[1].plot(by_steps["NFE"], by_steps["fid (echo)"], marker="o")
+if have_fid:
     axes[1].set_ylabel("FID (echo features)")
 else:
-    axes[1].plot(by_steps["NFE"], by_steps["mean"], marker="o", label="mean")
-    axes[1].plot(by_steps["NFE"], by_steps["std"], marker="o", label="std")
-    axes[1].axhline(real_row["mean"], ls="--", c="C0", lw=0.8)
-    axes[1].axhline(real_row["std"], ls="--", c="C1", lw=0.8)
-    axes[1].set_ylabel("pixel statistics (dashed: real)")
-    axes[1].legend(fontsize=8)
+    axes[1].axhline(real_row["std"], ls="--", c="k", lw=0.8, label="real std")
+    axes[1].set_ylabel("pixel standard deviation")
 for ax in axes:
     ax.set_xscale("log")
     ax.set_xlabel("network evaluations (NFE)")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +23,9 @@ from echolib.models.diffusion import (
     edm_loss_weight,
     edm_precond,
     edm_sigmas,
+    flow_times,
+    network_evaluations,
+    solve_dpmpp_2m,
 )
 from echolib.models.registry import build_model, config_names, load_config
 from echolib.train.loop import Trainer, train
@@ -161,18 +169,38 @@ def test_lr_warms_up_linearly(phantom64):
 
 # -- sampling ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("formulation", ["edm", "flow"])
-@pytest.mark.parametrize("sampler,steps,nfe", [("heun", 1, 1), ("heun", 4, 7), ("heun", 18, 35), ("euler", 5, 5)])
+@pytest.mark.parametrize("sampler,steps,nfe", [("heun", 1, 1), ("heun", 4, 7), ("heun", 18, 35), ("euler", 5, 5),
+                                               ("dpm2m", 1, 1), ("dpm2m", 6, 6)])
 def test_number_of_network_evaluations(formulation, sampler, steps, nfe):
     model = Diffusion(tiny(formulation=formulation), 64)
     calls = count_calls(model.ema["net"])
-    model.sample(2, torch.Generator().manual_seed(0), steps=steps, sampler=sampler)
-    assert calls[0] == nfe
+    x = model.sample(2, torch.Generator().manual_seed(0), steps=steps, sampler=sampler)
+    assert calls[0] == nfe == network_evaluations(sampler, steps)
+    assert x.shape == (2, 1, 64, 64) and torch.isfinite(x).all()
 
 
 def test_default_sampler_stays_within_50_evaluations():
     for name in config_names("diffusion"):
         m = load_config("diffusion", name).model
-        assert (2 * m.steps - 1 if m.sampler == "heun" else m.steps) <= 50, name
+        assert network_evaluations(m.sampler, m.steps) <= 50, name
+
+
+@pytest.mark.parametrize("formulation", ["edm", "flow"])
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_dpm_solver_follows_the_exact_path_when_the_data_is_one_frame(formulation, steps):
+    """Data of a single frame ``x0`` make the ideal denoiser return ``x0`` at every level; the ODE's solution is then
+    ``alpha_t x0 + sigma_t n`` for the starting noise ``n``, which DPM-Solver++ must reproduce at every grid point."""
+    if formulation == "edm":
+        grid, scales = edm_sigmas(steps, 0.002, 80.0, 7.0), lambda s: (1.0, s)
+    else:
+        grid, scales = flow_times(steps), lambda t: (1.0 - t, t)
+    gen = torch.Generator().manual_seed(steps)
+    x0, n = torch.randn(3, 1, 8, 8, generator=gen), torch.randn(3, 1, 8, 8, generator=gen)
+    a, s = scales(grid[0])
+    for end in range(1, len(grid)):
+        out = solve_dpmpp_2m(lambda x, t: x0, a * x0 + s * n, grid[: end + 1], scales)
+        a_end, s_end = scales(grid[end])
+        torch.testing.assert_close(out, a_end * x0 + s_end * n, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("formulation", ["edm", "flow"])
@@ -200,6 +228,11 @@ def test_solvers_converge_with_their_order_to_the_exact_ode_solution():
     heun = error(4, "heun") / error(8, "heun")
     euler = error(8, "euler") / error(16, "euler")
     assert heun > 3.0 and 1.5 < euler < 2.5, (heun, euler)
+    # DPM-Solver++(2M) is second order once its steps are small (its first and last steps are first order) ...
+    dpm = [error(steps, "dpm2m") for steps in (16, 32, 64)]
+    assert dpm[0] / dpm[1] > 3.0 and dpm[1] / dpm[2] > 3.0, dpm
+    # ... and for the same 8 network evaluations closer to the solution than Euler or Heun
+    assert error(8, "dpm2m") < min(error(8, "euler"), error(4, "heun")) / 2
 
 
 def test_unknown_sampling_options_are_errors():
@@ -293,6 +326,8 @@ def test_invalid_configs_fail_at_construction():
         Diffusion(tiny(channel_mult=(1, 1, 1, 1, 1, 1)), 64)
     with pytest.raises(ConfigError, match="duplicates"):
         Diffusion(tiny(labels=["ED", "ED"]), 64)
+    with pytest.raises(ConfigError, match="model.sampler must be one of heun, euler, dpm2m"):
+        Diffusion(tiny(sampler="rk4"), 64)
 
 
 def test_all_configs_build():
@@ -351,3 +386,43 @@ def test_flow_matching_smoke_run_trains_end_to_end(phantom64, tmp_path):
     rows = (out / "log.csv").read_text().splitlines()
     assert len(rows) == 3 and "loss" in rows[0]
     assert list((out / "samples").glob("grid-*.png"))
+    # the steps benchmark on the run: DPM-Solver++(2M) on the straight-line parameterisation, against held-out videos
+    script = Path(__file__).resolve().parents[1] / "bench" / "sampler_steps.py"
+    done = subprocess.run([sys.executable, str(script), str(out), "--samplers", "dpm2m,euler", "--steps", "1,3",
+                           "--n", "8", "--metrics", "jsd", "--device", "cpu"], capture_output=True, text=True,
+                          check=False, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["sampler"], r["steps"], r["nfe"]) for r in lines] == [("dpm2m", 1, 1), ("dpm2m", 3, 3),
+                                                                        ("euler", 1, 1), ("euler", 3, 3)]
+    assert all(r["run"] == "run" and r["n"] == 8 and 0 < r["n_real"] < 128 and 0 <= r["jsd"] <= 1 for r in lines)
+    assert lines[0]["jsd"] == pytest.approx(lines[2]["jsd"], abs=1e-3)  # one step of either is the same step
+    refused = subprocess.run([sys.executable, str(script), str(out), "--steps", "0"], capture_output=True,
+                             text=True, check=False)
+    assert refused.returncode == 2 and "--steps expects positive integers" in refused.stderr
+
+
+def test_compare_steps_scores_every_solver_and_step_count_from_the_same_noise(phantom64):
+    """The untrained denoiser is ``c_skip x``, whose ODE ends at ``x(sigma_max) sigma_d / sigma_max``: standard
+    deviation ``sigma_d`` = 0.5. One step returns the denoiser's mean guess (almost 0); enough steps of either solver
+    reach the solution, and the table must show it row by row, with FID in the echo feature space."""
+    from echolib.report.sampler_steps import compare_steps
+
+    model = Diffusion(tiny(), 64)
+    real = FrameDataset(phantom64).images[:48]
+    result = compare_steps(model, real, ["heun", "dpm2m"], [1, 16], n=24, metrics=["fid", "jsd"], batch=16)
+    rows = {(r["sampler"], r["steps"]): r for r in result.rows}
+    assert list(rows) == [("heun", 1), ("heun", 16), ("dpm2m", 1), ("dpm2m", 16)]
+    assert [r["nfe"] for r in rows.values()] == [1, 31, 1, 16]
+    for (solver, steps), r in rows.items():
+        assert r["extractor"] == "echo" and math.isfinite(r["fid"]) and r["fid"] >= 0 and 0 <= r["jsd"] <= 1
+        assert r["images_per_s"] > 0
+        if steps == 1:
+            assert r["std"] < 0.05, (solver, r["std"])
+        else:
+            assert r["std"] == pytest.approx(0.5, abs=0.05), (solver, r["std"])
+    assert [tuple(p.shape) for p in result.previews] == [(8, 1, 64, 64)] * 4
+    # one noise for every row: one step of either solver is the same DDIM step
+    torch.testing.assert_close(result.previews[0], result.previews[2], atol=1e-4, rtol=0)
+    with pytest.raises(ConfigError, match="n >= 2"):
+        compare_steps(model, real, ["heun"], [], n=24)
