@@ -154,10 +154,10 @@ def evaluate_run(run: Path, images: torch.Tensor, splits: Splits, metrics: Seque
     """
     from echolib.metrics import append_records, evaluate
 
-    earlier = earlier_evaluation(run, splits, metrics, n=len(images), extractor=extractor, seed=seed)
+    context = _evaluation_context(run, splits, metrics, len(images), extractor, seed)
+    earlier = _records_in_context(run, context, metrics)
     if earlier is not None:
         return earlier
-    context = _evaluation_context(run, splits, metrics, len(images), extractor, seed)
     records = evaluate(splits.heldout, images, metrics=list(metrics), extractor=extractor, train=splits.train,
                        seed=seed, device=device, kimg=context["kimg"], run=str(run))
     for r in records:
@@ -173,9 +173,12 @@ def earlier_evaluation(run: Path, splits: Splits, metrics: Sequence[str] = DEFAU
     Lets a caller skip drawing ``n`` samples (minutes for a diffusion model)
     that :func:`evaluate_run` would not use.
     """
+    return _records_in_context(run, _evaluation_context(run, splits, metrics, n, extractor, seed), metrics)
+
+
+def _records_in_context(run: Path, context: dict[str, Any], metrics: Sequence[str]) -> list[dict[str, Any]] | None:
     from echolib.io import read_jsonl
 
-    context = _evaluation_context(run, splits, metrics, n, extractor, seed)
     earlier: dict[str, dict[str, Any]] = {}
     for r in read_jsonl(run / "metrics.jsonl"):
         if all(r.get(k) == v for k, v in context.items()):
