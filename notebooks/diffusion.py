@@ -206,7 +206,7 @@ from echolib.images import to_float, to_uint8
 from echolib.models.diffusion import edm_sigmas, flow_times, network_evaluations
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
-from echolib.report.sampler_steps import compare_steps
+from echolib.report.sampler_steps import compare_steps, steps_figure
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -356,26 +356,8 @@ image_grid(torch.cat(grid_rows), nrow=8,
            title="rows: " + ", ".join(f"{solver} {s}" for solver in samplers for s in step_counts) + " steps");
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-have_fid = "fid" in by_steps
-for i, (solver, part) in enumerate(by_steps.groupby(level="sampler", sort=False)):
-    axes[0].plot(part["nfe"], part["jsd"], marker="o", label=solver)
-    if have_fid:
-        axes[1].plot(part["nfe"], part["fid"], marker="o", label=solver)
-    else:
-        axes[1].plot(part["nfe"], part["std"], marker="o", c=f"C{i}", label=f"{solver}: std")
-axes[0].set_ylabel("JSD to real (pixel histogram)")
-if have_fid:
-    axes[1].set_ylabel("FID (echo features)")
-else:
-    axes[1].axhline(real_row["std"], ls="--", c="k", lw=0.8, label="real std")
-    axes[1].set_ylabel("pixel standard deviation")
-for ax in axes:
-    ax.set_xscale("log")
-    ax.set_xlabel("network evaluations (NFE)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-fig.tight_layout()
+steps_figure(by_steps_run.rows, ["jsd", "fid" if "fid" in by_steps else "std"],
+             reference={"std": real_row["std"]}, reference_label="real frames");
 
 # %% [markdown]
 # The noise levels (EDM) or times (rectified flow) that the default sampler

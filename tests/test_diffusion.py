@@ -406,7 +406,7 @@ def test_compare_steps_scores_every_solver_and_step_count_from_the_same_noise(ph
     """The untrained denoiser is ``c_skip x``, whose ODE ends at ``x(sigma_max) sigma_d / sigma_max``: standard
     deviation ``sigma_d`` = 0.5. One step returns the denoiser's mean guess (almost 0); enough steps of either solver
     reach the solution, and the table must show it row by row, with FID in the echo feature space."""
-    from echolib.report.sampler_steps import compare_steps
+    from echolib.report.sampler_steps import compare_steps, steps_figure
 
     model = Diffusion(tiny(), 64)
     real = FrameDataset(phantom64).images[:48]
@@ -426,3 +426,10 @@ def test_compare_steps_scores_every_solver_and_step_count_from_the_same_noise(ph
     torch.testing.assert_close(result.previews[0], result.previews[2], atol=1e-4, rtol=0)
     with pytest.raises(ConfigError, match="n >= 2"):
         compare_steps(model, real, ["heun"], [], n=24)
+    # the figure: one line per solver against NFE in each panel, the reference dashed where given
+    fig = steps_figure(result.rows, ["fid", "std"], reference={"std": 0.5})
+    fid_ax, std_ax = fig.axes
+    assert [list(line.get_xdata()) for line in fid_ax.lines] == [[1, 31], [1, 16]]
+    assert len(std_ax.lines) == 3 and list(std_ax.lines[2].get_ydata()) == [0.5, 0.5]
+    with pytest.raises(ConfigError, match="no kid"):
+        steps_figure(result.rows, ["kid"])

@@ -81,3 +81,36 @@ def compare_steps(
             out.rows.append(row)
             out.previews.append(fake[:preview])
     return out
+
+
+def steps_figure(rows: Sequence[dict[str, Any]], metrics: Sequence[str], *,
+                 reference: dict[str, float] | None = None, reference_label: str = "reference",
+                 title: str | None = None):
+    """One panel per metric against network evaluations (log scale), one line per sampler.
+
+    ``rows`` are :func:`compare_steps` rows or the JSON lines of
+    ``bench/sampler_steps.py``; ``reference`` draws a dashed line per metric
+    (e.g. the real frames' pixel standard deviation, or another model's FID).
+    """
+    import matplotlib.pyplot as plt
+
+    missing = [m for m in metrics if not any(m in r for r in rows)]
+    if missing or not rows:
+        raise ConfigError(f"steps_figure: no {', '.join(missing) or 'rows'} in the rows to plot")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.3 * len(metrics), 3.1), squeeze=False)
+    samplers = list(dict.fromkeys(r["sampler"] for r in rows))
+    for ax, metric in zip(axes.flat, metrics):
+        for i, solver in enumerate(samplers):
+            pts = sorted((r["nfe"], r[metric]) for r in rows if r["sampler"] == solver and r.get(metric) is not None)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", c=f"C{i}", label=solver)
+        if reference and metric in reference:
+            ax.axhline(reference[metric], ls="--", c="k", lw=0.8, label=reference_label)
+        ax.set_xscale("log")
+        ax.set_xlabel("network evaluations per image (NFE)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
