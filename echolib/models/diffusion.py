@@ -62,7 +62,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +73,7 @@ from echolib.models.unet import Embedding, UNet
 
 Formulation = Literal["edm", "flow"]
 Sampler = Literal["heun", "euler", "dpm2m"]
-SAMPLERS: tuple[str, ...] = ("heun", "euler", "dpm2m")
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
 
 
 @dataclass
