@@ -58,18 +58,21 @@ def main(argv: list[str] | None = None) -> int:
         if not data:
             raise EchoError(f"{run_json}: no 'data' recorded; pass --real with the frames the run was trained on")
         splits = evaluation_splits(data, model.resolution, train.holdout, train.holdout_seed)
-        result = compare_steps(model, splits.heldout, args.samplers.split(","), args.steps, n=args.n,
-                               metrics=args.metrics.split(","), extractor=args.extractor, seed=args.seed,
-                               device=args.device)
+        device = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else \
+            f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        head = {"run": args.run.name, "arch": model.arch, "checkpoint": checkpoint.name, "device": device,
+                "resolution": model.resolution, "n": args.n, "n_real": len(splits.heldout)}
+
+        def emit(row: dict) -> None:  # one line per row as it is scored: a time limit keeps the rows before it
+            print(json.dumps({**head, **{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}}),
+                  flush=True)
+
+        compare_steps(model, splits.heldout, args.samplers.split(","), args.steps, n=args.n,
+                      metrics=args.metrics.split(","), extractor=args.extractor, seed=args.seed,
+                      device=args.device, on_row=emit)
     except EchoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    device = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else \
-        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    for row in result.rows:
-        print(json.dumps({"run": args.run.name, "arch": model.arch, "checkpoint": checkpoint.name, "device": device,
-                          "resolution": model.resolution, "n": args.n, "n_real": len(splits.heldout),
-                          **{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}}))
     return 0
 
 

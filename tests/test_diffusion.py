@@ -410,7 +410,10 @@ def test_compare_steps_scores_every_solver_and_step_count_from_the_same_noise(ph
 
     model = Diffusion(tiny(), 64)
     real = FrameDataset(phantom64).images[:48]
-    result = compare_steps(model, real, ["heun", "dpm2m"], [1, 16], n=24, metrics=["fid", "jsd"], batch=16)
+    streamed: list[dict] = []
+    result = compare_steps(model, real, ["heun", "dpm2m"], [1, 16], n=24, metrics=["fid", "jsd"], batch=16,
+                           on_row=streamed.append)
+    assert streamed == result.rows  # each row handed over as soon as it is scored, in order
     rows = {(r["sampler"], r["steps"]): r for r in result.rows}
     assert list(rows) == [("heun", 1), ("heun", 16), ("dpm2m", 1), ("dpm2m", 16)]
     assert [r["nfe"] for r in rows.values()] == [1, 31, 1, 16]

@@ -10,7 +10,7 @@ what a reader needs before choosing ``steps`` for 10,000 synthetic frames.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ def compare_steps(
     batch: int = 64,
     preview: int = 8,
     device: str | torch.device = "auto",
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> StepsComparison:
     """Score ``n`` samples per (sampler, step count) against all of ``real`` (a folder, dataset or uint8 tensor).
 
@@ -51,7 +52,8 @@ def compare_steps(
     per image), ``seconds`` and ``images_per_s`` of sampling (metrics excluded),
     the pixel ``mean`` and ``std`` in [-1, 1] (too few steps leave blurred,
     low-contrast averages), and one column per metric; ``extractor`` names the feature space, as in
-    :func:`echolib.metrics.evaluate`.
+    :func:`echolib.metrics.evaluate`. ``on_row`` sees each row as soon as it is
+    scored: a comparison cut off by a time limit still leaves the rows it finished.
     """
     from echolib.metrics import evaluate
     from echolib.models.diffusion import network_evaluations
@@ -80,6 +82,8 @@ def compare_steps(
             row["extractor"] = extractor
             out.rows.append(row)
             out.previews.append(fake[:preview])
+            if on_row is not None:
+                on_row(row)
     return out
 
 
