@@ -13,6 +13,9 @@
 #   STAGES=issue3 BUDGET=540 bash bench/gpu_session.sh     # StyleGAN2-ADA's speed and E4 on the frames
 #   STAGES=step_stylegan2,train_e4 BUDGET=280 bash bench/gpu_session.sh   # only these stages
 #   STAGES=all BUDGET=560 bash bench/gpu_session.sh   # also the benchmarks measured once already
+#   CONFIG=smoke EVAL_N=64 STEPS_N=32 DEVICE=cpu DATA=phantom BUDGET=500 WORK=/tmp/gs OUT=/tmp/gs-out \
+#       bash bench/gpu_session.sh      # a dry run of the default session on a CPU (~3 minutes)
+#   python bench/keep_session.py "$OUT/session.tgz" --label h100-DATE   # its records into book/measured
 #
 # By default (STAGES=issue6) the five other architectures (E4 configs) train on the real
 # frames side by side, each in its own process for the whole budget: WGAN, MedGAN and Pix2Pix
@@ -38,7 +41,10 @@ WORK=${WORK:-_build/gpu-session}
 OUT=${OUT:-$WORK}
 BUDGET=${BUDGET:-480}          # seconds for the whole script
 DATA=${DATA:-.gpu-data/frames}
-DEVICE=${DEVICE:-cuda}          # cpu: a dry run of the training stages on this machine
+DEVICE=${DEVICE:-cuda}          # cpu: a dry run on this machine (with CONFIG=smoke EVAL_N=64 STEPS_N=32)
+CONFIG=${CONFIG:-E4}            # the training stages' configuration
+EVAL_N=${EVAL_N:-1000}          # samples per run for echo-FID, in training and in evaluate_runs
+STEPS_N=${STEPS_N:-500}         # samples per row in diffusion_steps
 PY=${PY:-$(command -v python || command -v python3)}
 STAGES=${STAGES:-issue6}  # issue6, issue3, all, or a comma-separated list of stage names
 case $STAGES in
@@ -116,9 +122,10 @@ STEPS_RESERVE=0
 EVAL_RESERVE=$(( EVAL_RESERVE + STEPS_RESERVE ))
 share=$(( $(left) - 25 - EVAL_RESERVE ))
 (( ${#chosen[@]} )) && share=$(( share / 2 ))  # E4 shares the time with the others when they run too
-stage train_e4 $share $PY -m echolib train stylegan2_ada --config E4 --data "$DATA" --device "$DEVICE" \
-    --out "$WORK/runs/stylegan2_ada/E4" --no-progress --compile --set train.tick_kimg=2 --set train.sample_kimg=10 \
-    --set train.snapshot_kimg=10 --set train.metrics_kimg=20 --set train.tensorboard=false
+stage train_e4 $share $PY -m echolib train stylegan2_ada --config "$CONFIG" --data "$DATA" --device "$DEVICE" \
+    --out "$WORK/runs/stylegan2_ada/$CONFIG" --no-progress --compile --set train.tick_kimg=2 --set train.sample_kimg=10 \
+    --set train.snapshot_kimg=10 --set train.metrics_kimg=20 --set train.metrics_n="$EVAL_N" \
+    --set train.tensorboard=false
 # 5. the other five architectures on the real frames (issue 6), E4 configs. Intervals in kimg suit each one's
 #    speed on an H100 (train_speed, 2026-11-26: WGAN 0.12, MedGAN 0.10, Pix2Pix 0.49, VQGAN 2.15, diffusion
 #    2.68 s/kimg), so that every run logs a curve, a few grids and echo-FIDs without spending its time on them.
@@ -130,9 +137,9 @@ declare -A extra=([vqgan]="--set model.disc_start_kimg=20 --set model.prior_star
                   [diffusion]="--set model.lr_rampup_kimg=10")
 train_other() {  # train_other ARCH SECONDS
     local arch=$1 e=${every[$1]}
-    stage "train_$arch" "$2" $PY -m echolib train "$arch" --config E4 --data "$DATA" --device "$DEVICE" \
-        --out "$WORK/runs/$arch/E4" --no-progress --set train.tick_kimg=$(( e / 10 > 2 ? e / 10 : 2 )) \
-        --set train.sample_kimg=$e --set train.snapshot_kimg=$e --set train.metrics_kimg=$(( e * 5 / 2 )) \
+    stage "train_$arch" "$2" $PY -m echolib train "$arch" --config "$CONFIG" --data "$DATA" --device "$DEVICE" \
+        --out "$WORK/runs/$arch/$CONFIG" --no-progress --set train.tick_kimg=$(( e / 10 > 2 ? e / 10 : 2 )) \
+        --set train.sample_kimg=$e --set train.snapshot_kimg=$e --set train.metrics_kimg=$(( e * 5 / 2 )) --set train.metrics_n="$EVAL_N" \
         --set train.tensorboard=false ${extra[$arch]:-}
 }
 if (( PARALLEL )) && (( ${#chosen[@]} > 1 )); then
@@ -160,10 +167,10 @@ fi
 #    1,000 samples each, echo features, FID, KID, precision/recall, memorisation, C2ST, ...; records land in
 #    each run's metrics.jsonl and as JSON lines in evaluate_runs.out
 stage evaluate_runs $(( $(left) - 10 - STEPS_RESERVE )) $PY -m echolib evaluate --real "$DATA" --runs "$WORK/runs" \
-    --extractor echo --n 1000 --device "$DEVICE" --json
+    --extractor echo --n "$EVAL_N" --device "$DEVICE" --json
 # 7. the diffusion run's echo-FID/KID against the number of ODE steps, Heun and DPM-Solver++(2M), 500 samples
 #    per row from one starting noise, against the held-out videos (issue 6: FID vs number of steps)
-[ -d "$WORK/runs/diffusion/E4/checkpoints" ] && stage diffusion_steps $(( $(left) - 10 )) $PY bench/sampler_steps.py \
-    "$WORK/runs/diffusion/E4" --real "$DATA" --samplers heun,dpm2m --steps 5,10,18 --n 500 --device "$DEVICE"
+[ -d "$WORK/runs/diffusion/$CONFIG/checkpoints" ] && stage diffusion_steps $(( $(left) - 10 )) $PY bench/sampler_steps.py \
+    "$WORK/runs/diffusion/$CONFIG" --real "$DATA" --samplers heun,dpm2m --steps 5,10,18 --n "$STEPS_N" --device "$DEVICE"
 bundle
 echo "done in $(( $(date +%s) - START )) s"

@@ -1,0 +1,96 @@
+"""Keeping a GPU session's records in the book: only curves, metric records and configs, renamed, no images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from echolib.errors import ConfigError
+from echolib.io import read_jsonl
+from echolib.models.registry import load_config
+from echolib.report.measured import keep_session, measured_runs
+from echolib.train.loop import train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def session(noise_frames, tmp_path_factory) -> Path:
+    """A work folder as bench/gpu_session.sh leaves it: a real run with metric records, stage outputs, stderr."""
+    work = tmp_path_factory.mktemp("gpu-session")
+    cfg = load_config("wgan", "smoke", {"train": {"kimg": 0.08, "metrics_kimg": 0.04, "metrics": ["jsd"],
+                                                  "metrics_n": 16, "tensorboard": False}})
+    train(cfg, noise_frames, work / "runs" / "wgan" / "smoke", device="cpu", progress=False)
+    evaluated = [{"metric": "fid", "value": 12.5, "run": "wgan/smoke", "extractor": "echo"},
+                 {"metric": "kid", "value": 0.01, "run": "wgan/smoke", "extractor": "echo"}]
+    (work / "evaluate_runs.out").write_text("".join(json.dumps(r) + "\n" for r in evaluated)
+                                            + '{"metric": "fid", "val')  # cut off by the stage's time limit
+    (work / "evaluate_runs.err").write_text(f"Traceback: {work}/runs/wgan/smoke\n")
+    (work / "machine.txt").write_text("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54\ntorch 2.11.0\n")
+    (work / "stages.jsonl").write_text('{"stage": "train_wgan", "rc": 124, "seconds": 300}\n')
+    return work
+
+
+def test_a_session_keeps_each_runs_record_under_its_label_and_nothing_else(session, tmp_path):
+    run = session / "runs" / "wgan" / "smoke"
+    assert list((run / "samples").glob("*.png")) and list((run / "checkpoints").glob("*.pt"))
+    trained = read_jsonl(run / "metrics.jsonl")
+    assert [r["kimg"] for r in trained] == pytest.approx([0.04, 0.08], abs=0.01)
+    assert all(str(run) in r["run"] for r in trained)  # the trainer names the folder of the machine it ran on
+
+    kept = keep_session(session, tmp_path / "measured", "h100-2026-11-28")
+    folder = tmp_path / "measured" / "h100-2026-11-28" / "wgan-smoke"
+    assert kept.runs == [folder]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "log.csv", "metrics.jsonl"]
+    assert (folder / "log.csv").read_text() == (run / "log.csv").read_text()
+    records = read_jsonl(folder / "metrics.jsonl")
+    assert [r["value"] for r in records] == [r["value"] for r in trained]
+    assert {r["run"] for r in records} == {"h100-2026-11-28/wgan-smoke"}
+    label = folder.parent
+    assert sorted(p.name for p in label.iterdir()) == ["evaluate_runs.jsonl", "machine.txt", "stages.jsonl",
+                                                         "wgan-smoke"]
+    evaluated = read_jsonl(label / "evaluate_runs.jsonl")
+    assert [(r["metric"], r["value"], r["run"]) for r in evaluated] == [("fid", 12.5, "h100-2026-11-28/wgan-smoke"),
+                                                                          ("kid", 0.01, "h100-2026-11-28/wgan-smoke")]
+    # no path of the session's machine survives in what the book keeps
+    assert not any(str(session) in p.read_text() for p in label.rglob("*") if p.is_file())
+    assert measured_runs(tmp_path / "measured", "wgan") == [folder]
+    assert measured_runs(tmp_path / "measured", "medgan") == []
+
+
+def test_the_archive_a_lent_machine_returns_is_kept_the_same_way(session, tmp_path):
+    archive = tmp_path / "session.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(session, arcname=".", filter=lambda m: None if m.name.endswith(".pt") else m)
+    script = ROOT / "bench" / "keep_session.py"
+    done = subprocess.run([sys.executable, str(script), str(archive), "--label", "h100-x", "--root",
+                           str(tmp_path / "measured")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0] == {"run": str(tmp_path / "measured" / "h100-x" / "wgan-smoke"),
+                        "files": ["config.yaml", "log.csv", "metrics.jsonl"]}
+    direct = keep_session(session, tmp_path / "direct", "h100-x")
+    for name in ("log.csv", "metrics.jsonl", "config.yaml"):
+        assert (tmp_path / "measured" / "h100-x" / "wgan-smoke" / name).read_bytes() == \
+            (direct.runs[0] / name).read_bytes()
+    again = subprocess.run([sys.executable, str(script), str(archive), "--label", "h100-x", "--root",
+                            str(tmp_path / "measured")], capture_output=True, text=True, check=False)
+    assert again.returncode == 2 and "h100-x exists" in again.stderr and "--overwrite" in again.stderr
+
+
+def test_what_is_not_a_session_is_refused_by_name(session, tmp_path):
+    with pytest.raises(ConfigError, match="label 'a/b'"):
+        keep_session(session, tmp_path, "a/b")
+    with pytest.raises(ConfigError, match="no runs"):
+        keep_session(tmp_path, tmp_path / "measured", "x")
+    broken = tmp_path / "broken.tgz"
+    broken.write_bytes(b"not a tar archive")
+    with pytest.raises(ConfigError, match="broken.tgz: not a readable session archive"):
+        keep_session(broken, tmp_path / "measured", "x")
+    with pytest.raises(ConfigError, match="no such session"):
+        keep_session(tmp_path / "absent", tmp_path / "measured", "x")
