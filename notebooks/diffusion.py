@@ -205,6 +205,7 @@ from echolib.data.sources import REPO_ROOT, resolve_data
 from echolib.images import to_float, to_uint8
 from echolib.io import read_jsonl
 from echolib.models.diffusion import edm_sigmas, flow_times, network_evaluations
+from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.sampler_steps import compare_steps, steps_figure
@@ -414,6 +415,21 @@ else:
 grid_levels = edm_sigmas(cfg.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho) if cfg.formulation == "edm" \
     else flow_times(cfg.steps)
 pd.DataFrame({"step": range(len(grid_levels)), "sigma" if cfg.formulation == "edm" else "t": grid_levels}).T
+
+# %% [markdown]
+# ## On real frames at 128 px (GPU sessions)
+#
+# The E-configurations train at 128 px for hundreds of kimg, which needs a GPU.
+# Runs of this architecture that `bench/gpu_session.sh` trained on a lent GPU, and
+# that `bench/keep_session.py` kept in `book/measured/` (curves and metric records;
+# no images, because the frames are licensed), are plotted here. The cell says so
+# when no session has recorded one yet.
+
+# %%
+gpu_runs = measured_runs(REPO_ROOT / "book" / "measured", "diffusion", gpu=True)
+plot_measured(gpu_runs, ["loss"])
+print(f"{len(gpu_runs)} GPU run(s) of diffusion kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in gpu_runs)
+      or "none yet (issue 6)")
 
 # %% [markdown]
 # ## Conditional samples: end-diastole and end-systole

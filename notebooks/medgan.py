@@ -120,6 +120,8 @@ import pandas as pd
 from echolib.config import to_dict
 from echolib.models.medgan import schedule
 from echolib.models.registry import load_config
+from echolib.data.sources import REPO_ROOT
+from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
@@ -233,3 +235,18 @@ sample_timeline(run);
 # %%
 samples = checked_samples(model, 32, seed)
 image_grid(samples, nrow=8, title=f"medgan/{Path(run).name}: {checkpoint.name}");
+
+# %% [markdown]
+# ## On real frames at 128 px (GPU sessions)
+#
+# The E-configurations train at 128 px for hundreds of kimg, which needs a GPU.
+# Runs of this architecture that `bench/gpu_session.sh` trained on a lent GPU, and
+# that `bench/keep_session.py` kept in `book/measured/` (curves and metric records;
+# no images, because the frames are licensed), are plotted here. The cell says so
+# when no session has recorded one yet.
+
+# %%
+gpu_runs = measured_runs(REPO_ROOT / "book" / "measured", "medgan", gpu=True)
+plot_measured(gpu_runs, ["loss_D", "loss_G", "critic_updates"])
+print(f"{len(gpu_runs)} GPU run(s) of medgan kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in gpu_runs)
+      or "none yet (issue 6)")

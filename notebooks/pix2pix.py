@@ -109,6 +109,8 @@ from echolib.data.frames import FrameDataset, split_holdout
 from echolib.data.sources import resolve_data
 from echolib.images import to_float
 from echolib.models.pix2pix import reconstruction_scores
+from echolib.data.sources import REPO_ROOT
+from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.train.run_records import load_run_config
@@ -237,3 +239,18 @@ metric_curves(run, ["fid", "kid"]);
 
 # %%
 sample_timeline(run);
+
+# %% [markdown]
+# ## On real frames at 128 px (GPU sessions)
+#
+# The E-configurations train at 128 px for hundreds of kimg, which needs a GPU.
+# Runs of this architecture that `bench/gpu_session.sh` trained on a lent GPU, and
+# that `bench/keep_session.py` kept in `book/measured/` (curves and metric records;
+# no images, because the frames are licensed), are plotted here. The cell says so
+# when no session has recorded one yet.
+
+# %%
+gpu_runs = measured_runs(REPO_ROOT / "book" / "measured", "pix2pix", gpu=True)
+plot_measured(gpu_runs, ["loss_D", "loss_G_gan", "loss_L1", "loss_G"])
+print(f"{len(gpu_runs)} GPU run(s) of pix2pix kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in gpu_runs)
+      or "none yet (issue 6)")

@@ -181,6 +181,8 @@ from echolib.data.frames import FrameDataset, split_holdout
 from echolib.data.sources import resolve_data
 from echolib.images import make_grid, to_float
 from echolib.models.vqgan import reconstruction_metrics
+from echolib.data.sources import REPO_ROOT
+from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
@@ -390,3 +392,18 @@ plt.show()
 # %%
 fig = sample_timeline(run)
 plt.show()
+
+# %% [markdown]
+# ## On real frames at 128 px (GPU sessions)
+#
+# The E-configurations train at 128 px for hundreds of kimg, which needs a GPU.
+# Runs of this architecture that `bench/gpu_session.sh` trained on a lent GPU, and
+# that `bench/keep_session.py` kept in `book/measured/` (curves and metric records;
+# no images, because the frames are licensed), are plotted here. The cell says so
+# when no session has recorded one yet.
+
+# %%
+gpu_runs = measured_runs(REPO_ROOT / "book" / "measured", "vqgan", gpu=True)
+plot_measured(gpu_runs, ["loss_rec", "loss_perceptual", "loss_q", "loss_D", "codebook_perplexity", "loss_prior"])
+print(f"{len(gpu_runs)} GPU run(s) of vqgan kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in gpu_runs)
+      or "none yet (issue 6)")

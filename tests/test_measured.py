@@ -13,7 +13,7 @@ import pytest
 from echolib.errors import ConfigError
 from echolib.io import read_jsonl
 from echolib.models.registry import load_config
-from echolib.report.measured import keep_session, measured_runs
+from echolib.report.measured import keep_session, measured_runs, plot_measured
 from echolib.train.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +61,14 @@ def test_a_session_keeps_each_runs_record_under_its_label_and_nothing_else(sessi
     assert not any(str(session) in p.read_text() for p in label.rglob("*") if p.is_file())
     assert measured_runs(tmp_path / "measured", "wgan") == [folder]
     assert measured_runs(tmp_path / "measured", "medgan") == []
+    keep_session(session, tmp_path / "measured", "cpu-2026-11-28")  # this machine's runs are not GPU runs
+    assert measured_runs(tmp_path / "measured", "wgan") == [tmp_path / "measured" / "cpu-2026-11-28" / "wgan-smoke",
+                                                            folder]
+    assert measured_runs(tmp_path / "measured", "wgan", gpu=True) == [folder]
+    # the chapters' figures: loss curves and the trainer's metric curves of each run, titled with its label
+    figures = plot_measured([folder], ["loss_D", "loss_G"], metrics=("jsd",))
+    assert [f.get_suptitle() for f in figures] == ["h100-2026-11-28/wgan-smoke"] * 2
+    assert len(figures[0].axes[0].lines) == 1 and len(figures[1].axes[0].lines[0].get_xdata()) == 2
 
 
 def test_the_archive_a_lent_machine_returns_is_kept_the_same_way(session, tmp_path):

@@ -104,10 +104,27 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
     return kept
 
 
-def measured_runs(root: str | Path, arch: str) -> list[Path]:
-    """Kept runs of ``arch`` under ``root`` (``<label>/<arch>-<config>``), oldest label first."""
+def measured_runs(root: str | Path, arch: str, *, gpu: bool = False) -> list[Path]:
+    """Kept runs of ``arch`` under ``root`` (``<label>/<arch>-<config>``), by label.
+
+    Labels are ``<machine>-<date>``; ``gpu=True`` leaves out ``cpu-*`` labels,
+    the runs made on this project's CPU machine.
+    """
     root = Path(root)
-    return sorted(p.parent for p in root.glob(f"*/{arch}-*/log.csv") if p.parent.name.split("-")[0] == arch)
+    runs = sorted(p.parent for p in root.glob(f"*/{arch}-*/log.csv") if p.parent.name.split("-")[0] == arch)
+    return [r for r in runs if not (gpu and r.parent.name.startswith("cpu-"))]
+
+
+def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] = ("fid", "kid")) -> list:
+    """Loss curves and the trainer's metric curves of each kept run, titled with its label; the figures."""
+    from echolib.report.plots import loss_curves, metric_curves
+
+    figures = []
+    for run in runs:
+        for fig in (loss_curves(run, losses), metric_curves(run, list(metrics))):
+            fig.suptitle(f"{run.parent.name}/{run.name}", fontsize=10)
+            figures.append(fig)
+    return figures
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:
