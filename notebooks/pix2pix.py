@@ -241,16 +241,17 @@ metric_curves(run, ["fid", "kid"]);
 sample_timeline(run);
 
 # %% [markdown]
-# ## On real frames at 128 px (GPU sessions)
+# ## On real frames at 128 px
 #
 # The E-configurations train at 128 px for hundreds of kimg, which needs a GPU.
-# Runs of this architecture that `bench/gpu_session.sh` trained on a lent GPU, and
-# that `bench/keep_session.py` kept in `book/measured/` (curves and metric records;
-# no images, because the frames are licensed), are plotted here. The cell says so
-# when no session has recorded one yet.
+# Runs of this architecture at 128 px kept in `book/measured/` (curves and metric
+# records; no images, because the frames are licensed) are plotted here: those that
+# `bench/gpu_session.sh` trained on a lent GPU and `bench/keep_session.py` kept, and
+# those trained on this project's 2-core CPU (labels `cpu-*`). The cell says so
+# when none has been recorded yet.
 
 # %%
-gpu_runs = measured_runs(REPO_ROOT / "book" / "measured", "pix2pix", gpu=True)
-plot_measured(gpu_runs, ["loss_D", "loss_G_gan", "loss_L1", "loss_G"])
-print(f"{len(gpu_runs)} GPU run(s) of pix2pix kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in gpu_runs)
+runs_128 = measured_runs(REPO_ROOT / "book" / "measured", "pix2pix", resolution=128)
+plot_measured(runs_128, ["loss_D", "loss_G_gan", "loss_L1", "loss_G"])
+print(f"{len(runs_128)} run(s) of pix2pix at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
       or "none yet (issue 6)")

@@ -61,10 +61,11 @@ def test_a_session_keeps_each_runs_record_under_its_label_and_nothing_else(sessi
     assert not any(str(session) in p.read_text() for p in label.rglob("*") if p.is_file())
     assert measured_runs(tmp_path / "measured", "wgan") == [folder]
     assert measured_runs(tmp_path / "measured", "medgan") == []
-    keep_session(session, tmp_path / "measured", "cpu-2026-11-28")  # this machine's runs are not GPU runs
+    keep_session(session, tmp_path / "measured", "cpu-2026-11-28")
     assert measured_runs(tmp_path / "measured", "wgan") == [tmp_path / "measured" / "cpu-2026-11-28" / "wgan-smoke",
                                                             folder]
-    assert measured_runs(tmp_path / "measured", "wgan", gpu=True) == [folder]
+    assert measured_runs(tmp_path / "measured", "wgan", resolution=64) == measured_runs(tmp_path / "measured", "wgan")
+    assert measured_runs(tmp_path / "measured", "wgan", resolution=128) == []  # the smoke run trained at 64 px
     # the chapters' figures: loss curves and the trainer's metric curves of each run, titled with its label
     figures = plot_measured([folder], ["loss_D", "loss_G"], metrics=("jsd",))
     assert [f.get_suptitle() for f in figures] == ["h100-2026-11-28/wgan-smoke"] * 2

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from echolib.errors import ConfigError
 from echolib.io import atomic_write_text
 
@@ -104,15 +106,18 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
     return kept
 
 
-def measured_runs(root: str | Path, arch: str, *, gpu: bool = False) -> list[Path]:
-    """Kept runs of ``arch`` under ``root`` (``<label>/<arch>-<config>``), by label.
+def measured_runs(root: str | Path, arch: str, *, resolution: int | None = None) -> list[Path]:
+    """Kept runs of ``arch`` under ``root`` (``<label>/<arch>-<config>``), by label; of one ``resolution`` if given.
 
-    Labels are ``<machine>-<date>``; ``gpu=True`` leaves out ``cpu-*`` labels,
-    the runs made on this project's CPU machine.
+    The resolution is the one the run's ``config.yaml`` trained at: a chapter
+    shows its 128 px runs apart from the 64 px ``cpu64`` ones.
     """
     root = Path(root)
     runs = sorted(p.parent for p in root.glob(f"*/{arch}-*/log.csv") if p.parent.name.split("-")[0] == arch)
-    return [r for r in runs if not (gpu and r.parent.name.startswith("cpu-"))]
+    if resolution is None:
+        return runs
+    return [r for r in runs if (yaml.safe_load((r / "config.yaml").read_text()) or {}).get("train", {}).get(
+        "resolution") == resolution]
 
 
 def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] = ("fid", "kid")) -> list:
