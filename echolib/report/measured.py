@@ -23,9 +23,6 @@ import yaml
 from echolib.errors import ConfigError
 from echolib.io import atomic_write_text
 
-#: What a kept run holds: the curves, the trainer's metric records, the configuration.
-RUN_FILES: tuple[str, ...] = ("log.csv", "metrics.jsonl", "config.yaml")
-
 
 @dataclass
 class KeptSession:
