@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from echolib.errors import ConfigError
-from echolib.io import atomic_write_text
+from echolib.io import atomic_write_text, read_jsonl
 
 
 @dataclass
@@ -48,7 +48,7 @@ def keep_run(run: str | Path, dest: str | Path, name: str) -> Path:
     for fname in ("log.csv", "config.yaml"):
         atomic_write_text(dest / fname, (run / fname).read_text())
     if (run / "metrics.jsonl").is_file():
-        lines = _json_lines(run / "metrics.jsonl")
+        lines = read_jsonl(run / "metrics.jsonl")
         atomic_write_text(dest / "metrics.jsonl", "".join(json.dumps({**r, "run": name}) + "\n" for r in lines))
     return dest
 
@@ -88,11 +88,11 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
         folder = names[f"{run.parent.name}/{run.name}"]
         kept.runs.append(keep_run(run, label_dir / folder, f"{label}/{folder}"))
     evaluated = session / "evaluate_runs.out"
-    if evaluated.is_file() and (lines := _json_lines(evaluated)):
+    if evaluated.is_file() and (lines := read_jsonl(evaluated)):
         renamed = [{**r, "run": f"{label}/{names.get(r.get('run'), r.get('run'))}"} for r in lines]
         kept.files.append(_write_lines(label_dir / "evaluate_runs.jsonl", renamed))
     steps = session / "diffusion_steps.out"
-    if steps.is_file() and (lines := _json_lines(steps)):
+    if steps.is_file() and (lines := read_jsonl(steps)):
         diffusion = [n for k, n in names.items() if k.startswith("diffusion/")]
         target = label_dir / (diffusion[0] if len(diffusion) == 1 else "diffusion")
         kept.files.append(_write_lines(target / "steps.jsonl", [{**r, "run": f"{label}/{target.name}"} for r in lines]))
@@ -127,19 +127,6 @@ def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] 
             fig.suptitle(f"{run.parent.name}/{run.name}", fontsize=10)
             figures.append(fig)
     return figures
-
-
-def _json_lines(path: Path) -> list[dict[str, Any]]:
-    """The JSON-object lines of a file; other lines (a traceback, a progress line) are not records."""
-    out = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut off by the stage's time limit
-    return out
 
 
 def _write_lines(path: Path, records: list[dict[str, Any]]) -> Path:
