@@ -86,7 +86,7 @@ def bench_one(arch: str, config: str, data: str, device: str, ticks: int, tick_k
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", default="all", help="architecture or 'all'")
+    p.add_argument("--arch", default="all", help="architecture, comma-separated architectures, or 'all'")
     p.add_argument("--config", default=None, help="config name (default: smoke on CPU, E4 on CUDA)")
     p.add_argument("--data", default="phantom")
     p.add_argument("--device", default="auto")
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--sample-n", type=int, default=256)
     args = p.parse_args(argv)
-    archs = available_architectures() if args.arch == "all" else [args.arch]
+    archs = available_architectures() if args.arch == "all" else [a for a in args.arch.split(",") if a]
     dev = resolve_device(args.device)
     config = args.config or ("E4" if dev.type == "cuda" else "smoke")
     status = 0
