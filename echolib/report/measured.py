@@ -48,8 +48,7 @@ def keep_run(run: str | Path, dest: str | Path, name: str) -> Path:
     for fname in ("log.csv", "config.yaml"):
         atomic_write_text(dest / fname, (run / fname).read_text())
     if (run / "metrics.jsonl").is_file():
-        lines = read_jsonl(run / "metrics.jsonl")
-        atomic_write_text(dest / "metrics.jsonl", "".join(json.dumps({**r, "run": name}) + "\n" for r in lines))
+        _write_lines(dest / "metrics.jsonl", [{**r, "run": name} for r in read_jsonl(run / "metrics.jsonl")])
     return dest
 
 
@@ -83,10 +82,10 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
     if not runs:
         raise ConfigError(f"{session}: no runs (expected runs/<arch>/<config>/log.csv, as bench/gpu_session.sh writes)")
     kept = KeptSession(label_dir)
+    # "<arch>/<config>", as `evaluate --runs` names them, to the kept folder's name
     names = {f"{run.parent.name}/{run.name}": f"{run.parent.name}-{run.name}" for run in runs}
-    for run in runs:
-        folder = names[f"{run.parent.name}/{run.name}"]
-        kept.runs.append(keep_run(run, label_dir / folder, f"{label}/{folder}"))
+    for key, folder in names.items():
+        kept.runs.append(keep_run(session / "runs" / key, label_dir / folder, f"{label}/{folder}"))
     evaluated = session / "evaluate_runs.out"
     if evaluated.is_file() and (lines := read_jsonl(evaluated)):
         renamed = [{**r, "run": f"{label}/{names.get(r.get('run'), r.get('run'))}"} for r in lines]
