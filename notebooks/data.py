@@ -92,7 +92,9 @@
 #   and wide across it, turning with the beam and widening with depth. The
 #   envelope $A = |h * (a\,n)|$ of a sum of many random phasors is Rayleigh
 #   distributed where $a$ is uniform,
+#
 #   $$ p(A) = \frac{A}{\sigma^2}\, e^{-A^2/2\sigma^2}, $$
+#
 #   and spatially correlated over the PSF: the granular texture of B-mode images.
 # * **Display.** Net depth attenuation after time-gain compensation
 #   $e^{-\alpha r}$, lateral fall-off towards the edges of the fan, and log
@@ -103,8 +105,10 @@
 #   to ED. The contraction $\phi \in [0,1]$ (0 at ED, 1 at ES) rises smoothly in
 #   systole and relaxes fast then slowly in diastole (early filling, then
 #   diastasis),
+#
 #   $$ \phi(s) = \begin{cases} \tfrac12 - \tfrac12\cos\!\left(\pi s / 0.35\right), & s < 0.35,\\
 #      \tfrac12 + \tfrac12\cos\!\left(\pi \sqrt{(s - 0.35)/0.65}\right), & s \ge 0.35; \end{cases} $$
+#
 #   with $\phi$ the base descends towards the fixed apex, the ventricles narrow,
 #   the walls thicken and the atria fill, and the atrioventricular valves open
 #   during filling.

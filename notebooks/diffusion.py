@@ -82,8 +82,8 @@
 # Heun's method treats the whole right-hand side as unknown. Lu et al. (2022,
 # "DPM-Solver++") noticed that most of it is not: in terms of
 # $\lambda = -\ln\sigma$ the ODE is $x$ times a known factor plus a term in the
-# denoiser, $x_{i+1} = \frac{\sigma_{i+1}}{\sigma_i}\,x_i
-# + \big(1 - e^{-h_i}\big)\,\hat D_i$ with $h_i = \lambda_{i+1} - \lambda_i$,
+# denoiser, $x_{i+1} = \frac{\sigma_{i+1}}{\sigma_i}\,x_i +
+# \big(1 - e^{-h_i}\big)\,\hat D_i$ with $h_i = \lambda_{i+1} - \lambda_i$,
 # exact if the denoiser's output $\hat D$ were constant over the step. The
 # first-order choice $\hat D_i = D(x_i;\sigma_i)$ is DDIM. The *multistep*
 # second-order method extrapolates linearly from the previous step's estimate,

@@ -89,6 +89,30 @@ def _broken_images(browser) -> list[str]:
     )
 
 
+def _unrendered_math(browser) -> list[str]:
+    """Math the reader sees as TeX source: MathJax errors, and ``$`` or ``\\command`` in the prose.
+
+    Markdown can swallow math silently: a wrapped line that starts with ``+`` became a
+    list item and spilled the rest of a formula as raw TeX, and display math inside a
+    list item showed its dollars. Neither breaks the build, so this looks at the page.
+    """
+    return browser.execute_async_script(_UNRENDERED_MATH_JS)
+
+
+_UNRENDERED_MATH_JS = r"""
+const done = arguments[arguments.length - 1];
+const ready = window.MathJax && MathJax.startup ? MathJax.startup.promise : Promise.resolve();
+ready.then(() => {
+  const errors = [...document.querySelectorAll('mjx-merror')].map(e => 'MathJax error: ' + e.textContent);
+  const body = (document.querySelector('article') || document.body).cloneNode(true);
+  body.querySelectorAll('mjx-container, pre, code, script, style').forEach(e => e.remove());
+  const blocks = [...body.querySelectorAll('p, li, td, th, dt, dd, h1, h2, h3, h4, figcaption')];
+  const raw = blocks.map(e => e.textContent.trim()).filter(t => /\$|\\[A-Za-z]{2,}/.test(t));
+  done(errors.concat([...new Set(raw)]));
+});
+"""
+
+
 def _errors(logs: list[dict]) -> list[str]:
     return [e["message"] for e in logs if e.get("level") == "SEVERE"]
 
@@ -99,6 +123,7 @@ def test_index_page(browser, server):
     assert "Synthetic echocardiograms" in browser.title
     assert _broken_images(browser) == []
     assert _errors(logs) == []
+    assert _unrendered_math(browser) == []
     assert (SHOTS / "index.png").stat().st_size > 10_000
 
 
@@ -109,6 +134,7 @@ def test_every_chapter_renders_with_images(browser, server):
         assert "Page not found" not in browser.title, name
         assert _broken_images(browser) == [], name
         assert _errors(logs) == [], (name, _errors(logs))
+        assert _unrendered_math(browser) == [], name
 
 
 @pytest.mark.slow
