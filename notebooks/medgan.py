@@ -28,10 +28,12 @@
 # $\hat W$ and $L_G$ with the current networks. Then, with two thresholds
 # $T_1 = 0.3$ and $T_2 = 0.5$,
 #
-# $$ (n_G, n_D) = \begin{cases} (1, 0) & \text{if } \hat W > T_2 \text{ and } L_G > T_1 \quad\text{(critic ahead: generator only)}\\
-#                                (1, 1) & \text{otherwise} \quad\text{(one critic update on that batch, then the generator)} \end{cases} $$
+# $$ (n_G, n_D) = \begin{cases} (1, 0) & \text{if } \hat W > T_2 \text{ and } L_G > T_1 \quad\text{(critic ahead),}\\
+#                                (1, 1) & \text{otherwise,} \end{cases} $$
 #
-# and the first two cycles train the critic 100 times each, so that $\hat W$
+# that is, when the critic is ahead only the generator trains; otherwise the
+# critic takes one update on that batch, then the generator takes one. The first
+# two cycles train the critic 100 times each, so that $\hat W$
 # means something before the rule reads it (WGAN's own start-up, shortened).
 #
 # **Where this rule comes from.** The paper states the idea in words. The exact

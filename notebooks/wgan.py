@@ -166,6 +166,7 @@ loss_curves(run, keys);
 weights = torch.cat([p.detach().flatten().cpu() for p in model.nets["D"].parameters()])
 fig, ax = plt.subplots(figsize=(5, 2.5))
 ax.hist(weights.numpy(), bins=81)
+ax.xaxis.set_major_locator(plt.MaxNLocator(5))  # the clip is small: default ticks overlap
 ax.set_xlabel("critic weight")
 ax.set_yscale("log")
 if cfg.loss == "clip":

@@ -151,6 +151,9 @@ def test_training_curves_keep_sources_and_extractors_apart(tmp_path):
     only = metric_curves(run, ["fid"], extractor="echo").axes[0]
     assert [[float(y) for y in ln.get_ydata()] for ln in only.lines] == [[50.0, 40.0]]
     assert "echo" in only.get_ylabel()
+    empty = metric_curves(run, ["fid", "kid"]).axes  # a metric never recorded says so instead of plotting nothing
+    assert [t.get_text().split("\n")[0] for t in empty[1].texts] == ["no kid records from train"]
+    assert len(empty[0].texts) == 0 and len(empty[1].get_yticks()) == 0
 
 
 def test_evaluate_runs_scores_each_run_against_its_held_out_videos(tmp_path, capsys):

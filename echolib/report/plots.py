@@ -71,7 +71,7 @@ def metric_curves(runs: str | Path | Sequence[str | Path], metrics: Sequence[str
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
     lines = 0
     for ax, metric in zip(axes.flat, metrics):
-        extractors, missing = set(), 0
+        extractors, missing, drawn = set(), 0, lines
         for run in runs:
             df = read_metrics(run)
             if df.empty or "metric" not in df:
@@ -98,6 +98,12 @@ def metric_curves(runs: str | Path | Sequence[str | Path], metrics: Sequence[str
             ax.set_title(f"{ax.get_title()}; {missing} non-finite left out")
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)
+        if lines == drawn:  # empty axes from 0 to 1 read as a plot of zeros
+            ax.text(0.5, 0.5, f"no {metric} records from {source or 'any source'}\n"
+                    "(metrics_kimg = 0 in the run's config?)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8, color="0.35")
+            ax.set_xticks([])
+            ax.set_yticks([])
     if lines > 1:
         axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
