@@ -191,6 +191,21 @@ def test_confusions_and_agreement_on_a_small_case():
     assert s["fooling_rate"][1] == pytest.approx(1 / 6) and s["fooling_rate_exact"][1] == pytest.approx(1 / 3)
 
 
+def test_confusion_figures_keep_their_counts_readable():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from echolib.turing.plots import plot_image_confusions, plot_position_confusions
+
+    items = [Item("a", "one_of_two", (0,)), Item("b", "one_of_four", (2,))]
+    s = summarize(_responses(items, [[(0,), (2,)]] * 5))
+    image, position = plot_image_confusions(s), plot_position_confusions(s)
+    assert [len(image.axes), len(position.axes)] == [5, 6]  # 2x2 matrices in one row; 4x4 ones 3 + 2 (+1 blank)
+    assert image.axes[0].get_gridspec().ncols == 5 and position.axes[0].get_gridspec().ncols == 3
+    counts = [t.get_text() for t in position.axes[0].texts]
+    assert len(counts) == 16 and counts[0].startswith("1\n")  # the real image at position 0, picked there
+
+
 def test_roc_from_confidence():
     items = [Item(f"q{i}", "per_image", (0,) if i < 4 else ()) for i in range(8)]
     right = [(0,)] * 4 + [()] * 4

@@ -88,11 +88,15 @@ def plot_confusions(
     xlabel: str = "rater's verdict",
     ncols: int | None = None,
 ):
-    """One heatmap per rater: colour is the row share, text the count and the row percentage."""
+    """One heatmap per rater: colour is the row share, text the count and the row percentage.
+
+    Five 2x2 matrices fit one row of a book page; five 4x4 ones there shrink
+    their counts to unreadable, so larger matrices wrap after three.
+    """
     import seaborn as sns
 
     n = len(matrices)
-    ncols = ncols or min(n, 5)
+    ncols = ncols or min(n, 5 if len(row_labels) <= 2 else 3)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, 2.5 * nrows), squeeze=False)
     for ax in axes.flat[n:]:
