@@ -43,6 +43,7 @@ import pandas as pd
 
 from echolib.data.sources import resolve_data
 from echolib.report.environment import device_info, folder_sha256, package_versions
+from echolib.report.extractors import extractor_table
 
 # %% [markdown]
 # ## Software
@@ -74,15 +75,19 @@ pd.DataFrame([{"data": str(data), "resolved": str(data_path), "frames": count, "
 # ## Feature extractors
 #
 # A FID computed with one feature extractor is a different metric from a FID
-# computed with another; every metric record names its extractor and the
-# sha256 of its weights.
+# computed with another, and so is a FID under other weights of the same
+# network. Every metric record names its extractor and the sha256 of its
+# weights. The table shows the weights file this machine would load for each
+# extractor (nothing is downloaded to fill it; the environment variable in `override`
+# points elsewhere), and counts the records in this build's runs: a record in
+# `records, other weights` was made with another file and would not be rebuilt
+# by this machine as it stands. `pixel` is no network: JSD, SSIM, PSNR and
+# MS-SSIM on the intensities.
 
 # %%
-try:
-    from echolib.metrics import extractor_table
-except ImportError:
-    extractor_table = None
-extractor_table() if extractor_table else "echolib.metrics not installed in this build"
+extractors = extractor_table(runs)
+assert extractors.loc["echo", "sha256"] != "-", "the echo extractor ships with echolib"
+extractors
 
 # %% [markdown]
 # ## Runs in this build

@@ -129,3 +129,35 @@ def test_a_sensible_metric_on_held_out_real_videos(real_frames):
         fids = [base] + [fidelity.fid(embed_all(net, corrupt(test, kind, s, seed=1)), f_val) for s in strengths]
         assert all(a < b for a, b in itertools.pairwise(fids)), (kind, fids)
         assert fids[-1] > 2 * base, (kind, fids)
+
+
+def test_extractor_table_names_the_weights_here_and_the_records_they_did_not_make(tmp_path, monkeypatch):
+    from echolib.metrics.records import append_records, make_record
+    from echolib.report.extractors import extractor_table
+
+    monkeypatch.delenv(features.ENV_ECHO_WEIGHTS, raising=False)
+    monkeypatch.delenv(fidelity.ENV_INCEPTION_WEIGHTS, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no cached Inception file
+    monkeypatch.setattr(fidelity, "_download", lambda *a, **k: pytest.fail("a report must not download weights"))
+    echo_sha = hashlib.sha256(features.ASSET_WEIGHTS.read_bytes()).hexdigest()
+    run = tmp_path / "runs" / "wgan" / "E1"
+    run.mkdir(parents=True)
+
+    def rec(metric, extractor, sha):
+        return make_record(metric, 1.0, n_real=4, n_fake=4, extractor=extractor, extractor_sha256=sha, run=str(run))
+
+    append_records(run / "metrics.jsonl", [rec("fid", "echo", echo_sha), rec("kid", "echo", echo_sha),
+                                           rec("fid", "echo", "0" * 64), rec("jsd", "pixel", None),
+                                           rec("fid", fidelity.INCEPTION, "1" * 64)])
+    table = extractor_table(tmp_path / "runs")
+    assert table.loc["echo", "sha256"] == echo_sha[:16]
+    assert table.loc["echo", ["records", "records, other weights"]].tolist() == [3, 1]
+    assert table.loc[fidelity.INCEPTION, ["weights", "sha256"]].tolist() == ["not found", "-"]
+    assert table.loc[fidelity.INCEPTION, ["records", "records, other weights"]].tolist() == [1, 1]
+    assert table.loc["pixel", ["records", "records, other weights"]].tolist() == [1, 0]
+
+    inception = tmp_path / "pt_inception.pth"  # any weights file named by the variable is the one in use
+    torch.save({"w": torch.zeros(2)}, inception)
+    monkeypatch.setenv(fidelity.ENV_INCEPTION_WEIGHTS, str(inception))
+    assert extractor_table().loc[fidelity.INCEPTION, "weights"] == str(inception)
+    assert "records" not in extractor_table().columns  # no runs folder, no record counts

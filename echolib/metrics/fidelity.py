@@ -38,12 +38,13 @@ TF_SEED = 2020  # torch-fidelity's default rng_seed, so KID subsets match a dire
 
 
 # -- weights ---------------------------------------------------------------------
-def inception_weights_path() -> Path:
+def inception_weights_path(download: bool = True) -> Path:
     """torch-fidelity's Inception-v3 weights: ``$ECHOLIB_INCEPTION_WEIGHTS``, else torch's hub cache.
 
     Raises :class:`ConfigError` naming the expected file, its download address
     and both places it may go, instead of letting torch-fidelity hang on an
-    offline download.
+    offline download. ``download=False`` only looks (a report listing the
+    weights on this machine must not fetch 100 MB as a side effect).
     """
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
@@ -57,7 +58,7 @@ def inception_weights_path() -> Path:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / name
     if cached.is_file():
         return cached
-    if _download(URL_INCEPTION_V3, cached):
+    if download and _download(URL_INCEPTION_V3, cached):
         return cached
     raise ConfigError(
         f"Inception-v3 weights for extractor {INCEPTION!r} not found. Download {URL_INCEPTION_V3} "
