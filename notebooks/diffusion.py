@@ -325,8 +325,7 @@ image_grid(samples, nrow=8, title=f"diffusion/{Path(run).name}: {cfg.steps} {cfg
 # and step count, each column one starting noise. The table compares each set of
 # `n_eval` frames with real frames by their pixel statistics (mean, standard
 # deviation, and the study's JSD, the Jensen-Shannon distance of the pooled
-# intensity histograms) and, where the metrics package and its `echo` feature
-# extractor are available, by FID in the `echo` feature space. With too few steps
+# intensity histograms) and by FID in the `echo` feature space. With too few steps
 # the images stay blurred averages (one step from $\sigma_\text{max}$ returns the
 # denoiser's guess of the mean frame); EDM found 18 Heun steps (35 NFE) within a
 # few percent of the converged FID on its benchmarks, and the table shows where
@@ -337,13 +336,7 @@ image_grid(samples, nrow=8, title=f"diffusion/{Path(run).name}: {cfg.steps} {cfg
 
 # %%
 real_eval = dataset.images[torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n_eval]]
-try:
-    import torch_fidelity  # noqa: F401 -- FID needs it; the pixel statistics do not
-    steps_metrics = ["fid", "jsd"]
-except ImportError as exc:
-    steps_metrics = ["jsd"]
-    print(f"FID not computed here ({exc}); the table shows pixel statistics only.")
-by_steps_run = compare_steps(model, real_eval, samplers, step_counts, n=n_eval, metrics=steps_metrics,
+by_steps_run = compare_steps(model, real_eval, samplers, step_counts, n=n_eval, metrics=["fid", "jsd"],
                              extractor="echo", seed=seed, device=str(model.device))
 by_steps = pd.DataFrame(by_steps_run.rows).set_index(["sampler", "steps"]).drop(columns="extractor")
 grid_rows = by_steps_run.previews
@@ -358,8 +351,7 @@ image_grid(torch.cat(grid_rows), nrow=8,
            title="rows: " + ", ".join(f"{solver} {s}" for solver in samplers for s in step_counts) + " steps");
 
 # %%
-steps_figure(by_steps_run.rows, ["jsd", "fid" if "fid" in by_steps else "std"],
-             reference={"std": real_row["std"]}, reference_label="real frames");
+steps_figure(by_steps_run.rows, ["jsd", "fid"]);
 
 # %% [markdown]
 # ### On real frames: the `cpu64` model after 100 kimg
