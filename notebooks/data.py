@@ -196,7 +196,7 @@ print(f"EchoNet-Dynamic videos: {echonet_root or 'not given'}")
 # real frames are not available the figure shows the phantom alone.
 
 # %%
-phantom, phantom_times, phantom_phases = render_hearts(seed, range(4))
+phantom, _, phantom_phases = render_hearts(seed, range(4))
 phantom_grid = phantom.frames.reshape(4, 4, *phantom.frames.shape[-2:])
 assert phantom_grid.dtype == np.uint8 and phantom_grid.shape == (4, 4, 128, 128)
 assert np.allclose(phantom_phases[:, 1], 1.0) and np.allclose(phantom_phases[:, 2], 0.0)  # f1 is ES, f2 is ED

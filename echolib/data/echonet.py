@@ -406,11 +406,6 @@ class Agreement:
     within: dict[int, float]  # k -> fraction within +-k frames
     mean_distance: float  # frames to the nearest true event
 
-    def as_dict(self) -> dict:
-        return {"n": self.n, "exact": self.exact, "mean_distance": self.mean_distance,
-                **{f"within_{k}": v for k, v in self.within.items()}}
-
-
 def heuristic_agreement(predicted: Sequence[int], truth: Sequence[Sequence[int] | int],
                         ks: Sequence[int] = (1, 2, 3, 5)) -> Agreement:
     """Score predicted frame indices against the true event frame(s) of each video (nearest one counts)."""

@@ -409,7 +409,7 @@ def _draw_anatomy(p, phase, valve, size):
     half = np.linspace(0.5 * np.pi, 1.5 * np.pi, 41, dtype=np.float32)[None, :]  # apical half of an ellipse
     full = np.linspace(0.0, 2.0 * np.pi, 48, endpoint=False, dtype=np.float32)[None, :]
 
-    def ellipse(cu, cw, a, b_, t, *, wobble=True, u_min=None, w_min=None, u_from=None):
+    def ellipse(cu, cw, a, b_, t, *, wobble=True, u_min=None, w_min=None):
         u, w = cu + a * np.cos(t), cw + b_ * np.sin(t)
         if wobble:  # bend the outline radially by the heart's smooth random field
             x, y = _to_image(p, u, w)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from echolib.errors import ConfigError, DataError
@@ -206,13 +205,3 @@ def precision_recall(
         fake.float(), real.float().to(device), prc_neighborhood=neighborhood, save_cpu_ram=False, verbose=False
     )
     return float(out[KEY_METRIC_PRECISION]), float(out[KEY_METRIC_RECALL])
-
-
-def fid_kid_prc(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
-    """All three at once on CPU features (convenience for sanity checks)."""
-    p, r = precision_recall(fake, real)
-    return {"fid": fid(fake, real), "kid": kid(fake, real)[0], "precision": p, "recall": r}
-
-
-def as_numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().cpu().numpy()

@@ -200,14 +200,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> float:
 
     The MSE is pooled over every pixel of every pair before the logarithm (the
     default reduction of torchmetrics, which reproduces the study's values on the
-    shared data); :func:`psnr_per_pair` gives the per-pair values.
+    shared data).
     """
     return float(10.0 * math.log10(data_range**2 / max(float(mse(a, b).mean()), 1e-10 * data_range**2)))
-
-
-def psnr_per_pair(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
-    """PSNR in dB of each pair; identical pairs get 100 dB instead of infinity (MSE floored)."""
-    return 10.0 * torch.log10(data_range**2 / mse(a, b).clamp_min(1e-10 * data_range**2))
 
 
 def ms_ssim_levels(size: int) -> int:
@@ -272,9 +267,3 @@ def _check_pairs(a: torch.Tensor, b: torch.Tensor) -> None:
     _check_uint8(b)
     if a.shape != b.shape:
         raise ValueError(f"paired images must have equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-
-
-def finite_mean(values: torch.Tensor) -> float:
-    """Mean of the finite entries (NaN when there are none)."""
-    v = values[torch.isfinite(values)]
-    return float(v.mean()) if len(v) else math.nan

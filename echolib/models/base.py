@@ -27,7 +27,6 @@ Rules that keep training exactly resumable and DDP-equivalent:
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -154,10 +153,6 @@ class GenerativeModel(nn.Module):
     def sampling_net(self, name: str, use_ema: bool) -> nn.Module:
         return self.ema[name] if use_ema and name in self.ema else self.nets[name]
 
-    def iter_named_nets(self) -> Iterator[tuple[str, nn.Module]]:
-        yield from self.nets.items()
-
-
 @contextmanager
 def eval_mode(*nets: nn.Module) -> Iterator[None]:
     """``nets`` in eval mode inside the block (no dropout, running norm statistics); their modes are restored after.
@@ -225,7 +220,3 @@ def make_adam(
     params = [p for p in params if p.requires_grad]
     fused = bool(params) and params[0].device.type in ("cuda", "cpu")
     return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused or None)
-
-
-def config_fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]

@@ -76,10 +76,6 @@ def channels_at(resolution: int, base: int, cmax: int) -> int:
     return min(base // resolution, cmax)
 
 
-def _lrelu_clamp(clamp: float | None, gain: float = 1.0) -> float | None:
-    return None if clamp is None else clamp * gain
-
-
 # ---------------------------------------------------------------------------- generator
 
 

@@ -116,7 +116,6 @@ def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
 
 
 # -- confusion matrices --------------------------------------------------------
-IMAGE_LABELS = ("real", "synthetic")
 
 
 def confusion_image(resp: Responses) -> np.ndarray:
