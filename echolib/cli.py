@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"echolib.commands.{name}":
                 continue  # not built yet
             raise
-        p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
+        # the commands' docstrings are laid out as usage examples: keep their lines
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.configure(p)
         p.set_defaults(_run=module.run)
     return parser

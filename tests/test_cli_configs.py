@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from echolib.cli import main
@@ -38,3 +39,17 @@ def test_unknown_names_list_the_choices(capsys):
     assert "unknown architecture 'stylegan'; choose one of stylegan2_ada" in capsys.readouterr().err
     assert main(["configs", "wgan", "E42"]) == 2
     assert "unknown config 'E42' for architecture 'wgan'; choose one of E1" in capsys.readouterr().err
+
+
+def test_a_bad_override_is_blamed_on_the_override_not_the_file(capsys):
+    assert main(["configs", "wgan", "E1", "--set", "train.lr=1e-4"]) == 2
+    err = capsys.readouterr().err
+    assert "E1.yaml with overrides train.lr: train: unknown key(s) lr" in err and "valid keys: batch" in err
+    assert main(["configs", "wgan", "E1", "--set", "model.lr=fast"]) == 2
+    assert "with overrides model.lr: model: lr: expected a number, got 'fast'" in capsys.readouterr().err
+
+
+def test_command_help_keeps_its_examples_one_per_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["configs", "--help"])
+    assert "\n    python -m echolib configs stylegan2_ada            # its configurations" in capsys.readouterr().out

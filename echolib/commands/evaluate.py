@@ -36,7 +36,6 @@ HELP = "compare generated images with real frames (FID, KID, prc, JSD, SSIM, PSN
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--real", required=True, help="real frames: folder, .zip, manifest.csv or 'phantom'")
     p.add_argument("--fake", nargs="+", default=[], help="generated images: one or more folders/zips/manifests")
     p.add_argument("--runs", default=None,

@@ -142,9 +142,16 @@ def load_config(arch: str, name: str = "smoke", overrides: dict[str, Any] | None
     model_class(arch)
     path = config_path(arch, name)
     data = read_yaml(path)
+    source = str(path)
     if overrides:
         data = merge(data, overrides)
-    return from_plain(arch, Path(name).stem, data, str(path))
+        source += f" with overrides {', '.join(_dotted(overrides))}"  # the bad key may be the caller's, not the file's
+    return from_plain(arch, Path(name).stem, data, source)
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    return [k for key, value in tree.items()
+            for k in (_dotted(value, f"{prefix}{key}.") if isinstance(value, dict) and value else [f"{prefix}{key}"])]
 
 
 def from_plain(arch: str, name: str, data: dict[str, Any], source: str = "config") -> RunConfig:
