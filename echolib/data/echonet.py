@@ -406,6 +406,7 @@ class Agreement:
     within: dict[int, float]  # k -> fraction within +-k frames
     mean_distance: float  # frames to the nearest true event
 
+
 def heuristic_agreement(predicted: Sequence[int], truth: Sequence[Sequence[int] | int],
                         ks: Sequence[int] = (1, 2, 3, 5)) -> Agreement:
     """Score predicted frame indices against the true event frame(s) of each video (nearest one counts)."""

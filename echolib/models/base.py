@@ -153,6 +153,7 @@ class GenerativeModel(nn.Module):
     def sampling_net(self, name: str, use_ema: bool) -> nn.Module:
         return self.ema[name] if use_ema and name in self.ema else self.nets[name]
 
+
 @contextmanager
 def eval_mode(*nets: nn.Module) -> Iterator[None]:
     """``nets`` in eval mode inside the block (no dropout, running norm statistics); their modes are restored after.

@@ -18,13 +18,15 @@ import pandas as pd
 from echolib.errors import ConfigError
 from echolib.metrics.features import ECHO, ENV_ECHO_WEIGHTS, echo_weights_path, file_sha256
 from echolib.metrics.fidelity import ENV_INCEPTION_WEIGHTS, INCEPTION, PIXEL, inception_weights_path
+from echolib.metrics.lpips import ENV_LPIPS_WEIGHTS, ENV_VGG16_WEIGHTS, lpips_weights_paths
+from echolib.metrics.lpips import NAME as LPIPS
 from echolib.metrics.records import read_records
 
 # (extractor as records name it, the variable that overrides its weights, what it scores)
 EXTRACTORS: tuple[tuple[str, str, str], ...] = (
     (ECHO, ENV_ECHO_WEIGHTS, "FID, KID, precision/recall, memorization, C2ST (ships with echolib)"),
     (INCEPTION, ENV_INCEPTION_WEIGHTS, "FID, KID, precision/recall as published"),
-    ("lpips-vgg16", "ECHOLIB_LPIPS_WEIGHTS", "LPIPS (with ECHOLIB_VGG16_WEIGHTS)"),
+    (LPIPS, ENV_LPIPS_WEIGHTS, f"LPIPS (with {ENV_VGG16_WEIGHTS})"),
 )
 
 
@@ -33,8 +35,6 @@ def _weights_finder(name: str) -> Callable[[], Path]:
         return echo_weights_path
     if name == INCEPTION:
         return lambda: inception_weights_path(download=False)
-    from echolib.metrics.lpips import lpips_weights_paths
-
     return lambda: lpips_weights_paths()[1]  # records carry the sha256 of LPIPS's own (linear) weights
 
 
@@ -60,7 +60,7 @@ def extractor_table(runs: str | Path | None = None) -> pd.DataFrame:
         try:
             path = _weights_finder(name)()
             weights, sha = str(path), file_sha256(path)
-        except (ConfigError, ImportError):  # the metric's own error says where to put the file
+        except ConfigError:  # the metric's own error says where to put the file
             weights, sha = "not found", None
         mine = {k: n for k, n in counts.items() if k[0] == name}
         row = {"extractor": name, "scores": scores, "override": env, "weights": weights,
