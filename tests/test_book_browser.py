@@ -160,3 +160,16 @@ def test_comparison_page_has_a_row_per_architecture(browser, server):
         assert "stylegan2_ada (published)" in table_text
     if (STUDY / "training-logs").is_dir():  # the study's own numbers
         assert "study (reported)" in table_text
+
+
+@pytest.mark.slow
+def test_bibliography_labels_are_short(browser, server):
+    """Alpha-style labels are initials and a year. An accent written as TeX in references.bib
+    (``Bi{\\'n}kowski``) made pybtex keep the whole name: [BinkowskiSAG18]."""
+    import re
+
+    logs = _open(browser, f"{server}/book/bibliography.html", "bibliography.png")
+    assert _errors(logs) == []
+    labels = browser.execute_script("return [...document.querySelectorAll('span.label')].map(e => e.textContent);")
+    assert len(labels) >= 20
+    assert [x for x in labels if not re.fullmatch(r"\[[A-Za-z]{1,5}\+?\d{2}[a-z]?\]", x)] == []
