@@ -47,3 +47,21 @@ def test_check_samples_names_what_is_wrong(stylegan):
     with pytest.raises(TrainingError, match="all 4 samples are the same image"):
         check_samples(collapsed, 4, 1, r)
     check_samples(good[:1], 1, 1, r)  # a single sample has no spread to check
+
+
+@pytest.mark.parametrize("arch, takes", [
+    ("stylegan2_ada", ["truncation", "noise_mode"]), ("wgan", []), ("medgan", []),
+    ("vqgan", ["temperature", "top_k"]), ("pix2pix", ["condition", "condition_dir"]),
+    ("diffusion", ["steps", "sampler", "label", "guidance"]),
+])
+def test_sample_options_are_read_from_each_signature_and_refused_before_any_file(arch, takes, tmp_path):
+    from echolib.errors import ConfigError
+    from echolib.train.sampling import write_samples
+
+    model = build_model(load_config(arch, "smoke"))
+    assert model.sample_options() == takes
+    model.check_sample_options(dict.fromkeys(takes, 1))  # every option it takes passes
+    expected = f"{arch} sampling: unknown option\\(s\\) psi; it takes {', '.join(takes) or 'none'}$"
+    with pytest.raises(ConfigError, match=expected):
+        write_samples(model, 4, tmp_path / "out", psi=0.7, progress=False)
+    assert not (tmp_path / "out").exists()  # refused before the folder or a progress bar

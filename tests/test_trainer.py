@@ -195,7 +195,7 @@ def test_cli_train_and_sample(noise_frames, tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "s").glob("img_*.png")) == [f"img_{i:05d}.png" for i in range(3)]
     r = sample("--n", "3", "--overwrite", "--truncation", "0.7")  # a StyleGAN2 option: wgan has none
-    assert r.returncode == 2 and "wgan sampling takes no options, got truncation" in r.stderr
+    assert r.returncode == 2 and "wgan sampling: unknown option(s) truncation; it takes none" in r.stderr
     r = subprocess.run([sys.executable, "-m", "echolib", "train", "wgan", "--config", "E99"],
                        check=False, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "unknown config 'E99'" in r.stderr and "smoke" in r.stderr

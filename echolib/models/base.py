@@ -27,6 +27,7 @@ Rules that keep training exactly resumable and DDP-equivalent:
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -133,6 +134,23 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True, **options: Any) -> torch.Tensor:
         """``n`` images, floats in [-1, 1], ``[n, C, H, W]`` on the model's device."""
         raise NotImplementedError
+
+    def sample_options(self) -> list[str]:
+        """The keyword options this model's :meth:`sample` takes, read from its signature."""
+        params = list(inspect.signature(type(self).sample).parameters.values())[3:]  # after self, n, generator
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [p.name for p in params if p.kind in named and p.name != "use_ema"]
+
+    def check_sample_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse options :meth:`sample` does not take, before any work is done.
+
+        A ``--truncation`` meant for StyleGAN2 must not pass silently through
+        another model, nor fail only after a progress bar has started.
+        """
+        unknown = sorted(set(options) - set(self.sample_options()))
+        if unknown:
+            takes = ", ".join(self.sample_options()) or "none"
+            raise ConfigError(f"{self.arch} sampling: unknown option(s) {', '.join(unknown)}; it takes {takes}")
 
     def tick_stats(self) -> dict[str, torch.Tensor | float]:
         """Extra values to log once per tick (e.g. ADA's p); may hold device tensors."""

@@ -379,9 +379,7 @@ class Diffusion(GenerativeModel):
         frame; ``None`` draws labels with the training set's class frequencies.
         ``guidance`` ``w`` > 1 sharpens the class (costs two evaluations per call).
         """
-        if options:
-            raise ConfigError(f"diffusion.sample: unknown option(s) {', '.join(sorted(options))}; "
-                              f"expected steps, sampler, label, guidance")
+        self.check_sample_options(options)
         c = self.cfg
         steps = c.steps if steps is None else int(steps)
         sampler = sampler or c.sampler

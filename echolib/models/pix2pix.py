@@ -275,9 +275,7 @@ class Pix2Pix(GenerativeModel):
     def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True,
                condition: torch.Tensor | None = None, condition_dir: str | Path | None = None,
                **options: Any) -> torch.Tensor:
-        if options:
-            raise ConfigError(f"pix2pix sample: unknown option(s) {', '.join(sorted(options))}; "
-                              f"use condition_dir=DIR")
+        self.check_sample_options(options)
         if condition is None:
             condition = self._dir_conditions(condition_dir) if condition_dir is not None else self.fixed
         if len(condition) == 0:

@@ -475,9 +475,7 @@ class StyleGAN2ADA(GenerativeModel):
         **options: Any,
     ) -> torch.Tensor:
         """``n`` images in [-1, 1] (clamped); latents and noise come only from ``generator``."""
-        if options:
-            raise ConfigError(f"stylegan2_ada sampling takes truncation and noise_mode, not unknown sample option(s) "
-                              f"{', '.join(sorted(options))}")
+        self.check_sample_options(options)
         G = self.sampling_net("G", use_ema)
         draws = GeneratorDraws(generator, self.device)
         z = draws.randn(n, G.z_dim)

@@ -780,8 +780,7 @@ class VQGAN(GenerativeModel):
         Works at any point of training; before stage 2 the prior is untrained
         and the frames decode near-uniform random codes.
         """
-        if options:
-            raise ConfigError(f"vqgan sampling takes the options temperature and top_k, not {', '.join(options)}")
+        self.check_sample_options(options)
         temperature = self.cfg.temperature if temperature is None else temperature
         top_k = self.cfg.top_k if top_k is None else top_k
         prior = self.sampling_net("prior", use_ema)

@@ -106,8 +106,7 @@ class WassersteinDCGAN(GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True, **options: Any) -> torch.Tensor:
-        if options:  # e.g. a --truncation meant for StyleGAN2: say so rather than sample without it
-            raise ConfigError(f"{self.arch} sampling takes no options, got {', '.join(sorted(options))}")
+        self.check_sample_options(options)
         G = self.sampling_net("G", use_ema)
         z = torch.randn(n, self.cfg.z_dim, generator=generator, device=generator.device)
         with eval_mode(G):

@@ -129,6 +129,7 @@ def write_samples(
     """``img_00000.png ...``; the same seed, batch and device give the same files."""
     if batch <= 0:
         raise ConfigError(f"batch must be a positive number of images per forward pass, got {batch}")
+    model.check_sample_options(options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     g = torch.Generator(device=model.device).manual_seed(seed)
