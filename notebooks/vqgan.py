@@ -47,8 +47,10 @@
 # encoder outputs (`restart_threshold`).
 #
 # The autoencoder's loss is a reconstruction term, L1 plus a perceptual distance
-# $P$ (LPIPS when its weights are present, otherwise the intermediate features of
-# the domain extractor `echo`, otherwise none: the run records which), plus a
+# $P$ (LPIPS when both its weights files are present, `ECHOLIB_VGG16_WEIGHTS` and
+# `ECHOLIB_LPIPS_WEIGHTS` or torch's hub cache; otherwise the intermediate features
+# of the domain extractor `echo`; otherwise none: `run.json` records which, with
+# the sha256 of its weights, under `model`), plus a
 # GAN term once a PatchGAN discriminator $D$ is switched on after
 # `disc_start_kimg`. $D$ minimises the hinge loss
 # $\tfrac12\,\mathbb E[\max(0, 1 - D(x))] + \tfrac12\,\mathbb E[\max(0, 1 + D(\hat x))]$,

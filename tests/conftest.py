@@ -96,3 +96,38 @@ def noise_frames(tmp_path_factory) -> Path:
             arr = rng.integers(0, 256, (64, 64), dtype=np.uint8)
             Image.fromarray(arr, "L").save(folder / f"0XNOISE{v:03d}_f{k}.png")
     return folder
+
+
+@pytest.fixture
+def lpips_weights(tmp_path, monkeypatch):
+    """Randomly initialised VGG16 and LPIPS linear layers saved as weights files and named by the variables.
+
+    The real weights cannot be downloaded here; these exercise the real loading
+    path and network with untrained numbers (linear weights non-negative, as LPIPS's are).
+    """
+    import torch
+    import torchvision
+    from torch_fidelity.sample_similarity_lpips import NetLinLayer
+
+    from echolib.metrics import lpips
+
+    torch.manual_seed(0)
+    vgg = torchvision.models.vgg16(weights=None).features
+    torch.save({f"features.{k}": v for k, v in vgg.state_dict().items()}, tmp_path / "vgg16.pth")
+    lins = {f"lin{i}": NetLinLayer(c, use_dropout=True) for i, c in enumerate(lpips.CHANNELS)}
+    for layer in lins.values():
+        torch.nn.init.uniform_(layer.model[1].weight, 0.0, 1.0)
+    torch.save(torch.nn.ModuleDict(lins).state_dict(), tmp_path / "lin.pth")
+    monkeypatch.setenv(lpips.ENV_VGG16_WEIGHTS, str(tmp_path / "vgg16.pth"))
+    monkeypatch.setenv(lpips.ENV_LPIPS_WEIGHTS, str(tmp_path / "lin.pth"))
+    return tmp_path / "vgg16.pth", tmp_path / "lin.pth"
+
+
+@pytest.fixture
+def no_lpips_weights(tmp_path, monkeypatch):
+    """Neither variable set and an empty torch hub: LPIPS is unavailable whatever this machine caches."""
+    from echolib.metrics import lpips
+
+    monkeypatch.delenv(lpips.ENV_VGG16_WEIGHTS, raising=False)
+    monkeypatch.delenv(lpips.ENV_LPIPS_WEIGHTS, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))

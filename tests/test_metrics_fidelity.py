@@ -198,21 +198,8 @@ def test_missing_lpips_weights_fail_at_once(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_lpips_through_the_real_loading_path(tmp_path, monkeypatch, phantom_a, phantom_b):
-    import torchvision
-    from torch_fidelity.sample_similarity_lpips import NetLinLayer
-
+def test_lpips_through_the_real_loading_path(lpips_weights, phantom_a, phantom_b):
     from echolib.metrics import lpips
-
-    torch.manual_seed(0)
-    vgg = torchvision.models.vgg16(weights=None).features
-    torch.save({f"features.{k}": v for k, v in vgg.state_dict().items()}, tmp_path / "vgg16.pth")
-    lins = {f"lin{i}": NetLinLayer(c, use_dropout=True) for i, c in enumerate(lpips.CHANNELS)}
-    for layer in lins.values():
-        torch.nn.init.uniform_(layer.model[1].weight, 0.0, 1.0)  # LPIPS weights are non-negative
-    torch.save(torch.nn.ModuleDict(lins).state_dict(), tmp_path / "lin.pth")
-    monkeypatch.setenv(lpips.ENV_VGG16_WEIGHTS, str(tmp_path / "vgg16.pth"))
-    monkeypatch.setenv(lpips.ENV_LPIPS_WEIGHTS, str(tmp_path / "lin.pth"))
 
     net = lpips.LPIPS()
     a, b = phantom_a.images[:6], phantom_b.images[:6]
@@ -224,3 +211,18 @@ def test_lpips_through_the_real_loading_path(tmp_path, monkeypatch, phantom_a, p
     expected = lpips.lpips_pairs(net, a[ri], b[fi], torch.device("cpu")).mean().item()
     assert rec["metric"] == "lpips" and rec["value"] == pytest.approx(expected, rel=1e-5)
     assert rec["pairing"] == "random" and rec["extractor"] == "lpips-vgg16"
+
+
+@pytest.mark.slow
+def test_lpips_as_a_loss_equals_the_metric_and_passes_gradients(lpips_weights, phantom_a, phantom_b):
+    from echolib.images import to_float
+    from echolib.metrics import lpips
+
+    a, b = phantom_a.images[:4], phantom_b.images[:4]
+    net = lpips.LPIPS()
+    x = to_float(a).requires_grad_(True)  # [-1, 1], as a generator's output
+    loss = lpips.LPIPSLoss(net)(x, to_float(b))
+    torch.testing.assert_close(loss.detach(), net(a, b), rtol=1e-4, atol=1e-6)  # the same number as the metric
+    loss.sum().backward()
+    assert float(x.grad.abs().sum()) > 0 and all(p.grad is None for p in net.parameters())
+    assert lpips.lpips_available()

@@ -302,7 +302,7 @@ def test_sampling_options_and_determinism():
     a = model.sample(2, torch.Generator().manual_seed(3), temperature=0.7, top_k=5)
     b = model.sample(2, torch.Generator().manual_seed(3), temperature=0.7, top_k=5)
     assert torch.equal(a, b)
-    with pytest.raises(ConfigError, match="temperature and top_k, not truncation"):
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) truncation; it takes temperature, top_k"):
         model.sample(2, torch.Generator(), truncation=0.5)
     with pytest.raises(ConfigError, match="temperature"):
         model.sample(2, torch.Generator(), temperature=0.0)
@@ -398,15 +398,40 @@ def test_echo_perceptual_distance(echo_weights):
     assert float(y.grad.abs().sum()) > 0 and all(p.grad is None for p in net.parameters())
 
 
-def test_echo_perceptual_loss_in_training(echo_weights, phantom64):
-    if resolve_perceptual("auto") != "echo":
-        pytest.skip("LPIPS weights present: auto resolves to lpips")
-    model = smoke_model(64)  # perceptual: auto
+def test_echo_perceptual_loss_in_training(echo_weights, no_lpips_weights, phantom64):
+    model = smoke_model(64)  # perceptual: auto, and no LPIPS files: the echo extractor
     assert model.perceptual == "echo" and model.extra_state()["perceptual"] == 1
     opts = model.make_optimizers()
     out = model.train_step(step_context(model, real_batch(phantom64), nimg=0), opts)
     assert torch.isfinite(out["loss_perceptual"]) and float(out["loss_perceptual"]) > 0
     assert torch.allclose(out["loss_AE"], out["loss_rec"] + out["loss_perceptual"] + out["loss_q"])
+
+
+def test_lpips_perceptual_loss_in_training_when_its_weights_are_present(lpips_weights, phantom64, monkeypatch):
+    from echolib.metrics.lpips import ENV_VGG16_WEIGHTS, LPIPSLoss
+
+    model = smoke_model(64)  # perceptual: auto, both LPIPS files present
+    assert model.perceptual == "lpips" and model.extra_state()["perceptual"] == 2
+    out = model.train_step(step_context(model, real_batch(phantom64), nimg=0), model.make_optimizers())
+    assert isinstance(model._perceptual(model.device), LPIPSLoss)
+    assert torch.isfinite(out["loss_perceptual"]) and float(out["loss_perceptual"]) > 0
+    assert torch.allclose(out["loss_AE"], out["loss_rec"] + out["loss_perceptual"] + out["loss_q"])
+    monkeypatch.setenv(ENV_VGG16_WEIGHTS, str(lpips_weights[0].with_name("missing.pth")))
+    assert resolve_perceptual("auto") == "echo"  # the linear layers alone are not LPIPS
+    with pytest.raises(ConfigError, match="ECHOLIB_VGG16_WEIGHTS points to .*missing.pth"):
+        smoke_model(64, perceptual="lpips")._perceptual(torch.device("cpu"))
+
+
+def test_the_run_record_names_the_perceptual_loss_and_its_weights(echo_weights, no_lpips_weights, phantom64,
+                                                                   tmp_path):
+    import hashlib
+    import json
+
+    cfg = load_config("vqgan", "smoke", {"train": {"kimg": 0.016}})
+    Trainer(cfg, phantom64, tmp_path / "run", device="cpu", progress=False).fit()
+    facts = json.loads((tmp_path / "run" / "run.json").read_text())["model"]
+    sha = hashlib.sha256(echo_weights.echo_weights_path().read_bytes()).hexdigest()
+    assert facts == {"perceptual": "echo", "perceptual_config": "auto", "perceptual_weights_sha256": sha}
 
 
 @pytest.mark.slow

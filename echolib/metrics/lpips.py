@@ -66,7 +66,11 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
 
 
 class LPIPS(nn.Module):
-    """``forward(a, b)`` on uint8 ``[B, 1|3, H, W]`` pairs -> ``[B]`` perceptual distances."""
+    """``forward(a, b)`` on uint8 ``[B, 1|3, H, W]`` pairs -> ``[B]`` perceptual distances (the metric).
+
+    :meth:`distance` is the same network on float images in [-1, 1] with
+    gradients, for training (VQGAN's perceptual loss, :class:`LPIPSLoss`).
+    """
 
     def __init__(self, vgg_path: str | Path | None = None, lin_path: str | Path | None = None) -> None:
         super().__init__()
@@ -95,15 +99,46 @@ class LPIPS(nn.Module):
             raise ValueError(
                 f"LPIPS compares uint8 pairs of equal shape, got {a.dtype} {tuple(a.shape)}, {tuple(b.shape)}"
             )
-        if a.shape[1] == 1:
-            a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
+        return self._compare(_rgb(a), _rgb(b))
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``[B]`` distances of float ``[B, 1|3, H, W]`` images in [-1, 1]; differentiable in ``x`` and ``y``."""
+        return self._compare(_rgb(x + 1.0) * 127.5, _rgb(y + 1.0) * 127.5)
+
+    def _compare(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Distances of RGB images on the 0-255 scale (uint8, or float for gradients)."""
         x, y = SampleSimilarityLPIPS.normalize(a), SampleSimilarityLPIPS.normalize(b)
-        total = torch.zeros(len(a), device=a.device)
+        total = x.new_zeros(len(a))
         for i, stage in enumerate(self.slices):
             x, y = stage(x), stage(y)
             diff = (normalize_tensor(x) - normalize_tensor(y)) ** 2
-            total += spatial_average(getattr(self, f"lin{i}").model(diff)).reshape(len(a))
+            total = total + spatial_average(getattr(self, f"lin{i}").model(diff)).reshape(len(a))
         return total
+
+
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+class LPIPSLoss(nn.Module):
+    """LPIPS as a frozen training loss: ``(x, y) -> [B]`` for images in [-1, 1], gradients to the images only."""
+
+    def __init__(self, lpips: LPIPS | None = None) -> None:
+        super().__init__()
+        self.lpips = lpips if lpips is not None else LPIPS()
+        self.requires_grad_(False).eval()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.lpips.distance(x, y)
+
+
+def lpips_available() -> bool:
+    """Whether both weights files are here (nothing is downloaded)."""
+    try:
+        lpips_weights_paths()
+    except ConfigError:
+        return False
+    return True
 
 
 @torch.no_grad()

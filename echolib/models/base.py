@@ -152,6 +152,14 @@ class GenerativeModel(nn.Module):
             takes = ", ".join(self.sample_options()) or "none"
             raise ConfigError(f"{self.arch} sampling: unknown option(s) {', '.join(unknown)}; it takes {takes}")
 
+    def run_facts(self) -> dict[str, Any]:
+        """What this model decided at run time that its configuration leaves open; ``run.json`` keeps it.
+
+        E.g. VQGAN's ``perceptual: auto`` becomes LPIPS or the echo extractor
+        depending on the weights present, which changes what the run optimised.
+        """
+        return {}
+
     def tick_stats(self) -> dict[str, torch.Tensor | float]:
         """Extra values to log once per tick (e.g. ADA's p); may hold device tensors."""
         return {}

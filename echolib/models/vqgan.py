@@ -68,7 +68,6 @@ mixed the two; here they never share a number.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +79,7 @@ from torch import nn
 
 from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
+from echolib.metrics.features import echo_weights_path, file_sha256, load_echo_encoder
 from echolib.models.base import GenerativeModel, StepContext, eval_mode, frozen, make_adam
 
 Perceptual = Literal["auto", "lpips", "echo", "none"]
@@ -442,37 +442,36 @@ def adaptive_weight(rec_loss: torch.Tensor, gan_loss: torch.Tensor, last_layer: 
 def resolve_perceptual(kind: str) -> str:
     """``auto`` -> the best distance available here: ``lpips``, else ``echo``, else ``none``.
 
-    LPIPS needs its weights (``ECHOLIB_LPIPS_WEIGHTS``; none can be downloaded
-    here) and echolib's LPIPS loader; ``echo`` needs the domain extractor's
-    weights (``echolib/assets`` or ``ECHOLIB_ECHO_WEIGHTS``). The resolved value,
-    never ``auto``, is what a run records in its checkpoints.
+    LPIPS needs both its files, VGG16 and the linear layers
+    (``ECHOLIB_VGG16_WEIGHTS`` / ``ECHOLIB_LPIPS_WEIGHTS`` or torch's hub cache;
+    nothing is downloaded); ``echo`` needs the domain extractor's weights
+    (``echolib/assets`` or ``ECHOLIB_ECHO_WEIGHTS``). The resolved value, never
+    ``auto``, is what a run records in its checkpoints and ``run.json``.
     """
+    from echolib.metrics.lpips import lpips_available
+
     if kind != "auto":
         return kind
-    if _lpips_loader() is not None and Path(os.environ.get("ECHOLIB_LPIPS_WEIGHTS") or "/nonexistent").is_file():
+    if lpips_available():
         return "lpips"
     if _echo_available():
         return "echo"
     return "none"
 
 
-def _lpips_loader():
-    """echolib's LPIPS loader ``(device) -> module``, once :mod:`echolib.metrics` provides one; else None."""
-    try:
-        from echolib.metrics.lpips import load_lpips
-    except ImportError:
-        return None
-    return load_lpips
-
-
 def _echo_available() -> bool:
     try:
-        from echolib.metrics.features import echo_weights_path
-
         echo_weights_path()
-    except (ImportError, ConfigError):
+    except ConfigError:
         return False
     return True
+
+
+def perceptual_weights(kind: str) -> Path | None:
+    """The weights file behind a resolved perceptual loss (LPIPS: its linear layers), for the run record."""
+    from echolib.metrics.lpips import lpips_weights_paths
+
+    return {"echo": echo_weights_path, "lpips": lambda: lpips_weights_paths()[1]}.get(kind, lambda: None)()
 
 
 class EchoPerceptual(nn.Module):
@@ -510,17 +509,11 @@ def build_perceptual(kind: str, device: torch.device) -> nn.Module | None:
     if kind == "none":
         return None
     if kind == "echo":
-        try:
-            from echolib.metrics.features import load_echo_encoder
-        except ImportError as exc:
-            raise ConfigError("model.perceptual: echo needs echolib.metrics.features, which is missing") from exc
         return EchoPerceptual(load_echo_encoder()).to(device)
-    if kind == "lpips":
-        loader = _lpips_loader()
-        if loader is None:
-            raise ConfigError("model.perceptual: lpips needs echolib's LPIPS loader (echolib.metrics.lpips), which "
-                              "is not available here; use perceptual: echo, none or auto")
-        return loader(device=device).eval().requires_grad_(False)
+    if kind == "lpips":  # a missing weights file is a ConfigError naming it and where it may go
+        from echolib.metrics.lpips import LPIPSLoss
+
+        return LPIPSLoss().to(device)
     raise ConfigError(f"model.perceptual: expected one of auto, lpips, echo, none, got {kind!r}")
 
 
@@ -757,6 +750,11 @@ class VQGAN(GenerativeModel):
             stats.update(code_statistics(self._code_counts))
             self._code_counts = None
         return stats
+
+    def run_facts(self) -> dict[str, Any]:
+        weights = perceptual_weights(self.perceptual)
+        return {"perceptual": self.perceptual, "perceptual_config": self.cfg.perceptual,
+                "perceptual_weights_sha256": None if weights is None else file_sha256(weights)}
 
     def extra_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"perceptual": PERCEPTUAL_CODES[self.perceptual]}

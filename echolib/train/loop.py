@@ -602,6 +602,8 @@ class Trainer:
             "torch": torch.__version__,
             "python": sys.version.split()[0],
         }
+        if facts := self.model.run_facts():
+            meta["model"] = facts
         atomic_write_text(self.out / "run.json", json.dumps(meta, indent=2))
 
     def _tensorboard(self):
