@@ -186,7 +186,7 @@ from echolib.models.vqgan import reconstruction_metrics
 from echolib.data.sources import REPO_ROOT
 from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
-from echolib.report.records import read_log
+from echolib.report.records import read_log, read_run_meta
 from echolib.report.study_logs import read_log as read_study_log
 from echolib.train.run_records import load_run_config
 from echolib.train.runs import ensure_run
@@ -206,7 +206,9 @@ model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 resolution = model.resolution
 print(f"run: {run}\ncheckpoint: {checkpoint.name}")
-print(f"perceptual loss used: {model.perceptual} (config: {cfg.perceptual})")
+facts = read_run_meta(run).get("model", {})  # run.json: what `auto` resolved to on the training machine
+print(f"perceptual loss used: {facts.get('perceptual', model.perceptual)} (config: {cfg.perceptual}; "
+      f"weights sha256 {(facts.get('perceptual_weights_sha256') or '-')[:16]})")
 keys = ("codebook_size", "code_dim", "codebook", "restart_threshold", "perceptual_weight", "disc_start_kimg",
         "disc_warmup_kimg", "disc_weight", "lr", "prior_start_kimg", "prior_layers", "prior_dim")
 settings = {"resolution": resolution, "down factor": model.down_factor,

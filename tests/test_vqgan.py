@@ -425,11 +425,12 @@ def test_lpips_perceptual_loss_in_training_when_its_weights_are_present(lpips_we
 def test_the_run_record_names_the_perceptual_loss_and_its_weights(echo_weights, no_lpips_weights, phantom64,
                                                                    tmp_path):
     import hashlib
-    import json
+
+    from echolib.report.records import read_run_meta
 
     cfg = load_config("vqgan", "smoke", {"train": {"kimg": 0.016}})
     Trainer(cfg, phantom64, tmp_path / "run", device="cpu", progress=False).fit()
-    facts = json.loads((tmp_path / "run" / "run.json").read_text())["model"]
+    facts = read_run_meta(tmp_path / "run")["model"]
     sha = hashlib.sha256(echo_weights.echo_weights_path().read_bytes()).hexdigest()
     assert facts == {"perceptual": "echo", "perceptual_config": "auto", "perceptual_weights_sha256": sha}
 

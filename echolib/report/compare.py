@@ -22,7 +22,6 @@ duplicates. Only runs trained on the data of the comparison take part.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import torch
 from matplotlib.figure import Figure
 
 from echolib.data.frames import FrameDataset, holdout_split
+from echolib.report.records import read_run_meta
 from echolib.train import checkpoint as ckpt
 
 #: order of architectures in tables and figures
@@ -109,8 +109,7 @@ def find_runs(runs: str | Path, splits: Splits | None = None) -> list[Path]:
 
 def trained_on(run: Path, splits: Splits) -> bool:
     """Whether ``run`` was trained on the data ``splits`` come from (its ``run.json``)."""
-    meta_path = run / "run.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = read_run_meta(run)
     return meta.get("data") == splits.source or meta.get("data_fingerprint") == splits.fingerprint
 
 

@@ -1,7 +1,8 @@
-"""Reading run records (log.csv, metrics.jsonl, sample grids) into tables."""
+"""Reading run records (run.json, log.csv, metrics.jsonl, sample grids) into tables."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,15 @@ import pandas as pd
 
 from echolib.images import read_gray
 from echolib.io import read_jsonl
+
+
+def read_run_meta(run: str | Path) -> dict:
+    """``run.json`` of a run: data, device, versions and, under ``model``, what the model decided at run time.
+
+    Empty for a run folder written before its first training call.
+    """
+    path = Path(run) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def read_log(run: str | Path) -> pd.DataFrame:
