@@ -458,9 +458,10 @@ else:
 # and, when present, of the real frames, with an 80/10/10 split by video.
 
 # %%
-ds = FrameDataset(resolve_data(data))
+data_path = resolve_data(data)
+ds = FrameDataset(data_path)
 datasets = {"phantom" if data == "phantom" else Path(str(data)).name: ds}
-if real_ds is not None:
+if real_ds is not None and Path(data_path).resolve() != Path(real_path).resolve():  # `data` may be those frames
     datasets["EchoNet-Dynamic (shared)"] = real_ds
 
 overview = pd.DataFrame({
@@ -495,9 +496,10 @@ for name, d in datasets.items():
 # (pooled 256-bin histograms), over whole images and inside the real sector.
 
 # %%
-hist_groups = {next(iter(datasets)): ds.images}
+phantom_ds = ds if data == "phantom" else FrameDataset(resolve_data("phantom"))  # this section is about the phantom
+hist_groups = {"phantom": phantom_ds.images}
 if real_ds is not None:
-    share = min(0.5, len(ds) / len(real_ds))
+    share = min(0.5, len(phantom_ds) / len(real_ds))
     real_a, real_b, _ = real_ds.split((share, share, 1.0 - 2 * share), seed=seed, names=("a", "b", "rest")).values()
     assert not set(real_a.video_ids) & set(real_b.video_ids)
     hist_groups["EchoNet-Dynamic (sample)"] = real_a.images
@@ -512,10 +514,10 @@ assert (summary["p90"] >= summary["median"]).all()
 if real_ds is not None:
     sector = sector_mask(real_a.images)
     distances = pd.DataFrame({
-        "whole image": [js_distance(real_a.images, ds.images), js_distance(real_a.images, real_b.images)],
-        "inside the real sector": [js_distance(real_a.images, ds.images, sector),
+        "whole image": [js_distance(real_a.images, phantom_ds.images), js_distance(real_a.images, real_b.images)],
+        "inside the real sector": [js_distance(real_a.images, phantom_ds.images, sector),
                                    js_distance(real_a.images, real_b.images, sector)],
-    }, index=[f"real vs {next(iter(datasets))} ({len(real_a)} vs {len(ds)} frames)",
+    }, index=[f"real vs phantom ({len(real_a)} vs {len(phantom_ds)} frames)",
               f"real vs real, other videos ({len(real_a)} vs {len(real_b)} frames)"])
     assert ((distances >= 0) & (distances <= np.sqrt(np.log(2)))).all().all()
     assert (distances.iloc[0] > 3 * distances.iloc[1]).all()  # the text below: the phantom is far from real frames

@@ -204,7 +204,8 @@ from echolib.data.frames import FrameDataset
 from echolib.data.sources import REPO_ROOT, resolve_data
 from echolib.images import to_float, to_uint8
 from echolib.io import read_jsonl
-from echolib.models.diffusion import edm_sigmas, flow_times, network_evaluations
+from echolib.models.diffusion import edm_sigmas, flow_times, frame_labels, network_evaluations
+from echolib.models.registry import load_config
 from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
@@ -428,7 +429,8 @@ print(f"{len(runs_128)} run(s) of diffusion at 128 px kept:", ", ".join(f"{r.par
 # ## Conditional samples: end-diastole and end-systole
 #
 # A phase-conditioned model (`cond_config`) trained on frames whose manifest
-# names their phase. Each column starts from the same noise; the rows ask for
+# names their phase (the phantom, or EchoNet-Dynamic through `echolib preprocess`;
+# the study's bare folder of frames names none, and the section says so). Each column starts from the same noise; the rows ask for
 # ED, ES and "other" without guidance ($w = 1$) and with $w = 2$. With the same
 # starting noise the frames share their layout and differ only in what the label
 # controls, which in a trained model should be the size of the ventricles and the
@@ -436,7 +438,9 @@ print(f"{len(runs_128)} run(s) of diffusion at 128 px kept:", ", ".join(f"{r.par
 # change the noise pattern more than any anatomy.
 
 # %%
-if cond_config:
+cond_key = load_config("diffusion", cond_config).model.label_key if cond_config else None
+unlabelled = sum(v is None for v in frame_labels(dataset, cond_key)) if cond_config else 0
+if cond_config and not unlabelled:
     cond_run = ensure_run("diffusion", cond_config, data, runs, kimg=kimg, device=device, seed=seed)
     cond, _ = load_model(cond_run, device=device)
     assert cond.classes, f"{cond_config} is not a conditional configuration (model.labels is empty)"
@@ -452,5 +456,7 @@ if cond_config:
     display(freq.to_frame().T)  # noqa: F821 -- IPython's display
     image_grid(torch.cat(panels), nrow=8,
                title="rows: " + ", ".join(f"{c} (w={w:g})" for w in (1, 2) for c in cond.classes))
+elif cond_config:
+    print(f"{unlabelled} of {len(dataset)} frames of {data} have no {cond_key!r}: no conditional model on these frames")
 else:
     print("cond_config is None: no conditional model in this build")

@@ -290,10 +290,15 @@ def test_label_dropout_zeroes_labels(phantom64):
     assert 0.25 < dropped < 0.75
 
 
-def test_conditional_model_without_labels_in_the_data_is_a_clear_error(noise_frames):
+def test_conditional_model_without_labels_in_the_data_is_a_clear_error(noise_frames, phantom64):
+    from echolib.models.diffusion import frame_labels
+
+    bare = FrameDataset(noise_frames)
+    assert set(frame_labels(bare)) == {None}  # what the diffusion chapter checks before training a conditional model
+    assert set(frame_labels(FrameDataset(phantom64.parent))) == set(PHASES)  # the manifest beside the folder
     model = Diffusion(tiny(labels=PHASES), 64)
     with pytest.raises(ConfigError, match="phase_label"):
-        model.setup(FrameDataset(noise_frames))
+        model.setup(bare)
 
 
 def test_sampling_with_a_label_and_guidance(phantom64):

@@ -238,8 +238,7 @@ class Diffusion(GenerativeModel):
         if not self.classes:
             return
         key = self.cfg.label_key
-        beside = _manifest_column(getattr(dataset, "source", None), key)
-        values = [info.get(key) or beside.get(info.name) for info in dataset.infos]
+        values = frame_labels(dataset, key)
         missing = [i for i, v in enumerate(values) if not v]
         where = getattr(dataset, "source", None) or "the training data"
         if missing:
@@ -448,6 +447,17 @@ class Diffusion(GenerativeModel):
         if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(self.classes):
             return label
         raise ConfigError(f"unknown label {label!r}; this model knows {self.classes} (or indices 0..{len(self.classes) - 1})")
+
+
+def frame_labels(dataset: Any, key: str = "phase_label") -> list[str | None]:
+    """Each frame's ``key`` from its manifest row (or the manifest beside its folder); None where it has none.
+
+    A conditional model trains only on data where no entry is None: the phantom
+    and ``echolib preprocess`` output name every frame's phase, a bare folder of
+    frames (the study's) names none.
+    """
+    beside = _manifest_column(getattr(dataset, "source", None), key)
+    return [info.get(key) or beside.get(info.name) or None for info in dataset.infos]
 
 
 def _manifest_column(source: Any, key: str) -> dict[str, str]:
