@@ -45,6 +45,7 @@ import numpy as np
 
 from echolib.errors import DataError
 from echolib.io import append_jsonl, atomic_write_bytes, atomic_write_text, read_jsonl
+from echolib.progress import progress_bar
 
 STUDY_SIZE = 112  # EchoNet-Dynamic's frame size; the study read every frame at this size
 OUT_SIZE = 128
@@ -380,9 +381,7 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> None
 
 
 def _run(jobs: list[VideoJob], workers: int, progress: bool):
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(jobs), unit="video", disable=not progress, desc="echonet") as bar:
+    with progress_bar(total=len(jobs), enabled=progress, unit="video", desc="echonet") as bar:
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
                 yield process_video(job)

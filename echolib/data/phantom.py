@@ -52,6 +52,7 @@ import scipy.fft
 
 from echolib.errors import DataError
 from echolib.io import fsync_dir
+from echolib.progress import progress_bar
 
 FRAMES_PER_HEART = 4  # f0 first, f1 ES, f2 ED, f3 last: the study's four frames per video
 SYSTOLE = 0.35  # fraction of the beat from ED to ES
@@ -705,9 +706,7 @@ def _alive(pid: int) -> bool:
 
 def _map(fn, jobs: list[tuple], workers: int, progress: bool) -> Iterator[list[dict]]:
     """Ordered map over heart ranges, in a process pool when ``workers > 1``, with a progress bar in hearts."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=sum(j[4] - j[3] for j in jobs), unit="heart", disable=not progress, desc="phantom") as bar:
+    with progress_bar(total=sum(j[4] - j[3] for j in jobs), enabled=progress, unit="heart", desc="phantom") as bar:
         if workers <= 1 or len(jobs) == 1:
             results = map(fn, jobs)
             for job, result in zip(jobs, results):

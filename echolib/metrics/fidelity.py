@@ -26,6 +26,7 @@ import torch
 
 from echolib.errors import ConfigError, DataError
 from echolib.metrics import features as echo_features
+from echolib.progress import progress_bar
 
 INCEPTION = "inception-v3-compat"
 ENV_INCEPTION_WEIGHTS = "ECHOLIB_INCEPTION_WEIGHTS"
@@ -141,14 +142,12 @@ def create_extractor(name: str, device: torch.device):
 @torch.no_grad()
 def extract(extractor, layer: str, images: torch.Tensor, device: torch.device, batch: int = 250) -> torch.Tensor:
     """Features of uint8 ``[N, 1, H, W]`` images (gray replicated to RGB, as torch-fidelity expects): float32 CPU."""
-    from tqdm.auto import tqdm
-
     out = []
-    for start in tqdm(
+    for start in progress_bar(
         range(0, len(images), batch),
+        enabled=len(images) > 4 * batch,
         desc=f"features ({extractor.get_name()})",
         leave=False,
-        disable=len(images) <= 4 * batch,
     ):
         x = images[start : start + batch].to(device, non_blocking=True).expand(-1, 3, -1, -1)
         feats = extractor.convert_features_tuple_to_dict(extractor(x))[layer]

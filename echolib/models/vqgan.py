@@ -81,6 +81,7 @@ from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
 from echolib.metrics.features import echo_weights_path, file_sha256, load_echo_encoder
 from echolib.models.base import GenerativeModel, StepContext, eval_mode, frozen, make_adam
+from echolib.progress import progress_bar
 
 Perceptual = Literal["auto", "lpips", "echo", "none"]
 #: integer codes of the resolved perceptual loss, as stored in checkpoints (extra_state holds no strings)
@@ -838,8 +839,6 @@ def reconstruction_metrics(model: VQGAN, frames: Any, *, n: int | None = None, b
     a :class:`~echolib.data.frames.FrameDataset` or a uint8 tensor ``[N, 1, H, W]``;
     pass frames of videos the model never saw for a held-out score.
     """
-    from tqdm.auto import tqdm
-
     from echolib.metrics.pixel import psnr, ssim
 
     images = frames.images if hasattr(frames, "images") else frames
@@ -849,7 +848,7 @@ def reconstruction_metrics(model: VQGAN, frames: Any, *, n: int | None = None, b
         raise ValueError("reconstruction_metrics needs at least one frame")
     originals, recons = [], []
     with eval_mode(model):
-        for i in tqdm(range(0, len(images), batch), desc="reconstructing", disable=not progress):
+        for i in progress_bar(range(0, len(images), batch), enabled=progress, desc="reconstructing"):
             x = images[i : i + batch]
             originals.append(x.cpu())
             recons.append(to_uint8(model.reconstruct(x)).cpu())

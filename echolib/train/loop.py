@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from echolib.config import dump_yaml
 from echolib.data.sources import resolve_data
@@ -46,6 +45,7 @@ from echolib.io import atomic_write_text, check_writable
 from echolib.metrics.records import ranking_score
 from echolib.models.base import GenerativeModel, RealBatch, StepContext, eval_mode
 from echolib.models.registry import RunConfig, build_model
+from echolib.progress import progress_bar
 from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
 from echolib.train import run_lock, run_records
@@ -274,12 +274,12 @@ class Trainer:
             return self.out
         done_file.unlink(missing_ok=True) if self.dist.is_main else None
         writer = self._tensorboard()
-        bar = tqdm(
+        bar = progress_bar(
+            enabled=self.progress,
             total=round(self.cfg.kimg, 3),
             initial=round(self.clock.nimg / 1000, 3),
             unit="kimg",
             desc=f"{self.run.arch}/{self.run.name}",
-            disable=not self.progress,
             dynamic_ncols=True,
             bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]",
         )

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from echolib.devices import resolve_device
 from echolib.errors import CheckpointError, ConfigError, TrainingError
 from echolib.images import save_batch
 from echolib.models.base import GenerativeModel, eval_mode
 from echolib.models.registry import build_model, from_plain
+from echolib.progress import progress_bar
 from echolib.train import checkpoint as ckpt
 
 
@@ -135,7 +135,7 @@ def write_samples(
     g = torch.Generator(device=model.device).manual_seed(seed)
     written: list[Path] = []
     model.eval()
-    with tqdm(total=n, unit="img", desc="sampling", disable=not progress) as bar:
+    with progress_bar(total=n, enabled=progress, unit="img", desc="sampling") as bar:
         for start in range(0, n, batch):
             k = min(batch, n - start)
             images = model.sample(k, g, use_ema=use_ema, **options)

@@ -1,0 +1,28 @@
+"""Progress bars: a caller switches them off, and so does ``TQDM_DISABLE`` (the book's setting)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import sys
+from echolib.progress import progress_bar
+with progress_bar(total=3, enabled=sys.argv[1] == "on", desc="bar") as bar:
+    bar.update(3)
+"""
+
+
+def _stderr(enabled: bool, tqdm_disable: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    if tqdm_disable is not None:
+        env["TQDM_DISABLE"] = tqdm_disable  # tqdm reads it when imported, as in the book's kernels
+    return subprocess.run([sys.executable, "-c", SCRIPT, "on" if enabled else "off"], env=env, capture_output=True,
+                          text=True, check=True).stderr
+
+
+def test_bars_follow_the_caller_and_the_environment():
+    assert "bar: 100%" in _stderr(enabled=True, tqdm_disable=None)
+    assert _stderr(enabled=False, tqdm_disable=None) == ""
+    assert _stderr(enabled=True, tqdm_disable="1") == ""  # a bar made with disable=False would show here
