@@ -470,9 +470,13 @@ def _echo_available() -> bool:
 
 def perceptual_weights(kind: str) -> Path | None:
     """The weights file behind a resolved perceptual loss (LPIPS: its linear layers), for the run record."""
-    from echolib.metrics.lpips import lpips_weights_paths
+    if kind == "echo":
+        return echo_weights_path()
+    if kind == "lpips":
+        from echolib.metrics.lpips import lpips_weights_paths
 
-    return {"echo": echo_weights_path, "lpips": lambda: lpips_weights_paths()[1]}.get(kind, lambda: None)()
+        return lpips_weights_paths()[1]
+    return None
 
 
 class EchoPerceptual(nn.Module):
