@@ -26,3 +26,14 @@ def test_bars_follow_the_caller_and_the_environment():
     assert "bar: 100%" in _stderr(enabled=True, tqdm_disable=None)
     assert _stderr(enabled=False, tqdm_disable=None) == ""
     assert _stderr(enabled=True, tqdm_disable="1") == ""  # a bar made with disable=False would show here
+
+
+def test_no_module_makes_its_own_bar():
+    """A direct tqdm call with ``disable=not progress`` would show in the book again."""
+    from pathlib import Path
+
+    import echolib
+
+    root = Path(echolib.__file__).parent
+    direct = [str(p.relative_to(root)) for p in root.rglob("*.py") if p.name != "progress.py" and "tqdm" in p.read_text()]
+    assert direct == []

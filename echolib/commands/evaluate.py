@@ -128,9 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_runs(args: argparse.Namespace) -> int:
     """Every run trained on ``--real``, scored against the held-out videos that run never saw."""
-    from tqdm.auto import tqdm
-
     from echolib.errors import ConfigError, DataError
+    from echolib.progress import progress_bar
     from echolib.report import compare
 
     given = [f"--{k}" for k in ("fake", "train", "run", "kimg", "records", "gallery") if getattr(args, k)]
@@ -152,7 +151,7 @@ def _evaluate_runs(args: argparse.Namespace) -> int:
     metrics = tuple(args.metrics.split(",")) if args.metrics else compare.DEFAULT_METRICS
     n = args.n or 1000
     all_records = []
-    for run in tqdm(runs, desc="runs", unit="run"):
+    for run in progress_bar(runs, desc="runs", unit="run"):
         records = compare.earlier_evaluation(run, splits, metrics, n=n, extractor=args.extractor, seed=args.seed)
         if records is None:  # not evaluated like this at its latest checkpoint: draw the samples
             images = compare.run_samples(run, n, size=resolution, seed=args.seed, device=args.device)
