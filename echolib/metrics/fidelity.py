@@ -91,12 +91,15 @@ def _download(url: str, dest: Path, timeout: float = 5.0) -> bool:
     return dest.is_file()
 
 
-def extractor_weights_path(name: str) -> Path | None:
-    """The weights file an extractor would load (None for the pixel pseudo-extractor)."""
+def extractor_weights_path(name: str, download: bool = True) -> Path | None:
+    """The weights file an extractor would load (None for the pixel pseudo-extractor).
+
+    ``download=False`` only looks, for reports of what this machine holds.
+    """
     if name == echo_features.ECHO:
         return echo_features.echo_weights_path()
     if name == INCEPTION:
-        return inception_weights_path()
+        return inception_weights_path(download=download)
     if name == PIXEL:
         return None
     raise ConfigError(f"unknown feature extractor {name!r}; use {echo_features.ECHO!r} or {INCEPTION!r}")

@@ -147,9 +147,12 @@ class GenerativeModel(nn.Module):
         A ``--truncation`` meant for StyleGAN2 must not pass silently through
         another model, nor fail only after a progress bar has started.
         """
-        unknown = sorted(set(options) - set(self.sample_options()))
+        if not options:
+            return
+        accepted = self.sample_options()
+        unknown = sorted(set(options) - set(accepted))
         if unknown:
-            takes = ", ".join(self.sample_options()) or "none"
+            takes = ", ".join(accepted) or "none"
             raise ConfigError(f"{self.arch} sampling: unknown option(s) {', '.join(unknown)}; it takes {takes}")
 
     def run_facts(self) -> dict[str, Any]:

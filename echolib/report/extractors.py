@@ -10,14 +10,13 @@ runs folder and counts the records that another file produced.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from echolib.errors import ConfigError
-from echolib.metrics.features import ECHO, ENV_ECHO_WEIGHTS, echo_weights_path, file_sha256
-from echolib.metrics.fidelity import ENV_INCEPTION_WEIGHTS, INCEPTION, PIXEL, inception_weights_path
+from echolib.metrics.features import ECHO, ENV_ECHO_WEIGHTS, file_sha256
+from echolib.metrics.fidelity import ENV_INCEPTION_WEIGHTS, INCEPTION, PIXEL, extractor_weights_path
 from echolib.metrics.lpips import ENV_LPIPS_WEIGHTS, ENV_VGG16_WEIGHTS, lpips_weights_paths
 from echolib.metrics.lpips import NAME as LPIPS
 from echolib.metrics.records import read_records
@@ -30,12 +29,11 @@ EXTRACTORS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _weights_finder(name: str) -> Callable[[], Path]:
-    if name == ECHO:
-        return echo_weights_path
-    if name == INCEPTION:
-        return lambda: inception_weights_path(download=False)
-    return lambda: lpips_weights_paths()[1]  # records carry the sha256 of LPIPS's own (linear) weights
+def _weights_here(name: str) -> Path:
+    """The file this machine would load for ``name``, without downloading; ConfigError when there is none."""
+    if name == LPIPS:
+        return lpips_weights_paths()[1]  # records carry the sha256 of LPIPS's own (linear) weights
+    return extractor_weights_path(name, download=False)
 
 
 def record_extractors(runs: str | Path) -> Counter[tuple[str, str | None]]:
@@ -58,7 +56,7 @@ def extractor_table(runs: str | Path | None = None) -> pd.DataFrame:
     rows = []
     for name, env, scores in EXTRACTORS:
         try:
-            path = _weights_finder(name)()
+            path = _weights_here(name)
             weights, sha = str(path), file_sha256(path)
         except ConfigError:  # the metric's own error says where to put the file
             weights, sha = "not found", None
