@@ -156,7 +156,8 @@ samples = {}  # drawn once per run, reused by the evaluation, the violins and th
 records = []
 for run in run_dirs:
     arch, cfg = compare.run_label(run)
-    samples[f"{arch}/{cfg}"] = compare.run_samples(run, n, size=resolution, seed=seed, device=device)
+    samples[f"{arch}/{cfg}"] = compare.run_samples(run, n, size=resolution, seed=seed, device=device,
+                                                   conditions_from=splits.heldout)
     recs = compare.evaluate_run(run, samples[f"{arch}/{cfg}"], splits, extractor=extractor, seed=seed, device=device)
     records += compare.label_records(recs, "ours", arch, cfg)
 refs, ref_images = compare.reference_records(splits, study_samples, extractor=extractor, n=n, seed=seed,

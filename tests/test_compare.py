@@ -126,6 +126,26 @@ def test_a_second_evaluation_of_a_run_reuses_its_records_and_other_data_is_left_
     assert compare.find_runs(tmp_path / "runs", splits) == [] and compare.find_runs(tmp_path / "runs") == [run]
 
 
+def test_pix2pix_is_evaluated_on_the_contours_of_every_held_out_frame(tmp_path):
+    from echolib.train.runs import ensure_run
+
+    run = ensure_run("pix2pix", "smoke", "phantom", tmp_path / "runs", device="cpu", progress=False)
+    splits = compare.evaluation_splits("phantom", resolution=128)  # the run trained at 64 px: conditions at its size
+    held = len(splits.heldout)
+    assert held > 16  # more unseen hearts than the 16 conditions its checkpoint stores
+    images = compare.run_samples(run, held + 8, size=128, device="cpu", conditions_from=splits.heldout).float()
+    # every held-out frame once, then from the first again: sample held+i translates frame i's contours
+    same = (images[held:] - images[:8]).abs().mean(dim=(1, 2, 3))
+    other = (images[held:] - images[1:9]).abs().mean(dim=(1, 2, 3))
+    assert (same < other).all(), (same, other)
+    small = compare.frames_at(splits.heldout, 64)
+    assert small.resolution == 64 and small.names == splits.heldout.names
+    assert compare.is_conditional(run) and not compare.is_conditional(
+        ensure_run("wgan", "smoke", "phantom", tmp_path / "runs", device="cpu", progress=False))
+    records = compare.evaluate_run(run, images, splits, ("fid",), device="cpu")
+    assert records[0]["conditions"] == "held-out frames" and records[0]["n_fake"] == held + 8
+
+
 def test_training_curves_keep_sources_and_extractors_apart(tmp_path):
     import matplotlib
 

@@ -154,7 +154,8 @@ def _evaluate_runs(args: argparse.Namespace) -> int:
     for run in progress_bar(runs, desc="runs", unit="run"):
         records = compare.earlier_evaluation(run, splits, metrics, n=n, extractor=args.extractor, seed=args.seed)
         if records is None:  # not evaluated like this at its latest checkpoint: draw the samples
-            images = compare.run_samples(run, n, size=resolution, seed=args.seed, device=args.device)
+            images = compare.run_samples(run, n, size=resolution, seed=args.seed, device=args.device,
+                                         conditions_from=splits.heldout)
             records = compare.evaluate_run(run, images, splits, metrics, extractor=args.extractor, seed=args.seed,
                                            device=args.device)
         records = [{**r, "run": f"{run.parent.name}/{run.name}"} for r in records]

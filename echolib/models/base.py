@@ -89,6 +89,9 @@ class GenerativeModel(nn.Module):
     Config: ClassVar[type] = object
     #: names in ``nets`` that get an exponential moving average (sampling uses it)
     ema_names: ClassVar[tuple[str, ...]] = ()
+    #: True when every sample translates a map computed from a frame (Pix2Pix's contours or masks):
+    #: evaluations then feed it the maps of unseen frames through :meth:`make_conditions`
+    image_conditioned: ClassVar[bool] = False
     #: folder of named YAML configs (``smoke.yaml``, ``E1.yaml``, ...); None: ``echolib/configs/<arch>``
     config_dir: ClassVar[str | Path | None] = None
 
@@ -123,6 +126,10 @@ class GenerativeModel(nn.Module):
         The held-out videos are never trained on; a model may keep a few of
         their conditions (e.g. Pix2Pix contours) to sample from unseen hearts.
         """
+
+    def make_conditions(self, dataset: Any) -> torch.Tensor:
+        """The condition maps of ``dataset``'s frames (uint8 ``[N, C, H, W]``), for ``sample(condition=...)``."""
+        raise ConfigError(f"{self.arch}: not image-conditioned; it computes no conditions from frames")
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError

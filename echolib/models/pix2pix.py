@@ -180,6 +180,7 @@ class Pix2Pix(GenerativeModel):
     arch = "pix2pix"
     Config = Pix2PixConfig
     ema_names = ()
+    image_conditioned = True
 
     def __init__(self, cfg: Pix2PixConfig, resolution: int = 128, channels: int = 1) -> None:
         super().__init__(cfg, resolution, channels)

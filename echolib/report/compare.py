@@ -35,6 +35,7 @@ import torch
 from matplotlib.figure import Figure
 
 from echolib.data.frames import FrameDataset, holdout_split
+from echolib.errors import DataError
 from echolib.report.records import read_run_meta
 from echolib.train import checkpoint as ckpt
 
@@ -122,26 +123,64 @@ def latest_kimg(run: Path) -> float:
 
 
 def run_samples(run: Path, n: int, *, size: int = 128, seed: int = 0, device: str = "auto",
-                batch: int = 64) -> torch.Tensor:
+                batch: int = 64, conditions_from: FrameDataset | None = None) -> torch.Tensor:
     """``n`` samples of the run's latest EMA generator as uint8 ``[n, 1, size, size]`` (drawn once, reused).
 
     Samples of a run trained at another resolution are resized to ``size``
     (area when shrinking, bilinear when enlarging) so every row of a comparison
-    is measured at one resolution.
+    is measured at one resolution. A conditional model (Pix2Pix) translates the
+    conditions of ``conditions_from``'s frames, each in turn and again from the
+    first when ``n`` is larger, so its samples come from as many unseen hearts
+    as there are frames. Without it, it draws from the few conditions its
+    checkpoint stores, and ``n`` samples repeat those few hearts: too little
+    variety for recall or a two-sample test to mean anything.
     """
     from echolib.images import to_uint8
     from echolib.train.sampling import load_model
 
     model, _ = load_model(run, device=device)
+    conditions = None
+    if model.image_conditioned and conditions_from is not None and len(conditions_from):
+        conditions = model.make_conditions(frames_at(conditions_from, model.resolution)).to(model.device)
     g = torch.Generator(device=model.device).manual_seed(seed)
     chunks = []
     for start in range(0, n, batch):
-        x = model.sample(min(batch, n - start), g).float()
+        m = min(batch, n - start)
+        given = {} if conditions is None else {"condition": conditions[torch.arange(start, start + m) % len(conditions)]}
+        x = model.sample(m, g, **given).float()
         if x.shape[-1] != size:
             mode = "area" if x.shape[-1] > size else "bilinear"
             x = torch.nn.functional.interpolate(x, size=(size, size), mode=mode).clamp(-1, 1)
         chunks.append(to_uint8(x).cpu())
     return torch.cat(chunks)
+
+
+def frames_at(frames: FrameDataset, resolution: int) -> FrameDataset:
+    """The same frames loaded from their source at ``resolution``, as a run trained at that size saw them.
+
+    Conditions (edges, masks) are computed at the model's own size: edges
+    found at 128 px and shrunk are not the edges a 64 px model learned from.
+    """
+    if frames.resolution == resolution:
+        return frames
+    if frames.source is None:
+        raise DataError(f"frames without a source cannot be reloaded at {resolution} px")
+    full = FrameDataset(frames.source, resolution=resolution)
+    index = {name: i for i, name in enumerate(full.names)}
+    missing = [name for name in frames.names if name not in index]
+    if missing:
+        raise DataError(f"{frames.source}: {len(missing)} frames not found at {resolution} px (first: {missing[0]})")
+    return full.subset([index[name] for name in frames.names])
+
+
+def is_conditional(run: Path) -> bool:
+    """Whether the run's architecture translates conditions (read from its config.yaml; nothing loaded)."""
+    import yaml
+
+    from echolib.models.registry import model_class
+
+    arch = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("arch")
+    return bool(arch) and model_class(arch).image_conditioned
 
 
 def evaluate_run(run: Path, images: torch.Tensor, splits: Splits, metrics: Sequence[str] = DEFAULT_METRICS, *,
@@ -187,8 +226,11 @@ def _records_in_context(run: Path, context: dict[str, Any], metrics: Sequence[st
 
 def _evaluation_context(run: Path, splits: Splits, metrics: Sequence[str], n: int, extractor: str,
                         seed: int) -> dict[str, Any]:
-    return {"source": "compare", "data": splits.source, "resolution": splits.heldout.resolution,
-            "features": extractor, "seed": seed, "requested": list(metrics), "n_fake": n, "kimg": latest_kimg(run)}
+    context = {"source": "compare", "data": splits.source, "resolution": splits.heldout.resolution,
+               "features": extractor, "seed": seed, "requested": list(metrics), "n_fake": n, "kimg": latest_kimg(run)}
+    if is_conditional(run):  # records from the stored conditions alone (before 2026-11-27) are not reused
+        context["conditions"] = "held-out frames"
+    return context
 
 
 def evaluate_reference(name: str, images: FrameDataset | str | Path, splits: Splits,
