@@ -252,4 +252,23 @@ image_grid(samples, nrow=8, title=f"medgan/{Path(run).name}: {checkpoint.name}")
 runs_128 = measured_runs(REPO_ROOT / "book" / "measured", "medgan", resolution=128)
 plot_measured(runs_128, ["loss_D", "loss_G", "critic_updates"])
 print(f"{len(runs_128)} run(s) of medgan at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
-      or "none yet (issue 6)")
+      or "none in this checkout")
+
+# %% [markdown]
+# **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/medgan-E4`: the study's
+# M4, T1 0.3 and T2 0.4, on 5,000 real frames, 128 px). The run shared one H100 with the four
+# other architectures for six minutes (0.88 s/kimg, where it runs at 0.10 s/kimg alone) and
+# reached 404 kimg. The T1/T2 rule settled quickly: after the two warm-up cycles it skipped the
+# critic's update in about half of all cycles (`critic_updates` 0.53). Its `echo`-FID during
+# training was 9.0 at 254 kimg (1,000 samples against 1,000 training frames). Against the
+# held-out videos at 404 kimg (1,000 samples) it scores FID 17.0, KID 0.105, precision 0.78,
+# recall 0.91 and a two-sample AUC of 0.955, with no sample closer to a training frame than
+# training frames are to each other (memorised fraction 0). (For scale, real frames against real frames score 2.9 under the trainer's protocol, 1,000 training
+# frames against 1,000 others, and 6.1 under the comparison's, 1,000 training frames against the 468
+# held-out ones: `echo` features, measured on the same 5,000 frames.)
+#
+# The grid at 304 kimg shows clear apical four-chamber views: the sector, the septum, four
+# chambers and the valve planes. A few frames have bright specks along the sector's right edge.
+# MedGAN clips its critic too (at 0.01; WGAN E4, which collapsed in the same session, clips at
+# 0.02). With the critic also held back half the time, MedGAN was the most stable of the three
+# DCGANs and the best generator of that session.

@@ -254,4 +254,23 @@ sample_timeline(run);
 runs_128 = measured_runs(REPO_ROOT / "book" / "measured", "pix2pix", resolution=128)
 plot_measured(runs_128, ["loss_D", "loss_G_gan", "loss_L1", "loss_G"])
 print(f"{len(runs_128)} run(s) of pix2pix at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
-      or "none yet (issue 6)")
+      or "none in this checkout")
+
+# %% [markdown]
+# **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/pix2pix-E4`: E4 is the
+# paper's L1-only baseline, Canny contours, on 5,000 real frames, 128 px). The run shared one H100
+# with the four other architectures for six minutes (1.25 s/kimg, where it runs at 0.49 s/kimg
+# alone) and reached 264 kimg. The L1 error fell from 0.21 to 0.041. The discriminator still
+# trains but does not reach the generator in E4, and it separates translations from frames
+# almost perfectly (its loss 0.003, the generator's unused GAN term 7.3): L1 alone makes frames
+# that are easy to tell apart. The grid at 240 kimg shows four-chamber frames that follow their
+# contours closely, smooth rather than speckled, as the paper's L1 baseline is.
+#
+# Its evaluation in that session (FID 56.2, precision 0.92, **recall 0.00**, AUC 0.999) was
+# made the old way: 1,000 samples drawn from the 64 held-out contour maps that the checkpoint
+# stores. 64 hearts cannot cover the held-out set, whatever the samples look like, so these
+# numbers are not comparable with the other rows. Since then, `evaluate --runs` and the
+# comparison chapter feed Pix2Pix the contours of every held-out frame in turn
+# (`compare.run_samples(..., conditions_from=splits.heldout)`). Its records say so
+# (`"conditions": "held-out frames"`), and a record made the old way is never reused. The
+# `cpu64` row in the README was measured again that way.

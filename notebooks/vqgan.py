@@ -411,4 +411,23 @@ plt.show()
 runs_128 = measured_runs(REPO_ROOT / "book" / "measured", "vqgan", resolution=128)
 plot_measured(runs_128, ["loss_rec", "loss_perceptual", "loss_q", "loss_D", "codebook_perplexity", "loss_prior"])
 print(f"{len(runs_128)} run(s) of vqgan at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
-      or "none yet (issue 6)")
+      or "none in this checkout")
+
+# %% [markdown]
+# **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/vqgan-E4`: the taming
+# recipe with a straight-through codebook of 512 codes, on 5,000 real frames, 128 px; the
+# discriminator started at 20 kimg and the prior was set to start at 60). The run shared one H100
+# with the four other architectures for six minutes. It ran at 11.8 s/kimg, where it runs at
+# 2.15 alone, and reached only 28 kimg, all of it stage 1. **The codebook collapsed**: the first
+# tick used 342 of the 512 codes (perplexity 7.2); by 4 kimg it used 8 (perplexity 2.6), and it
+# never recovered (4.2 at 28 kimg). The commitment term spiked to 170 and decayed to 18. This is
+# the collapse that the `cpu64` header records for the straight-through codebook at 64 px (about
+# 12 codes by 4 kimg). The reconstruction L1 fell from 0.24 to 0.088 at 20 kimg, then rose to
+# 0.13 once the discriminator came in at weight 0.8, as in the probes above.
+#
+# The prior never trained, so the evaluation row of that session (FID 1,329, precision 0.03)
+# scores decoded random codes: it says nothing about VQGAN as a generator. The grid at 20 kimg
+# shows exactly that, grey squares with a few blobs. At 128 px, use E5 (EMA codebook with
+# dead-code restarts, the codebook of `cpu64`) and start the prior sooner. With `cpu64`'s
+# recipe, this architecture generates recognisable four-chamber frames at 64 px (echo-FID 38.0,
+# README).

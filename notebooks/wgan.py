@@ -244,4 +244,23 @@ image_grid(samples, nrow=8, title=f"wgan/{Path(run).name}: {checkpoint.name}");
 runs_128 = measured_runs(REPO_ROOT / "book" / "measured", "wgan", resolution=128)
 plot_measured(runs_128, ["loss_D", "loss_G", "loss_gp"])
 print(f"{len(runs_128)} run(s) of wgan at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
-      or "none yet (issue 6)")
+      or "none in this checkout")
+
+# %% [markdown]
+# **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/wgan-E4`: the study's
+# W4, weight clipping at 0.02, on 5,000 real frames, 128 px). The run shared one H100 with the
+# four other architectures for six minutes (0.42 s/kimg, where it runs at 0.12 s/kimg alone) and
+# reached 788 kimg. Its `echo`-FID during training (1,000 samples against 1,000 training frames)
+# was 80.5 at 256 kimg and 84.0 at 502 kimg, and the grids up to then show fan-shaped
+# four-chamber views with streaky, blotched speckle. Then the generator collapsed: at 707 kimg
+# every frame of the grid is the same small bright blob repeated in a 4x4 tiling on black, and the
+# FID at 758 kimg is 3,769. The critic's loss gave no warning. It stayed between -8 and -12 all
+# along (curve above), so only the grids and the FID show the collapse. The evaluation against
+# the held-out videos at 797 kimg (1,000 samples) reads FID 548, precision 0.16 and a two-sample
+# AUC of 1.0.
+#
+# This matches the study: its clipped WGANs were its worst models (best Inception FID 68 for W6
+# and 153 for W4, table above). Weight clipping lets a critic with batch norm find one direction
+# that separates everything, and the generator then chases it. Use the gradient-penalty
+# configuration: `cpu64` (WGAN-GP) trains stably to echo-FID 28.5 at 64 px on two CPU cores
+# (README).

@@ -103,3 +103,27 @@ def test_what_is_not_a_session_is_refused_by_name(session, tmp_path):
         keep_session(broken, tmp_path / "measured", "x")
     with pytest.raises(ConfigError, match="no such session"):
         keep_session(tmp_path / "absent", tmp_path / "measured", "x")
+
+
+def test_the_book_keeps_only_records_and_the_readme_quotes_them():
+    """book/measured holds curves, records and configs, never frames or frame names, and the README's GPU table
+    is what those records say."""
+    import re
+
+    root = ROOT / "book" / "measured"
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert path.suffix in {".csv", ".jsonl", ".yaml", ".txt", ".md"}, path
+        text = path.read_text()
+        assert not re.search(r"0X[0-9A-F]{16}", text), f"{path}: an EchoNet video name"
+        assert "_build/gpu-session" not in text and "/work/" not in text, f"{path}: a path of the machine"
+    records = read_jsonl(root / "h100-2026-11-27b" / "evaluate_runs.jsonl")
+    fid = {r["run"]: r["value"] for r in records if r["metric"] == "fid"}
+    rows = {line.split("|")[1].strip(): line for line in (ROOT / "README.md").read_text().splitlines()
+            if line.startswith("| ") and "kimg" in line}
+    for name, run in [("MedGAN", "medgan-E4"), ("diffusion (EDM)", "diffusion-E4"), ("Pix2Pix (L1 only)", "pix2pix-E4"),
+                      ("WGAN (clip 0.02)", "wgan-E4"), ("VQGAN (straight-through)", "vqgan-E4")]:
+        value = fid[f"h100-2026-11-27b/{run}"]
+        shown = f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+        assert f"| {shown} |" in rows[name].replace("**", ""), (name, shown, rows[name])
