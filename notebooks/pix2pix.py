@@ -231,8 +231,9 @@ image_grid(samples, nrow=8, title=f"pix2pix/{Path(run).name}: {checkpoint.name}"
 # ## Metrics and samples during training
 #
 # FID/KID of translated held-out conditions against the training frames, when
-# the run computed metrics during training, and the sample grids written during
-# training (the same stored conditions and dropout draws every time).
+# the run computed metrics during training (each chunk of samples draws distinct
+# conditions from all held-out frames), and the sample grids written during
+# training (the same conditions and dropout draws every time).
 
 # %%
 metric_curves(run, ["fid", "kid"]);

@@ -159,10 +159,19 @@ def test_l1_pulls_the_output_to_the_target(phantom):
 def test_stored_conditions_come_from_held_out_videos(phantom):
     ds = FrameDataset(phantom)
     train, held = split_holdout(ds, 0.2, 0)
-    model = model_for()
+    model = model_for(n_fixed=4)
     model.setup(train, heldout=held)
     assert len(model.cond_maps) == len(train)
     assert torch.equal(model.fixed, model.make_conditions(held)[: model.cfg.n_fixed])
+    # while training, samples translate every held-out condition, not only the few a checkpoint stores
+    assert len(held) > model.cfg.n_fixed and torch.equal(model.pool, model.make_conditions(held))
+    model.eval()
+    n = model.cfg.n_fixed
+    g = torch.Generator().manual_seed(0)
+    pick = torch.randperm(len(held), generator=g)[:n]  # the draw sample() makes: n distinct held-out conditions
+    expected = model.translate(model.pool[pick], g)
+    assert torch.equal(model.sample(n, torch.Generator().manual_seed(0)), expected)
+    assert (pick >= n).any()  # hearts beyond the stored ones
 
 
 def test_round_trip_and_sampling_paths(phantom, tmp_path):
@@ -171,7 +180,8 @@ def test_round_trip_and_sampling_paths(phantom, tmp_path):
     out = trainer.fit()
     loaded, _ = load_model(out, device="cpu")  # no dataset: conditions come from the checkpoint
     assert loaded.cond_maps is None and len(loaded.fixed) == len(trainer.model.fixed) > 0
-    a = trainer.model.eval().sample(5, torch.Generator().manual_seed(3))
+    # the stored conditions are the trained model's first n_fixed held-out ones: the same draws translate alike
+    a = trainer.model.eval().sample(5, torch.Generator().manual_seed(3), condition=trainer.model.fixed)
     b = loaded.sample(5, torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and a.shape == (5, 1, 64, 64) and a.abs().max() <= 1
     # explicit conditions of length n are translated in order; a folder gives the same maps

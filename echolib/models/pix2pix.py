@@ -21,10 +21,11 @@ Conditions are computed once in :meth:`Pix2Pix.setup` (:mod:`echolib.data.condit
 ``uint8`` maps aligned with the dataset, on its device) and gathered by the
 batch's dataset indices in ``train_step``. The trainer keeps a fraction
 ``train.holdout`` of the videos (seeded hash of the video id) out of training;
-the first ``n_fixed`` of their conditions are saved in the checkpoint
-(``extra_state``), so
-``sample(n, generator)`` (sample grids, ``python -m echolib sample RUN``) works
-without any data: it translates conditions drawn from that set. Given
+while training, ``sample(n, generator)`` (sample grids, the trainer's FID)
+translates conditions drawn from all of theirs, and the first ``n_fixed`` are
+saved in the checkpoint (``extra_state``), so that a loaded model's
+``sample`` (``python -m echolib sample RUN``) works without any data: it
+translates conditions drawn from that stored set. Given
 ``condition=`` (``uint8`` or float ``[m, 1, H, W]``, floats in [-1, 1]) it
 translates those (in order when ``m == n``, else ``n`` drawn from them), and
 given ``condition_dir=DIR`` (``--opt condition_dir=DIR``) it computes the
@@ -195,6 +196,7 @@ class Pix2Pix(GenerativeModel):
         self.cond_maps: torch.Tensor | None = None  # uint8 [N, 1, H, W] aligned with the training set
         self.fixed = torch.zeros(0, channels, resolution, resolution, dtype=torch.uint8)  # held-out conditions
         self._dir_cache: dict[str, torch.Tensor] = {}
+        self.pool: torch.Tensor | None = None  # every held-out condition, while training (setup)
 
     def supported_resolutions(self) -> tuple[int, ...]:
         return (64, 128, 256)
@@ -205,9 +207,16 @@ class Pix2Pix(GenerativeModel):
         return conditions.compute(dataset, c.condition, low=c.canny_low, high=c.canny_high)
 
     def setup(self, dataset, heldout=None) -> None:
-        """Compute every training frame's condition once; keep a few held-out conditions for sampling."""
+        """Compute every training frame's condition once; keep the held-out ones to sample from.
+
+        While training, samples (grids, the trainer's FID) translate all held-out
+        conditions, each chunk a fresh draw of distinct ones: 1,000 samples from
+        a checkpoint's few stored maps would repeat the same hearts and read as
+        no recall at all. The checkpoint keeps the first ``n_fixed``.
+        """
         self.cond_maps = self.make_conditions(dataset)
         source = self.make_conditions(heldout) if heldout is not None and len(heldout) else self.cond_maps
+        self.pool = source
         self.fixed = source[: self.cfg.n_fixed].cpu()
 
     def extra_state(self) -> dict[str, Any]:
@@ -278,7 +287,10 @@ class Pix2Pix(GenerativeModel):
                **options: Any) -> torch.Tensor:
         self.check_sample_options(options)
         if condition is None:
-            condition = self._dir_conditions(condition_dir) if condition_dir is not None else self.fixed
+            if condition_dir is not None:
+                condition = self._dir_conditions(condition_dir)
+            else:
+                condition = self.pool if self.pool is not None else self.fixed
         if len(condition) == 0:
             raise ConfigError("pix2pix: no conditions to translate; pass condition= or condition_dir=DIR "
                               "(this model was built without a dataset and has no stored conditions)")
