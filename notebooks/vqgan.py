@@ -398,6 +398,16 @@ fig = sample_timeline(run)
 plt.show()
 
 # %% [markdown]
+# While stage 1 trains, the trainer writes a second grid beside each sample
+# grid: held-out frames, each followed by its reconstruction (`recon-*.png`).
+# These are what to watch before the prior exists: blur, lost valves or a
+# collapsing codebook show up here first.
+
+# %%
+fig = sample_timeline(run, kind="recon")
+plt.show()
+
+# %% [markdown]
 # ## On real frames at 128 px
 #
 # The E-configurations train at 128 px for hundreds of kimg, which needs a GPU.

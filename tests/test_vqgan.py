@@ -11,7 +11,7 @@ import torch
 
 from echolib.data.frames import FrameDataset
 from echolib.errors import ConfigError
-from echolib.images import to_float
+from echolib.images import to_float, to_uint8
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, config_names, load_config
 from echolib.models.vqgan import (
@@ -341,6 +341,30 @@ def test_two_stage_switch_happens_at_prior_start_kimg(smoke_run):
     assert not same(s1, s2, "autoencoder") and same(s2, s3, "autoencoder") and same(s2, s3, "D")
     assert not same(s2, s3, "prior") and not same(s1, s2, "prior")
     assert all(torch.equal(s1["nets"]["prior"][k], s1["ema"]["prior"][k]) for k in s1["ema"]["prior"])
+
+
+def test_stage_one_writes_reconstructions_of_held_out_frames_beside_its_grids(smoke_run):
+    """Before the prior trains, sample grids decode random codes; the recon grids show the autoencoder instead."""
+    from echolib.images import read_gray
+
+    samples = smoke_run.out / "samples"
+    assert sorted(p.name for p in samples.glob("grid-*.png")) == ["grid-000000160.png", "grid-000000320.png"]
+    assert [p.name for p in samples.glob("recon-*.png")] == ["recon-000000160.png"]  # stage 2 (0.32 kimg) adds none
+    grid = read_gray(samples / "recon-000000160.png").astype(float)
+    held = smoke_run.heldout.images[:16, 0].numpy().astype(float)
+    size, pad = 64, 2
+    assert grid.shape == (math.ceil(2 * len(held) / 8) * (size + pad) + pad, min(8, 2 * len(held)) * (size + pad) + pad)
+    model, _ = load_model(smoke_run.out, kimg=0.16, device="cpu")  # the autoencoder as it was at that grid
+    expected = to_uint8(model.reconstruct(smoke_run.heldout.images[:4]))[:, 0].numpy().astype(float)
+    for i in range(min(len(held), 4)):  # the first row: frame, reconstruction, frame, reconstruction, ...
+        x = pad + 2 * i * (size + pad)
+        frame, recon = grid[pad:pad + size, x:x + size], grid[pad:pad + size, x + size + pad:x + 2 * size + pad]
+        assert (frame == held[i]).all()
+        assert abs(recon - expected[i]).max() <= 1 and abs(recon - held[i]).mean() > 0
+    from echolib.report.plots import sample_timeline
+
+    (panel,) = sample_timeline(smoke_run.out, kind="recon").axes
+    assert panel.get_title() == "0.16 kimg" and panel.images[0].get_array().shape == grid.shape
 
 
 def test_checkpoint_round_trip(smoke_run):

@@ -162,6 +162,15 @@ class GenerativeModel(nn.Module):
             takes = ", ".join(accepted) or "none"
             raise ConfigError(f"{self.arch} sampling: unknown option(s) {', '.join(unknown)}; it takes {takes}")
 
+    def previews(self) -> dict[str, tuple[torch.Tensor, int]]:
+        """Image grids the trainer writes beside each sample grid, as ``samples/<name>-<kimg>.png``.
+
+        For what a sample grid cannot show yet: a VQGAN's samples mean nothing
+        before its prior trains, but its reconstructions show how stage 1 goes.
+        Each entry is float images ``[N, C, H, W]`` in [-1, 1] and the images per row.
+        """
+        return {}
+
     def run_facts(self) -> dict[str, Any]:
         """What this model decided at run time that its configuration leaves open; ``run.json`` keeps it.
 

@@ -61,7 +61,9 @@ metrics. :meth:`VQGAN.sample` always
 samples from the prior (also before it has trained: the frames are then
 decodings of near-uniform random codes, i.e. meaningless), so sample grids and
 training-time FID measure *generation*; reconstructions are measured separately
-by :func:`reconstruction_metrics` (PSNR/SSIM on held-out frames). The study
+by :func:`reconstruction_metrics` (PSNR/SSIM on held-out frames), and shown in
+stage 1 by the ``recon-*.png`` grids the trainer writes beside each sample grid
+(:meth:`VQGAN.previews`). The study
 mixed the two; here they never share a number.
 """
 
@@ -71,7 +73,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -647,7 +649,8 @@ def code_statistics(counts: torch.Tensor) -> dict[str, torch.Tensor]:
 class VQGAN(GenerativeModel):
     arch = "vqgan"
     Config = VQGANConfig
-    ema_names = ("prior",)  # the prior samples; the autoencoder is frozen by the time the prior trains
+    ema_names = ("prior",)
+    PREVIEW_FRAMES: ClassVar[int] = 16  # the prior samples; the autoencoder is frozen by the time the prior trains
 
     def __init__(self, cfg: VQGANConfig, resolution: int = 128, channels: int = 1) -> None:
         super().__init__(cfg, resolution, channels)
@@ -661,6 +664,7 @@ class VQGAN(GenerativeModel):
         self._perceptual_fn: dict[str, Any] = {}  # built lazily: only training needs it, on the training device
         self._code_counts: torch.Tensor | None = None  # code histogram since the last tick
         self._stage = 1
+        self._preview_frames: torch.Tensor | None = None  # uint8, from setup: reconstruction previews
         self.finish_init()
 
     @property
@@ -755,6 +759,23 @@ class VQGAN(GenerativeModel):
             stats.update(code_statistics(self._code_counts))
             self._code_counts = None
         return stats
+
+    def setup(self, dataset, heldout=None) -> None:
+        """Keep a few held-out frames (training frames without a held-out split) for reconstruction previews."""
+        source = heldout if heldout is not None and len(heldout) else dataset
+        self._preview_frames = source.images[: self.PREVIEW_FRAMES].cpu()
+
+    def previews(self) -> dict[str, tuple[torch.Tensor, int]]:
+        """In stage 1, ``recon``: held-out frames, each followed by its reconstruction (four pairs a row).
+
+        Sample grids decode the prior's codes, which mean nothing until stage 2;
+        these show how the autoencoder and its codebook are doing meanwhile.
+        """
+        if self._stage != 1 or self._preview_frames is None or not len(self._preview_frames):
+            return {}
+        frames = _as_float(self._preview_frames, self.device)
+        pairs = torch.stack([frames, self.reconstruct(frames)], dim=1).flatten(0, 1)
+        return {"recon": (pairs, 8)}
 
     def run_facts(self) -> dict[str, Any]:
         weights = perceptual_weights(self.perceptual)

@@ -110,12 +110,13 @@ def metric_curves(runs: str | Path | Sequence[str | Path], metrics: Sequence[str
     return fig
 
 
-def sample_timeline(run: str | Path, max_panels: int = 4) -> Figure:
-    """Sample grids from fixed latents at several points of training."""
-    grids = sample_grids(run)
+def sample_timeline(run: str | Path, max_panels: int = 4, kind: str = "grid") -> Figure:
+    """Sample grids from fixed latents at several points of training (``kind="recon"``: a VQGAN's previews)."""
+    grids = sample_grids(run, kind)
     if not grids:
         fig, ax = plt.subplots(figsize=(3, 1))
-        ax.text(0.5, 0.5, "no sample grids yet", ha="center", va="center")
+        ax.text(0.5, 0.5, "no sample grids yet" if kind == "grid" else f"no {kind} grids yet", ha="center",
+                va="center")
         ax.axis("off")
         return fig
     idx = np.unique(np.linspace(0, len(grids) - 1, min(max_panels, len(grids))).round().astype(int))

@@ -36,13 +36,13 @@ def read_metrics(run: str | Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
-_GRID = re.compile(r"^grid-(\d{9})\.png$")
 
 
-def sample_grids(run: str | Path) -> list[tuple[float, np.ndarray]]:
-    """``[(kimg, grid image), ...]`` in training order."""
+def sample_grids(run: str | Path, kind: str = "grid") -> list[tuple[float, np.ndarray]]:
+    """``[(kimg, grid image), ...]`` in training order; ``kind`` names a model's previews instead (``recon``)."""
     folder = Path(run) / "samples"
     if not folder.is_dir():
         return []
-    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _GRID.match(p.name)))
+    pattern = re.compile(rf"^{re.escape(kind)}-(\d{{9}})\.png$")
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name)))
     return [(n / 1000.0, read_gray(p)) for n, p in found]

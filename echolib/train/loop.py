@@ -523,6 +523,10 @@ class Trainer:
             images = self.model.sample(self.cfg.grid_size, g)
         grid = make_grid(images, nrow=math.ceil(math.sqrt(self.cfg.grid_size)))
         write_gray(self.out / "samples" / f"grid-{round(kimg * 1000):09d}.png", grid)
+        with eval_mode(self.model):
+            previews = self.model.previews()
+        for name, (preview, nrow) in previews.items():
+            write_gray(self.out / "samples" / f"{name}-{round(kimg * 1000):09d}.png", make_grid(preview, nrow=nrow))
 
     def _pending_metrics(self) -> None:
         """Redo the evaluation a signal cut short, on the checkpoint written at that tick, before training on.
