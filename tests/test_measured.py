@@ -127,3 +127,15 @@ def test_the_book_keeps_only_records_and_the_readme_quotes_them():
         value = fid[f"h100-2026-11-27b/{run}"]
         shown = f"{value:.1f}" if value < 100 else f"{value:,.0f}"
         assert f"| {shown} |" in rows[name].replace("**", ""), (name, shown, rows[name])
+
+
+def test_kept_runs_plot_readably_a_missing_loss_and_a_collapse():
+    """The H100 VQGAN run never reached its prior; the WGAN run's FID went from 80 to 3,769."""
+    root = ROOT / "book" / "measured" / "h100-2026-11-27b"
+    losses, _ = plot_measured([root / "vqgan-E4"], ["loss_rec", "loss_prior"])
+    rec, prior = losses.axes
+    assert rec.lines and not prior.lines and [t.get_text() for t in prior.texts] == ["not logged"]
+    _, metrics = plot_measured([root / "wgan-E4"], ["loss_D"])
+    assert [ax.get_yscale() for ax in metrics.axes] == ["log", "log"]
+    _, metrics = plot_measured([root / "medgan-E4"], ["loss_D"])  # one FID record: nothing to rescale
+    assert {ax.get_yscale() for ax in metrics.axes} == {"linear"}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from echolib.errors import ConfigError
@@ -124,7 +125,12 @@ def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] 
     for run in runs:
         for fig in (loss_curves(run, losses), metric_curves(run, list(metrics))):
             fig.suptitle(f"{run.parent.name}/{run.name}", fontsize=10)
+            fig.tight_layout()  # again, now with room for the title
             figures.append(fig)
+        for ax in figures[-1].axes:  # a collapse or a late start spans decades: a log axis keeps the rest readable
+            values = np.concatenate([line.get_ydata() for line in ax.lines]) if ax.lines else np.array([])
+            if len(values) and values.min() > 0 and values.max() / values.min() > 20:
+                ax.set_yscale("log")
     return figures
 
 

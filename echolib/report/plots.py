@@ -49,6 +49,10 @@ def loss_curves(runs: str | Path | Sequence[str | Path], keys: Sequence[str] | N
         ax.set_title(key)
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)
+        if not ax.lines:  # e.g. a VQGAN run stopped before its prior's loss existed
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            ax.set_xticks([])
+            ax.set_yticks([])
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     if len(runs) > 1 and keys:
