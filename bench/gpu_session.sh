@@ -24,6 +24,11 @@
 # on its discriminator and its transformer prior early enough that the prior trains within
 # the session (PARALLEL=0 runs them one after another, an equal share each). A second call on
 # the still-warm machine resumes every run from its checkpoint.
+# Measured 2026-11-27 (book/measured/h100-2026-11-27b, BUDGET=565): side by side the GANs got hundreds of
+# kimg while the diffusion model (14 s/kimg instead of 2.67 alone) and VQGAN (11.8 instead of 2.15) got tens,
+# and VQGAN E4's straight-through codebook collapsed before its prior started. To train the diffusion model
+# further, resume it alone on a warm machine: STAGES=train_diffusion,diffusion_steps; for VQGAN at 128 px
+# use CONFIG=E5 (EMA codebook with restarts) with STAGES=train_vqgan,evaluate_runs.
 # STAGES=issue3 answers what issue 3 asked and was measured on 2026-11-27 (README): the
 # compiled step of `auto`, the official default network that the 5.3 s/kimg reference
 # most likely ran, the eager E4 step with and without ADA's 2x warp, and StyleGAN2-ADA E4
