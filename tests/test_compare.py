@@ -140,7 +140,7 @@ def test_pix2pix_is_evaluated_on_the_contours_of_every_held_out_frame(tmp_path):
     assert (same < other).all(), (same, other)
     small = compare.frames_at(splits.heldout, 64)
     assert small.resolution == 64 and small.names == splits.heldout.names
-    assert compare.is_conditional(run) and not compare.is_conditional(
+    assert compare.is_image_conditioned(run) and not compare.is_image_conditioned(
         ensure_run("wgan", "smoke", "phantom", tmp_path / "runs", device="cpu", progress=False))
     records = compare.evaluate_run(run, images, splits, ("fid",), device="cpu")
     assert records[0]["conditions"] == "held-out frames" and records[0]["n_fake"] == held + 8

@@ -649,8 +649,8 @@ def code_statistics(counts: torch.Tensor) -> dict[str, torch.Tensor]:
 class VQGAN(GenerativeModel):
     arch = "vqgan"
     Config = VQGANConfig
-    ema_names = ("prior",)
-    PREVIEW_FRAMES: ClassVar[int] = 16  # the prior samples; the autoencoder is frozen by the time the prior trains
+    ema_names = ("prior",)  # the prior samples; the autoencoder is frozen by the time the prior trains
+    PREVIEW_FRAMES: ClassVar[int] = 16  # held-out frames in each stage-1 recon grid
 
     def __init__(self, cfg: VQGANConfig, resolution: int = 128, channels: int = 1) -> None:
         super().__init__(cfg, resolution, channels)

@@ -128,7 +128,7 @@ def run_samples(run: Path, n: int, *, size: int = 128, seed: int = 0, device: st
 
     Samples of a run trained at another resolution are resized to ``size``
     (area when shrinking, bilinear when enlarging) so every row of a comparison
-    is measured at one resolution. A conditional model (Pix2Pix) translates the
+    is measured at one resolution. An image-conditioned model (Pix2Pix) translates the
     conditions of ``conditions_from``'s frames, each in turn and again from the
     first when ``n`` is larger, so its samples come from as many unseen hearts
     as there are frames. Without it, it draws from the few conditions its
@@ -173,8 +173,8 @@ def frames_at(frames: FrameDataset, resolution: int) -> FrameDataset:
     return full.subset([index[name] for name in frames.names])
 
 
-def is_conditional(run: Path) -> bool:
-    """Whether the run's architecture translates conditions (read from its config.yaml; nothing loaded)."""
+def is_image_conditioned(run: Path) -> bool:
+    """Whether the run's architecture translates maps of frames (read from its config.yaml; nothing loaded)."""
     import yaml
 
     from echolib.models.registry import model_class
@@ -228,7 +228,7 @@ def _evaluation_context(run: Path, splits: Splits, metrics: Sequence[str], n: in
                         seed: int) -> dict[str, Any]:
     context = {"source": "compare", "data": splits.source, "resolution": splits.heldout.resolution,
                "features": extractor, "seed": seed, "requested": list(metrics), "n_fake": n, "kimg": latest_kimg(run)}
-    if is_conditional(run):  # records from the stored conditions alone (before 2026-11-27) are not reused
+    if is_image_conditioned(run):  # records from the stored conditions alone (before 2026-11-27) are not reused
         context["conditions"] = "held-out frames"
     return context
 

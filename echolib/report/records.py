@@ -36,8 +36,6 @@ def read_metrics(run: str | Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
-
-
 def sample_grids(run: str | Path, kind: str = "grid") -> list[tuple[float, np.ndarray]]:
     """``[(kimg, grid image), ...]`` in training order; ``kind`` names a model's previews instead (``recon``)."""
     folder = Path(run) / "samples"
