@@ -174,12 +174,10 @@ def frames_at(frames: FrameDataset, resolution: int) -> FrameDataset:
 
 
 def is_image_conditioned(run: Path) -> bool:
-    """Whether the run's architecture translates maps of frames (read from its config.yaml; nothing loaded)."""
-    import yaml
-
+    """Whether the run's architecture translates maps of frames (from its run.json; nothing loaded)."""
     from echolib.models.registry import model_class
 
-    arch = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("arch")
+    arch = read_run_meta(run).get("arch")
     return bool(arch) and model_class(arch).image_conditioned
 
 
