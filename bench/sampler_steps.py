@@ -34,9 +34,9 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     from echolib.errors import EchoError
-    from echolib.models.registry import load_config
-    from echolib.report.compare import evaluation_splits
     from echolib.report.sampler_steps import compare_steps
+    from echolib.report.scoring import load_frames, run_heldout_videos
+    from echolib.train.run_folder import RunFolder
     from echolib.train.sampling import load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         model, checkpoint = load_model(args.run, device=args.device)
-        train = load_config(model.arch, str(args.run / "config.yaml")).train
-        run_json = args.run / "run.json"
-        data = args.real or (json.loads(run_json.read_text()).get("data") if run_json.is_file() else None)
+        run = RunFolder(args.run)
+        data = args.real or run.meta().get("data")
         if not data:
-            raise EchoError(f"{run_json}: no 'data' recorded; pass --real with the frames the run was trained on")
-        splits = evaluation_splits(data, model.resolution, train.holdout, train.holdout_seed)
+            raise EchoError(f"{run.meta_file}: no 'data' recorded; pass --real with the frames the run was trained on")
+        frames = load_frames(data, model.resolution)
+        splits = frames.split(run_heldout_videos(run, frames))
         device = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else \
             f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
         head = {"run": args.run.name, "arch": model.arch, "checkpoint": checkpoint.name, "device": device,

@@ -116,7 +116,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from echolib.report import compare, plots
+from echolib.report import compare, plots, scoring
 from echolib.train.runs import ensure_run
 
 pd.set_option("display.precision", 4)
@@ -137,45 +137,42 @@ study_logs = Path(shared) / "seed-reference" / "training-logs"
 archs, left_out = compare.architectures_with(config, architectures)
 if left_out:
     print(f"no {config!r} configuration for {', '.join(left_out)}: left out of this comparison")
-run_dirs = [ensure_run(arch, config, data, runs, kimg=kimg, device=device, seed=seed, progress=False)
-            for arch in archs]
-splits = compare.evaluation_splits(data, resolution=resolution)
-other_data = [r for r in compare.find_runs(runs) if r.parent.name in archs and not compare.trained_on(r, splits)]
-if other_data:
-    print(f"trained on other data, left out: {', '.join(f'{r.parent.name}/{r.name}' for r in other_data)}")
-run_dirs = [r for r in compare.find_runs(runs, splits) if r.parent.name in archs]
-assert {r.parent.name for r in run_dirs} >= set(archs)
-pd.DataFrame({"run": [f"{r.parent.name}/{r.name}" for r in run_dirs]})
+for arch in archs:
+    ensure_run(arch, config, data, runs, kimg=kimg, device=device, seed=seed, progress=False)
+frames = scoring.load_frames(data, resolution)
+groups, not_comparable = scoring.comparable_runs(runs, frames, archs)
+for label, why in not_comparable.items():
+    print(f"left out {label}: {why}")
+splits, run_dirs = groups[0]  # the runs that held out the same videos: one table
+for _, other in groups[1:]:
+    print(f"held out other videos, scored in tables of their own: {', '.join(r.label for r in other)}")
+assert {r.path.parent.name for r in run_dirs} >= set(archs)
+pd.DataFrame({"run": [r.label for r in run_dirs]})
 
 # %% [markdown]
 # ## Evaluation
 #
-# The same evaluation runs from the command line, for a runs folder filled by
-# sweeps or on another machine: `python -m echolib evaluate --real DATA --runs
-# RUNS --extractor echo` samples each run trained on `DATA` and scores it against
-# the held-out videos below, appending the records this chapter reads.
+# One protocol scores every row of the table: the same held-out frames (the
+# videos the runs' own `run.json` says they never saw), the same number of
+# images per row, one feature extractor identified by the sha256 of its
+# weights, one seed. The same evaluation runs from the command line, for a runs
+# folder filled by sweeps or on another machine: `python -m echolib evaluate
+# --real DATA --runs RUNS --extractor echo` prints these records, reference rows
+# included, and appends each run's to its `metrics.jsonl`.
 
 # %%
-print(f"comparison at {resolution}x{resolution}: {len(splits.heldout)} held-out frames of "
-      f"{len(set(splits.heldout.video_ids))} videos; {len(splits.train)} training frames")
+protocol = scoring.make_protocol(splits, n, extractor=extractor, seed=seed, device=device)
+print(f"{protocol.description}; {len(splits.train)} training frames; {n} images per row; protocol {protocol.id}")
 assert not set(splits.train.video_ids) & set(splits.heldout.video_ids)
-samples = {}  # drawn once per run, reused by the evaluation, the violins and the grids
-records = []
-for run in run_dirs:
-    arch, cfg = compare.run_label(run)
-    samples[f"{arch}/{cfg}"] = compare.run_samples(run, n, size=resolution, seed=seed, device=device,
-                                                   conditions_from=splits.heldout)
-    recs = compare.evaluate_run(run, samples[f"{arch}/{cfg}"], splits, extractor=extractor, seed=seed, device=device)
-    records += compare.label_records(recs, "ours", arch, cfg)
-refs, ref_images = compare.reference_records(splits, study_samples, extractor=extractor, n=n, seed=seed,
-                                             device=device)
+records, samples = scoring.score_runs(run_dirs, protocol, splits, device=device, draw_all=True)
+refs, ref_images, ref_left_out = scoring.reference_records(splits, protocol, study_samples)
+for name, why in ref_left_out.items():
+    print(f"no {name} row: {why}")
 records += refs
 published = ref_images.get("published model")
-if published is None:
-    print(f"the study's samples are not at {study_samples}: no published-model row")
-table = compare.comparison_table(records)
-for r in records:
-    assert np.isfinite(r["value"]), r
+table = compare.comparison_table(records, intervals=True)
+assert {r["protocol"] for r in records} == {protocol.id}
+assert all(r["value"] is not None and np.isfinite(r["value"]) for r in records)
 assert set(table["architecture"]) >= set(archs)
 
 # %% [markdown]
@@ -200,7 +197,17 @@ if reported.empty:
     print(f"the study's logs are not at {study_logs}: no reported rows")
 full = compare.with_references(table, reported)
 assert len(full) == len(table) + (0 if reported.empty else reported["architecture"].nunique())
-HTML(full.to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}", na_rep="–"))
+HTML(compare.with_intervals(full).to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}",
+                                          na_rep="–"))
+
+# %% [markdown]
+# Who leads? A row is said to lead by a metric only when its 95 % interval is
+# clear of every other model's (intervals from half-samples of the videos for
+# FID, KID, precision, recall and JSD; a score interval for the classifier's AUC).
+
+# %%
+for metric in ("fid", "kid", "c2st_auc"):
+    print(compare.verdict(records, metric))
 
 # %% [markdown]
 # All of the study's reported numbers (best over each configuration's
@@ -213,7 +220,7 @@ HTML(reported.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="�
 # ## FID during training
 
 # %%
-plots.metric_curves(run_dirs, ["fid", "kid"], extractor=extractor);
+plots.metric_curves([r.path for r in run_dirs], ["fid", "kid"], extractor=extractor);
 
 # %% [markdown]
 # ## Radar, heatmap and violin charts
@@ -243,7 +250,7 @@ for label in ("published model", "phantom"):
     if label in ref_images:
         dist[label] = compare.nearest_distances(ref_images[label].images, bank, extractor, device)
 for label, images in samples.items():
-    dist[label] = compare.nearest_distances(images, bank, extractor, device)
+    dist[label] = compare.nearest_distances(images.images, bank, extractor, device)
 assert all(np.isfinite(v).all() for v in dist.values())
 compare.violin(dist);
 
@@ -251,10 +258,9 @@ compare.violin(dist);
 # ## Samples side by side
 
 # %%
-grids = {}
-if published is not None:
-    grids["published model (study E4)"] = published.images[:16]
+grids = {"real held-out": splits.heldout.images[:16]}
 for label, images in samples.items():
-    grids[label] = images[:16]
-grids["real held-out"] = splits.heldout.images[:16]
+    grids[label] = images.images[:16]
+for name, images in ref_images.items():
+    grids[name] = images.images[:16]
 compare.samples_side_by_side(grids);

@@ -44,6 +44,7 @@ import pandas as pd
 from echolib.data.sources import resolve_data
 from echolib.report.environment import device_info, folder_sha256, package_versions
 from echolib.report.extractors import extractor_table
+from echolib.report.records import run_summary
 
 # %% [markdown]
 # ## Software
@@ -93,10 +94,4 @@ extractors
 # ## Runs in this build
 
 # %%
-rows = []
-for cfg in sorted(Path(runs).glob("*/*/config.yaml")):
-    run = cfg.parent
-    done = (run / "done.json").exists()
-    rows.append({"run": f"{run.parent.name}/{run.name}", "complete": done,
-                 "config_sha256": __import__("hashlib").sha256(cfg.read_bytes()).hexdigest()[:16]})
-pd.DataFrame(rows)
+pd.DataFrame(run_summary(runs))

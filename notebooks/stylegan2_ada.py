@@ -245,6 +245,7 @@ from echolib.report import stylegan_figures as sgf
 from echolib.report.plots import loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log, read_metrics
 from echolib.report.study_logs import load_study_logs, study_best
+from echolib.train.run_folder import RunFolder
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model, write_samples
 
@@ -633,7 +634,7 @@ else:
 
 # %%
 measured = REPO_ROOT / "book" / "measured" / "h100-2026-11-27" / "stylegan2_ada-E4"
-if (measured / "log.csv").is_file():
+if RunFolder(measured).log_file.is_file():
     h100_log = read_log(measured)
     assert h100_log["kimg"].iloc[-1] > 100 and h100_log["loss_D"].map(math.isfinite).all()
     loss_curves(measured, ["loss_G", "loss_D", "D_real", "D_fake", "augment_p", "ada_rt"])

@@ -1,6 +1,8 @@
-"""The comparison table: best values per row, and the study's reference rows."""
+"""The comparison: one protocol per table, rows read from the runs themselves, intervals, and the study's rows."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -8,26 +10,45 @@ import pytest
 from conftest import STUDY_LOGS, need
 
 from echolib.data.subset import copy_subset
-from echolib.errors import ConfigError
+from echolib.errors import ConfigError, DataError
 from echolib.models.registry import available_architectures
-from echolib.report import compare
+from echolib.report import compare, scoring
+from echolib.train.run_folder import RunFolder
 
 
-def _records(arch: str, values: dict[str, list[float]]) -> list[dict]:
-    recs = [{"metric": m, "value": v, "extractor": "echo" if m in ("fid", "precision") else None}
-            for m, vs in values.items() for v in vs]
-    return compare.label_records(recs, "ours", arch, "smoke")
+def _records(arch: str, values: dict[str, list[float]], protocol: str = "p1") -> list[dict]:
+    recs = [{"metric": m, "value": v, "kimg": float(k), "protocol": protocol,
+             "extractor": "echo" if m in ("fid", "precision") else None}
+            for m, vs in values.items() for k, v in enumerate(vs)]
+    return scoring.label_records(recs, "ours", arch, "smoke")
 
 
-def test_best_value_follows_each_metric_direction():
+def test_a_row_shows_its_latest_checkpoint_and_a_table_refuses_two_protocols():
     records = _records("wgan", {"fid": [30.0, 12.0, 20.0], "precision": [0.2, 0.6], "c2st_auc": [0.9, 0.55, 0.3],
                                 "psnr": [11.0, 14.0]})
-    table = compare.comparison_table(records)
-    row = table.iloc[0]
-    assert row["fid [echo]"] == 12.0  # lower is better
-    assert row["precision [echo]"] == 0.6  # higher is better
-    assert row["c2st_auc"] == 0.55  # closest to chance
-    assert row["psnr"] == 14.0
+    row = compare.comparison_table(records).iloc[0]
+    assert row["fid [echo]"] == 20.0  # the latest kimg, not the best of several checkpoints (selection bias)
+    assert row["precision [echo]"] == 0.6 and row["c2st_auc"] == 0.3 and row["psnr"] == 14.0
+    mixed = records + _records("medgan", {"fid": [25.0]}, protocol="p2")
+    with pytest.raises(DataError, match="different protocols"):
+        compare.comparison_table(mixed)
+
+
+def test_a_row_leads_only_where_its_interval_separates():
+    def rec(row, value, lo, hi, metric="fid"):
+        return {"metric": metric, "value": value, "interval": [lo, hi], "row": row, "kind": "ours", "protocol": "p"}
+
+    apart = [rec("a", 5.0, 3.0, 7.0), rec("b", 12.0, 9.0, 15.0), rec("c", 20.0, 16.0, 24.0)]
+    assert compare.leader(apart, "fid") == {"metric": "fid", "best": "a", "runner_up": "b", "separated": True,
+                                            "order": ["a", "b", "c"]}
+    close = [rec("a", 5.0, 3.0, 9.5), rec("b", 8.0, 6.0, 10.0)]
+    assert compare.leader(close, "fid")["separated"] is False
+    auc = [rec("a", 0.55, 0.50, 0.60, "c2st_auc"), rec("b", 0.30, 0.25, 0.35, "c2st_auc"),
+           rec("c", 0.80, 0.75, 0.85, "c2st_auc")]
+    assert compare.leader(auc, "c2st_auc")["order"] == ["a", "b", "c"]  # by distance from chance (0.05, 0.2, 0.3)
+    assert compare.leader(auc, "c2st_auc")["separated"] is True
+    with pytest.raises(ValueError, match="cannot rank"):
+        compare.leader(apart, "ssim")
 
 
 def test_study_reference_rows_pick_each_architectures_best_fid():
@@ -59,25 +80,45 @@ def test_study_reference_rows_from_the_studys_logs():
 
 @pytest.mark.realdata
 def test_reference_rows_on_real_frames(real_frames, study_samples, tmp_path):
-    """On real frames: a copier, the published model and the phantom, ordered as they should be."""
-    copy_subset(real_frames, tmp_path / "frames", n=400)
-    splits = compare.evaluation_splits(tmp_path / "frames", resolution=64)
-    records, images = compare.reference_records(splits, study_samples, ("fid", "memorized_fraction"), n=96)
-    assert set(images) == {"training frames", "published model", "phantom"}
-    assert all(len(v) == 96 for k, v in images.items() if k != "training frames")
+    """On real frames: a copier of unseen videos, the published model and the phantom, ordered as they should be."""
+    copy_subset(real_frames, tmp_path / "frames", n=600)
+    splits = scoring.evaluation_splits(tmp_path / "frames", resolution=64)
+    protocol = scoring.make_protocol(splits, 48, metrics=("fid", "memorized_fraction"), replicates=0, device="cpu")
+    records, images, left_out = scoring.reference_records(splits, protocol, study_samples)
+    assert set(images) == {"training frames", "published model", "phantom"} and not left_out
+    assert all(len(v) == 48 for v in images.values())
     value = {(r["architecture"], r["metric"]): r["value"] for r in records}
     assert all(np.isfinite(v) for v in value.values())
     assert value[("data", "fid")] < value[("stylegan2_ada (published)", "fid")] < value[("phantom", "fid")]
     assert value[("data", "memorized_fraction")] > 0.5  # the copier is caught
     assert value[("stylegan2_ada (published)", "memorized_fraction")] < 0.1
     assert {r["kind"] for r in records} == {"reference"}
+    copier = [r for r in records if r["row"] == "reference:training frames"]
+    assert {r["fake_extractor_overlap"] for r in copier} == {0.0}  # none of the extractor's own frames
+    assert {r["extractor_overlap"] for r in records if r["extractor"] == "echo"} == {0.0}
+
+
+@pytest.mark.realdata
+def test_frames_the_extractor_trained_on_report_their_overlap(real_frames, tmp_path):
+    from echolib.data.frames import FrameDataset, split_by_video
+    from echolib.metrics import evaluate
+
+    copy_subset(real_frames, tmp_path / "frames", n=400)
+    frames = FrameDataset(tmp_path / "frames", resolution=64)
+    seen = [i for i, p in enumerate(split_by_video(frames.video_ids, (0.8, 0.1, 0.1), 0)) if p == 0]
+    unseen = [i for i in range(len(frames)) if i not in set(seen)]
+    with pytest.warns(UserWarning, match="extractor trained on"):
+        records = evaluate(frames.subset(seen), frames.subset(unseen), ["fid"], extractor="echo", device="cpu")
+    assert records[0]["extractor_overlap"] == 1.0 and records[0]["fake_extractor_overlap"] == 0.0
 
 
 def test_no_phantom_row_when_the_data_is_the_phantom():
-    splits = compare.evaluation_splits("phantom", resolution=64)
-    records, images = compare.reference_records(splits, None, ("fid",), n=32)
-    assert set(images) == {"training frames"}
+    splits = scoring.evaluation_splits("phantom", resolution=64)
+    protocol = scoring.make_protocol(splits, 32, metrics=("fid",), replicates=0, device="cpu")
+    records, images, left_out = scoring.reference_records(splits, protocol, None)
+    assert set(images) == {"training frames"} and not left_out
     assert [r["architecture"] for r in records] == ["data"]
+    assert records[0]["n_fake"] == 32 and records[0]["protocol"] == protocol.id
 
 
 def test_a_comparison_leaves_out_architectures_without_the_configuration(tmp_path):
@@ -107,43 +148,96 @@ def test_radar_and_heatmap_rank_only_by_metrics_that_can_rank():
     assert [t.get_text() for t in compare.heatmap(table).axes[0].get_xticklabels()] == labels
 
 
-def test_a_second_evaluation_of_a_run_reuses_its_records_and_other_data_is_left_out(tmp_path):
-    import json
-
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """A WGAN and a Pix2Pix smoke run on the phantom, and a WGAN that held out other videos (holdout_seed 1)."""
     from echolib.train.runs import ensure_run
 
-    run = ensure_run("wgan", "smoke", "phantom", tmp_path / "runs", device="cpu", progress=False)
-    splits = compare.evaluation_splits("phantom", resolution=64)
-    images = compare.run_samples(run, 32, size=64, device="cpu")
-    first = compare.evaluate_run(run, images, splits, ("fid", "kid"), device="cpu")
-    again = compare.evaluate_run(run, images, splits, ("fid", "kid"), device="cpu")
+    root = tmp_path_factory.mktemp("compare")
+    runs = root / "runs"
+    wgan = ensure_run("wgan", "smoke", "phantom", runs, device="cpu", progress=False)
+    pix2pix = ensure_run("pix2pix", "smoke", "phantom", runs, device="cpu", progress=False)
+    other = ensure_run("wgan", "smoke", "phantom", root / "other", device="cpu", progress=False,
+                       overrides={"train": {"holdout_seed": 1}})
+    return {"runs": runs, "wgan": RunFolder(wgan), "pix2pix": RunFolder(pix2pix), "other": RunFolder(other)}
+
+
+def test_a_second_evaluation_of_a_run_reuses_its_records_and_other_data_is_left_out(smoke_runs, tmp_path):
+    import shutil
+
+    run = RunFolder(shutil.copytree(smoke_runs["wgan"].path, tmp_path / "runs" / "wgan" / "smoke"))
+    frames = scoring.load_frames("phantom", 64)
+    splits = frames.split(scoring.run_heldout_videos(run, frames))
+    protocol = scoring.make_protocol(splits, 32, metrics=("fid", "kid"), replicates=0, device="cpu")
+    images = scoring.run_images(run, 32, size=64, device="cpu")
+    first = scoring.evaluate_run(run, images, protocol)
+    again = scoring.evaluate_run(run, images, protocol)
     assert [r["value"] for r in again] == [r["value"] for r in first]
-    compare_lines = [ln for ln in (run / "metrics.jsonl").read_text().splitlines() if '"compare"' in ln]
+    compare_lines = [ln for ln in run.metrics_file.read_text().splitlines() if '"compare"' in ln]
     assert len(compare_lines) == 2  # one record per metric, not one per build
-    assert compare.find_runs(tmp_path / "runs", splits) == [run]
-    meta = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**meta, "data": "elsewhere", "data_fingerprint": "0" * 16}))
-    assert compare.find_runs(tmp_path / "runs", splits) == [] and compare.find_runs(tmp_path / "runs") == [run]
+    groups, left_out = scoring.comparable_runs(tmp_path / "runs", frames)
+    assert [g[1] for g in groups] == [[run]] and not left_out
+    meta = run.meta()
+    run.meta_file.write_text(json.dumps({**meta, "data": "elsewhere", "data_fingerprint": "0" * 16}))
+    groups, left_out = scoring.comparable_runs(tmp_path / "runs", frames)
+    assert groups == [] and "trained on other data" in left_out["wgan/smoke"]
 
 
-def test_pix2pix_is_evaluated_on_the_contours_of_every_held_out_frame(tmp_path):
-    from echolib.train.runs import ensure_run
+def test_new_extractor_weights_invalidate_earlier_records(smoke_runs, tmp_path, monkeypatch):
+    import shutil
 
-    run = ensure_run("pix2pix", "smoke", "phantom", tmp_path / "runs", device="cpu", progress=False)
-    splits = compare.evaluation_splits("phantom", resolution=128)  # the run trained at 64 px: conditions at its size
+    import torch
+
+    from echolib.metrics import features
+
+    run = RunFolder(shutil.copytree(smoke_runs["wgan"].path, tmp_path / "wgan" / "smoke"))
+    frames = scoring.load_frames("phantom", 64)
+    splits = frames.split(scoring.run_heldout_videos(run, frames))
+    protocol = scoring.make_protocol(splits, 24, metrics=("fid",), replicates=0, device="cpu")
+    scoring.evaluate_run(run, scoring.run_images(run, 24, size=64, device="cpu"), protocol)
+    assert scoring.earlier_evaluation(run, protocol) is not None
+    torch.manual_seed(3)
+    other = tmp_path / "other.pt"
+    torch.save(features.echo_checkpoint(features.EchoEncoder()), other)
+    monkeypatch.setenv(features.ENV_ECHO_WEIGHTS, str(other))
+    retrained = scoring.make_protocol(splits, 24, metrics=("fid",), replicates=0, device="cpu")
+    assert retrained.extractor_sha256 != protocol.extractor_sha256
+    assert scoring.earlier_evaluation(run, retrained) is None  # same name, other weights: not the same protocol
+
+
+def test_pix2pix_is_evaluated_on_the_contours_of_every_held_out_frame(smoke_runs):
+    run = smoke_runs["pix2pix"]
+    frames = scoring.load_frames("phantom", 128)  # the run trained at 64 px: conditions at its size
+    splits = frames.split(scoring.run_heldout_videos(run, frames))
     held = len(splits.heldout)
     assert held > 16  # more unseen hearts than the 16 conditions its checkpoint stores
-    images = compare.run_samples(run, held + 8, size=128, device="cpu", conditions_from=splits.heldout).float()
+    images = scoring.run_images(run, held + 8, size=128, device="cpu", conditions_from=splits.heldout)
+    x = images.images.float()
     # every held-out frame once, then from the first again: sample held+i translates frame i's contours
-    same = (images[held:] - images[:8]).abs().mean(dim=(1, 2, 3))
-    other = (images[held:] - images[1:9]).abs().mean(dim=(1, 2, 3))
+    same = (x[held:] - x[:8]).abs().mean(dim=(1, 2, 3))
+    other = (x[held:] - x[1:9]).abs().mean(dim=(1, 2, 3))
     assert (same < other).all(), (same, other)
-    small = compare.frames_at(splits.heldout, 64)
+    # each sample carries its source video, so the classifier test keeps the pair in one fold
+    assert images.video_ids[:held] == splits.heldout.video_ids and images.video_ids[held] == splits.heldout.video_ids[0]
+    small = scoring.frames_at(splits.heldout, 64)
     assert small.resolution == 64 and small.names == splits.heldout.names
-    assert compare.is_image_conditioned(run) and not compare.is_image_conditioned(
-        ensure_run("wgan", "smoke", "phantom", tmp_path / "runs", device="cpu", progress=False))
-    records = compare.evaluate_run(run, images, splits, ("fid",), device="cpu")
+    assert scoring.is_image_conditioned(run) and not scoring.is_image_conditioned(smoke_runs["wgan"])
+    protocol = scoring.make_protocol(splits, held + 8, metrics=("fid",), replicates=0, device="cpu")
+    records = protocol.evaluate(images, run.label, conditions="held-out frames")
     assert records[0]["conditions"] == "held-out frames" and records[0]["n_fake"] == held + 8
+
+
+def test_a_pix2pix_sample_shares_its_source_videos_fold_in_the_classifier_test():
+    from echolib.metrics.c2st import classifier_folds
+
+    videos = [f"v{i // 4}" for i in range(80)]  # real frames, four per video
+    translations = [f"v{i // 4}" for i in range(80)]  # a Pix2Pix sample carries the video it translated
+    _, groups, folds = classifier_folds(videos, translations, 5, 0)
+    fold_of: dict[str, set[int]] = {}
+    for k, (_, test) in enumerate(folds):
+        for i in test:
+            fold_of.setdefault(groups[i], set()).add(k)
+    assert len(fold_of) == 20 and all(len(f) == 1 for f in fold_of.values())  # a video and its translations
 
 
 def test_training_curves_keep_sources_and_extractors_apart(tmp_path):
@@ -176,32 +270,77 @@ def test_training_curves_keep_sources_and_extractors_apart(tmp_path):
     assert len(empty[0].texts) == 0 and len(empty[1].get_yticks()) == 0
 
 
-def test_evaluate_runs_scores_each_run_against_its_held_out_videos(tmp_path, capsys):
-    import json
+def test_evaluate_runs_prints_every_run_and_reference_row_under_one_protocol(smoke_runs, tmp_path, capsys):
+    import shutil
 
     from echolib.cli import main
-    from echolib.train.runs import ensure_run
 
     runs = tmp_path / "runs"
-    run = ensure_run("wgan", "smoke", "phantom", runs, device="cpu", progress=False)
+    for name in ("wgan", "pix2pix"):
+        shutil.copytree(smoke_runs[name].path, runs / name / "smoke")
     argv = ["evaluate", "--real", "phantom", "--runs", str(runs), "--resolution", "64", "--extractor", "echo",
-            "--metrics", "fid,kid", "--n", "32", "--device", "cpu", "--json"]
+            "--metrics", "fid,kid,c2st_auc", "--n", "32", "--replicates", "8", "--device", "cpu", "--json"]
     assert main(argv) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["run"], r["metric"]) for r in printed] == [("wgan/smoke", "fid"), ("wgan/smoke", "kid")]
-    splits = compare.evaluation_splits("phantom", resolution=64)
-    assert all(r["n_real"] == len(splits.heldout) < len(splits.train) and r["n_fake"] == 32 for r in printed)
-    stored = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if '"compare"' in ln]
-    assert [r["value"] for r in stored] == [r["value"] for r in printed]
-    assert main(argv) == 0  # evaluated already at this checkpoint: the records are reused, not appended again
+    rows = list(dict.fromkeys(r["row"] for r in printed))
+    from echolib.metrics.references import study_samples
+
+    published = ["reference:published model"] if study_samples() is not None else []
+    assert rows == ["wgan/smoke", "pix2pix/smoke", "reference:training frames", *published]
+    keys = {"row", "metric", "value", "extractor", "extractor_sha256", "n_real", "n_fake", "real_fingerprint",
+            "extractor_overlap"}
+    assert all(keys <= set(r) for r in printed)
+    # every row of the table: the same real set, the same sample sizes, the same weights
+    for key in ("n_real", "n_fake", "real_fingerprint", "extractor_sha256", "protocol"):
+        assert len({r[key] for r in printed}) == 1, key
+    frames = scoring.load_frames("phantom", 64)
+    splits = frames.split(scoring.run_heldout_videos(RunFolder(runs / "wgan" / "smoke"), frames))
+    assert printed[0]["n_real"] == len(splits.heldout) and printed[0]["n_fake"] == 32
+    assert printed[0]["real_fingerprint"] == scoring.make_protocol(splits, 32).real_fingerprint
+    assert all(r["interval"][0] <= r["value"] <= r["interval"][1] for r in printed if r["metric"] != "kid"), \
+        [(r["row"], r["metric"], r["value"], r["interval"]) for r in printed]
+    stored = [json.loads(ln) for ln in (runs / "wgan" / "smoke" / "metrics.jsonl").read_text().splitlines()
+              if '"compare"' in ln]
+    assert [r["value"] for r in stored] == [r["value"] for r in printed if r["row"] == "wgan/smoke"]
+    assert main(argv) == 0  # scored already under this protocol at this checkpoint: reused, not appended again
     capsys.readouterr()
-    assert sum('"compare"' in ln for ln in (run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert sum('"compare"' in ln for ln in (runs / "wgan" / "smoke" / "metrics.jsonl").read_text().splitlines()) == 3
 
     assert main([*argv, "--fake", str(tmp_path)]) == 2
     assert "leave out --fake" in capsys.readouterr().err
     assert main(["evaluate", "--real", "phantom", "--fake", str(tmp_path), "--resolution", "64"]) == 2
     assert "--resolution only applies with --runs" in capsys.readouterr().err
-    meta = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**meta, "data": "elsewhere", "data_fingerprint": "0" * 16}))
+    for name in ("wgan", "pix2pix"):
+        run = RunFolder(runs / name / "smoke")
+        run.meta_file.write_text(json.dumps({**run.meta(), "data": "elsewhere", "data_fingerprint": "0" * 16}))
     assert main(argv) == 2  # a run of other data is never scored against these held-out videos
-    assert "no run folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "left out wgan/smoke: trained on other data" in err and "can be scored" in err
+
+
+def test_a_run_is_scored_against_the_videos_it_held_out_never_its_training_frames(smoke_runs, capsys):
+    """holdout_seed=1 holds out other videos than the default: its table is its own, against its own held-out set."""
+    from echolib.cli import main
+
+    other, default = smoke_runs["other"], smoke_runs["wgan"]
+    frames = scoring.load_frames("phantom", 64)
+    held_other = set(other.heldout_videos())
+    assert held_other != set(default.heldout_videos())
+    argv = ["evaluate", "--real", "phantom", "--runs", str(other.path.parent.parent), "--resolution", "64",
+            "--metrics", "fid", "--n", "16", "--replicates", "0", "--device", "cpu", "--extractor", "echo", "--json"]
+    assert main(argv) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    run_record = next(r for r in printed if r["row"] == "wgan/smoke")
+    splits = frames.split(sorted(held_other))
+    assert run_record["real_fingerprint"] == scoring.make_protocol(splits, 16).real_fingerprint
+    assert run_record["n_real"] == len(splits.heldout)
+    trained = set(frames.all.video_ids) - held_other
+    assert not set(splits.heldout.video_ids) & trained  # none of the frames it was scored against was trained on
+    no_holdout = dict(other.meta(), heldout_videos=[])
+    other.meta_file.write_text(json.dumps(no_holdout))
+    try:
+        assert main(argv) == 2
+        assert "trained on every video of its data" in capsys.readouterr().err
+    finally:
+        other.write_meta({k: v for k, v in no_holdout.items() if k != "heldout_fingerprint"} |
+                         {"heldout_videos": sorted(held_other)})

@@ -46,7 +46,9 @@ def test_a_session_keeps_each_runs_record_under_its_label_and_nothing_else(sessi
     kept = keep_session(session, tmp_path / "measured", "h100-2026-11-28")
     folder = tmp_path / "measured" / "h100-2026-11-28" / "wgan-smoke"
     assert kept.runs == [folder]
-    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "log.csv", "metrics.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "log.csv", "metrics.jsonl", "run.json"]
+    meta = json.loads((folder / "run.json").read_text())  # the held-out videos by count and fingerprint, no names
+    assert "heldout_videos" not in meta and meta["heldout_video_count"] > 0 and len(meta["heldout_fingerprint"]) == 16
     assert (folder / "log.csv").read_text() == (run / "log.csv").read_text()
     records = read_jsonl(folder / "metrics.jsonl")
     assert [r["value"] for r in records] == [r["value"] for r in trained]
@@ -82,7 +84,7 @@ def test_the_archive_a_lent_machine_returns_is_kept_the_same_way(session, tmp_pa
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[0] == {"run": str(tmp_path / "measured" / "h100-x" / "wgan-smoke"),
-                        "files": ["config.yaml", "log.csv", "metrics.jsonl"]}
+                        "files": ["config.yaml", "log.csv", "metrics.jsonl", "run.json"]}
     direct = keep_session(session, tmp_path / "direct", "h100-x")
     for name in ("log.csv", "metrics.jsonl", "config.yaml"):
         assert (tmp_path / "measured" / "h100-x" / "wgan-smoke" / name).read_bytes() == \
@@ -114,7 +116,7 @@ def test_the_book_keeps_only_records_and_the_readme_quotes_them():
     files = [p for p in root.rglob("*") if p.is_file()]
     assert files
     for path in files:
-        assert path.suffix in {".csv", ".jsonl", ".yaml", ".txt", ".md"}, path
+        assert path.suffix in {".csv", ".json", ".jsonl", ".yaml", ".txt", ".md"}, path
         text = path.read_text()
         assert not re.search(r"0X[0-9A-F]{16}", text), f"{path}: an EchoNet video name"
         assert "_build/gpu-session" not in text and "/work/" not in text, f"{path}: a path of the machine"

@@ -48,7 +48,7 @@ def test_every_default_metric_with_complete_records(folders, monkeypatch, tmp_pa
     assert by["ssim"]["pairing"] == "random" and "nearest" in by["ssim_nn"]["pairing"]
     assert by["ssim_nn"]["value"] > by["ssim"]["value"]  # the nearest real image is more alike than a random one
     assert 0 <= by["precision"]["value"] <= 1 and 0 <= by["c2st_auc"]["value"] <= 1
-    assert by["c2st_auc"]["ci_low"] <= by["c2st_auc"]["value"] <= by["c2st_auc"]["ci_high"]
+    assert by["c2st_auc"]["interval"][0] <= by["c2st_auc"]["value"] <= by["c2st_auc"]["interval"][1]
     assert by["memorized_fraction"]["value"] <= 0.05  # other hearts of the same phantom are not copies
     assert 0 < by["ms_ssim"]["value"] < 1 and 0 < by["ms_ssim"]["real_value"] < 1 and by["ms_ssim"]["scales"] == 5
     assert list((tmp_path / "cache").glob("echo-*.pt"))  # features were cached

@@ -14,13 +14,18 @@ Every value is appended as a record to ``--records`` (never overwriting earlier
 lines). ``--references`` adds the study's StyleGAN2-ADA E4 samples and the
 built-in phantom as reference rows, evaluated by the same code.
 
-``--runs DIR`` evaluates every run folder under ``DIR`` (``<arch>/<config>`` with a
+``--runs DIR`` scores every run folder under ``DIR`` (``<arch>/<config>`` with a
 checkpoint) that was trained on ``--real``, as the comparison chapter does: ``--n``
-samples (default 1000) of each run's latest EMA generator against the held-out videos
-of ``--real`` (the trainer's by-video split, which it never trained on), with the
-training split as the memorisation bank. Each run's records are appended to its own
-``metrics.jsonl`` (``source: compare``), and a run already evaluated this way at its
-latest checkpoint is not evaluated again.
+samples (default 1000) of each run's latest EMA generator against the videos that
+run held out, read from its own ``run.json`` (never frames it trained on), with
+its training frames as the memorisation bank. Runs that held out the same videos
+share one protocol, and the reference rows (training frames of videos the
+extractor never saw, the study's published samples, the phantom) are scored
+under it too, on the same number of images: every printed record names its
+``row``, ``real_fingerprint``, ``n_real``, ``n_fake``, extractor and weights'
+sha256, and ``extractor_overlap``. Each run's records are appended to its own
+``metrics.jsonl`` (``source: compare``), and a run already scored under the same
+protocol at its latest checkpoint is not sampled again.
 """
 
 from __future__ import annotations
@@ -42,9 +47,6 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="evaluate every run folder under this folder trained on --real, against its held-out videos")
     p.add_argument("--resolution", type=int, default=None,
                    help="with --runs: the resolution every run is measured at, samples resized to it (default 128)")
-    p.add_argument("--holdout", type=float, default=None,
-                   help="with --runs: the held-out share of videos the runs were trained with (train.holdout, "
-                        "default 0.1)")
     p.add_argument("--train", default=None, help="the model's training frames, for memorization (default: --real)")
     p.add_argument("--extractor", default="inception-v3-compat",
                    help="feature extractor: inception-v3-compat (default; needs its weights file, see "
@@ -52,6 +54,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", default=None, help="comma-separated subset (default: all but lpips)")
     p.add_argument("--n", type=int, default=None, help="use at most this many images per set (seeded subset)")
     p.add_argument("--seed", type=int, default=0, help="seed of subsets, pairings and folds")
+    p.add_argument("--replicates", type=int, default=None,
+                   help="half-samples of the videos behind each 95%% interval (default 50; 0: no intervals)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--references", action="store_true", help="add the study's E4 samples and the phantom as rows")
     p.add_argument("--run", default=None, help="run label for the records (default: the --fake path)")
@@ -73,13 +77,12 @@ def run(args: argparse.Namespace) -> int:
     from echolib.errors import ConfigError
     from echolib.metrics import append_records, evaluate
     from echolib.metrics.inputs import as_image_set
+    from echolib.train.run_folder import RunFolder
 
     if args.runs is not None:
         return _evaluate_runs(args)
-    only_with_runs = [f"--{k}" for k in ("resolution", "holdout") if getattr(args, k) is not None]
-    if only_with_runs:
-        verb = "applies" if len(only_with_runs) == 1 else "apply"
-        raise ConfigError(f"{' and '.join(only_with_runs)} only {verb} with --runs (evaluating run folders)")
+    if args.resolution is not None:
+        raise ConfigError("--resolution only applies with --runs (evaluating run folders)")
     if not args.fake and not args.references:
         raise ConfigError("give --fake FOLDER (one or more), --references or --runs FOLDER")
     real = as_image_set(resolve_data(args.real, progress=False), n=args.n, seed=args.seed, label=str(args.real))
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     records_path = (
         Path(args.records)
         if args.records
-        else Path(os.environ.get("ECHOLIB_RUNS", "runs")) / "evaluate" / ("metrics.jsonl")
+        else RunFolder(Path(os.environ.get("ECHOLIB_RUNS", "runs")) / "evaluate").metrics_file
     )
     metrics = args.metrics.split(",") if args.metrics else None
     all_records = []
@@ -112,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             kimg=None if label.startswith("reference:") else args.kimg,
             run=label,
             cache=not args.no_cache,
+            replicates=_replicates(args),
         )
         append_records(records_path, records)
         all_records += records
@@ -126,64 +130,79 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replicates(args: argparse.Namespace) -> int:
+    from echolib.errors import ConfigError
+    from echolib.metrics.intervals import DEFAULT_REPLICATES
+
+    if args.replicates is not None and args.replicates < 0:
+        raise ConfigError(f"--replicates must be 0 (no intervals) or a positive number, got {args.replicates}")
+    return DEFAULT_REPLICATES if args.replicates is None else args.replicates
+
+
 def _evaluate_runs(args: argparse.Namespace) -> int:
-    """Every run trained on ``--real``, scored against the held-out videos that run never saw."""
+    """Every run trained on ``--real`` and the reference rows, scored under one protocol per held-out set."""
     from echolib.errors import ConfigError, DataError
-    from echolib.progress import progress_bar
-    from echolib.report import compare
+    from echolib.metrics.references import study_samples
+    from echolib.report import scoring
 
     given = [f"--{k}" for k in ("fake", "train", "run", "kimg", "records", "gallery") if getattr(args, k)]
     given += ["--references"] if args.references else []
     if given:
-        raise ConfigError(f"--runs takes its samples, training frames and records from each run folder; "
-                          f"leave out {', '.join(given)}")
+        raise ConfigError(f"--runs takes its samples, training frames and records from each run folder, and adds "
+                          f"the reference rows itself; leave out {', '.join(given)}")
     if not Path(args.runs).is_dir():
         raise DataError(f"--runs {args.runs}: no such folder")
     if args.n is not None and args.n < 2:
         raise ConfigError(f"--n must be at least 2 with --runs, got {args.n}")
-    resolution = 128 if args.resolution is None else args.resolution
-    holdout = 0.1 if args.holdout is None else args.holdout
-    splits = compare.evaluation_splits(args.real, resolution=resolution, holdout=holdout)
-    runs = compare.find_runs(args.runs, splits)
-    if not runs:
-        raise DataError(f"--runs {args.runs}: no run folder (<arch>/<config>/checkpoints) was trained on "
-                        f"{args.real}; `python -m echolib train ... --data {args.real} --out {args.runs}/<arch>/<config>`")
-    metrics = tuple(args.metrics.split(",")) if args.metrics else compare.DEFAULT_METRICS
-    n = args.n or 1000
+    frames = scoring.load_frames(args.real, 128 if args.resolution is None else args.resolution)
+    groups, left_out = scoring.comparable_runs(args.runs, frames)
+    for label, why in left_out.items():
+        print(f"left out {label}: {why}", file=sys.stderr)
+    if not groups:
+        raise DataError(f"--runs {args.runs}: no run folder (<arch>/<config>/checkpoints) trained on {args.real} can "
+                        f"be scored; `python -m echolib train ... --data {args.real} --out {args.runs}/<arch>/<config>`")
+    metrics = tuple(args.metrics.split(",")) if args.metrics else None
     all_records = []
-    for run in progress_bar(runs, desc="runs", unit="run"):
-        records = compare.earlier_evaluation(run, splits, metrics, n=n, extractor=args.extractor, seed=args.seed)
-        if records is None:  # not evaluated like this at its latest checkpoint: draw the samples
-            images = compare.run_samples(run, n, size=resolution, seed=args.seed, device=args.device,
-                                         conditions_from=splits.heldout)
-            records = compare.evaluate_run(run, images, splits, metrics, extractor=args.extractor, seed=args.seed,
-                                           device=args.device)
-        records = [{**r, "run": f"{run.parent.name}/{run.name}"} for r in records]
-        all_records += records
-        if args.json:
-            for r in records:
-                print(json.dumps(r), flush=True)
+    for splits, runs in groups:
+        protocol = scoring.make_protocol(splits, args.n or 1000, extractor=args.extractor, seed=args.seed,
+                                         replicates=_replicates(args), device=args.device,
+                                         **({"metrics": metrics} if metrics else {}))
+        records, _ = scoring.score_runs(runs, protocol, splits, device=args.device, progress=not args.json)
+        refs, _, ref_left = scoring.reference_records(splits, protocol, study_samples())
+        for name, why in ref_left.items():
+            print(f"reference row {name!r} left out: {why}", file=sys.stderr)
+        for r in records + refs:
+            if args.json:
+                print(json.dumps(_printable(r)), flush=True)
+        all_records += records + refs
+        if not args.json:
+            print(f"{protocol.description}; {protocol.n_fake} images per row; protocol {protocol.id}",
+                  file=sys.stderr)
     if not args.json:
         print(format_table(all_records))
-        print(f"\n{len(runs)} runs against the {len(splits.heldout)} held-out frames of {args.real}; "
-              "records appended to each run's metrics.jsonl", file=sys.stderr)
     return 0
+
+
+def _printable(record: dict) -> dict:
+    """A record as printed: its row first, the fields every row of the table shares, then the rest."""
+    first = ("row", "metric", "value", "interval", "n_real", "n_fake", "real_fingerprint", "extractor",
+             "extractor_sha256", "extractor_overlap", "protocol")
+    return {**{k: record.get(k) for k in first}, **{k: v for k, v in record.items() if k not in first}}
 
 
 def format_table(records: list[dict]) -> str:
     """Rows: evaluated sets; columns: metrics (in record order); then the extractor line."""
-    runs = list(dict.fromkeys(r["run"] for r in records))
+    runs = list(dict.fromkeys(r.get("row") or r["run"] for r in records))
     metrics = list(dict.fromkeys(r["metric"] for r in records))
-    cell = {(r["run"], r["metric"]): r for r in records}
+    cell = {(r.get("row") or r["run"], r["metric"]): r for r in records}
     width = max([len("set")] + [len(str(x)) for x in runs])
-    cols = [max(len(m), 9) for m in metrics]
+    cols = [max([len(m), 9] + [len(_cell(cell.get((x, m)))) for x in runs]) for m in metrics]
     lines = ["  ".join(["set".ljust(width)] + [m.rjust(c) for m, c in zip(metrics, cols)])]
     for run_label in runs:
         row = [str(run_label).ljust(width)]
         for m, c in zip(metrics, cols):
             r = cell.get((run_label, m))
-            v = None if r is None else r["value"]
-            row.append(("-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}").rjust(c))
+            row.append(_cell(r).rjust(c))
         lines.append("  ".join(row))
     first = records[0] if records else {}
     feats = [r for r in records if r["extractor"] not in ("pixel",) and r.get("extractor_sha256")]
@@ -197,6 +216,17 @@ def format_table(records: list[dict]) -> str:
         "ssim_nn/psnr_nn: nearest real image; jsd: whole image, jsd_sector: inside the sector mask"
     )
     return "\n".join(lines)
+
+
+def _cell(record: dict | None) -> str:
+    """``value`` or ``value [low, high]`` with four significant digits; ``-`` when missing."""
+    v = None if record is None else record["value"]
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    iv = record.get("interval")
+    if iv and None not in iv:
+        return f"{v:.4g} [{iv[0]:.3g}, {iv[1]:.3g}]"
+    return f"{v:.4g}"
 
 
 def _write_gallery(path: Path, train, args: argparse.Namespace, sets: dict) -> None:

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from echolib.errors import ConfigError
     from echolib.models.registry import load_config
     from echolib.train.loop import Interrupted, train
+    from echolib.train.run_folder import RunFolder
 
     overrides = parse_overrides(args.set)
     for key in ("batch", "seed"):
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = merge(overrides, {"train": {"compile": True}})
     run_cfg = load_config(args.arch, args.config, overrides)
     out = Path(args.out) if args.out else Path("runs") / args.arch / run_cfg.name
-    if args.no_resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+    if args.no_resume and RunFolder(out).has_checkpoints():
         raise ConfigError(f"{out} already holds checkpoints and --no-resume was given")
     try:
         path = train(run_cfg, args.data, out, device=args.device, kimg=args.kimg, progress=not args.no_progress)

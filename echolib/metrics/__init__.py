@@ -13,13 +13,16 @@ torch-fidelity, Inception weights), :mod:`~echolib.metrics.features` (the ``echo
 extractor), :mod:`~echolib.metrics.pixel` (JSD, SSIM, PSNR, MS-SSIM),
 :mod:`~echolib.metrics.memorization`, :mod:`~echolib.metrics.c2st`,
 :mod:`~echolib.metrics.lpips`, :mod:`~echolib.metrics.records`,
+:mod:`~echolib.metrics.registry` (what each metric is, its direction, whether it ranks),
+:mod:`~echolib.metrics.intervals` (uncertainty of set-to-set metrics),
 :mod:`~echolib.metrics.corruptions` (sanity-check degradations),
 :mod:`~echolib.metrics.train_extractor` (the ``echo`` training recipe).
 """
 
-from echolib.metrics.evaluate import DEFAULT_METRICS, evaluate
+from echolib.metrics.evaluate import evaluate
 from echolib.metrics.fidelity import extractor_sha256
-from echolib.metrics.records import METRICS, append_records, make_record, read_records
+from echolib.metrics.records import append_records, make_record, read_records
+from echolib.metrics.registry import DEFAULT_METRICS, METRICS
 
 __all__ = [
     "DEFAULT_METRICS",

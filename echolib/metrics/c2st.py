@@ -17,7 +17,16 @@ lower, and ranking scores across models turns that into an anti-correlation.
 The 95 % confidence interval combines the folds' variances of the
 Mann-Whitney statistic, DeLong's (DeLong et al., 1988) generalised to clustered
 data by Obuchowski (1997) so that the frames of one video count as one unit,
-treating the disjoint test folds as independent.
+treating the disjoint test folds as independent. It is a score (Wilson-type)
+interval on that variance's effective sample size, not ``auc +- z sd``: at an
+AUC of 1, where every generated image is told apart, the variance is 0 and a
+Wald interval would read [1, 1]; the score interval keeps the width that a few
+hundred videos allow (:func:`echolib.metrics.intervals.auc_score_interval`).
+
+Groups are shared across the two classes: a generated image that translates
+the contours of a real frame (Pix2Pix) carries that frame's video id, and lands
+in the same fold as the video, so the classifier never trains on a heart whose
+translation it is tested on.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import torch
 from scipy.stats import norm, rankdata
 
 from echolib.errors import DataError
+from echolib.metrics.intervals import auc_score_interval
 
 
 @dataclass
@@ -104,10 +114,8 @@ def c2st(
     from sklearn.preprocessing import StandardScaler
 
     x = torch.cat([real.float().cpu(), fake.float().cpu()]).double().numpy()
-    y = np.concatenate([np.zeros(len(real), int), np.ones(len(fake), int)])
     fake_groups = fake_groups if fake_groups is not None else [f"fake{i}" for i in range(len(fake))]
-    groups = np.array([f"r:{g}" for g in real_groups] + [f"f:{g}" for g in fake_groups])
-    splits = grouped_folds(y, groups, folds, seed)
+    y, groups, splits = classifier_folds(real_groups, fake_groups, folds, seed)
     scores = np.zeros(len(y))
     aucs, variances = [], []
     for train_idx, test_idx in splits:
@@ -118,8 +126,17 @@ def c2st(
         aucs.append(auc_k)
         variances.append(var_k)
     auc = float(np.mean(aucs))
-    lo, hi = normal_ci(auc, float(np.sum(variances)) / len(aucs) ** 2)
+    k_real, k_fake = (len(np.unique(groups[y == c])) for c in (0, 1))
+    lo, hi = auc_score_interval(auc, float(np.sum(variances)) / len(aucs) ** 2, 3 * k_real * k_fake / (k_real + k_fake))
     return C2ST(auc, lo, hi, len(splits), aucs, scores, y)
+
+
+def classifier_folds(real_groups: list[str], fake_groups: list[str], folds: int,
+               seed: int) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """Labels (0 real, 1 generated), groups and folds of a test: one group id per video, shared by both classes."""
+    y = np.concatenate([np.zeros(len(real_groups), int), np.ones(len(fake_groups), int)])
+    groups = np.array(list(real_groups) + list(fake_groups))
+    return y, groups, grouped_folds(y, groups, folds, seed)
 
 
 def grouped_folds(

@@ -23,14 +23,13 @@ import torch
 from echolib.devices import resolve_device
 from echolib.errors import ConfigError, DataError
 from echolib.metrics import c2st as c2st_mod
-from echolib.metrics import fidelity, memorization, pixel
+from echolib.metrics import fidelity, intervals, memorization, pixel
 from echolib.metrics.features import file_sha256
 from echolib.metrics.inputs import ImageSet, as_image_set
-from echolib.metrics.records import METRICS, make_record
+from echolib.metrics.records import make_record
+from echolib.metrics.registry import DEFAULT_METRICS, METRICS, REGISTRY
 
-FEATURE_METRICS = frozenset({"fid", "kid", "precision", "recall", "memorized_fraction", "c2st_auc"})
-#: what evaluate computes when no list is given (LPIPS needs external weights: ask for it)
-DEFAULT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m != "lpips")
+FEATURE_METRICS = frozenset(name for name, s in REGISTRY.items() if s.space == "features")
 ENV_FEATURE_CACHE = "ECHOLIB_FEATURE_CACHE"
 
 
@@ -46,37 +45,62 @@ def evaluate(
     kimg: float | None = None,
     run: str | None = None,
     *,
+    n_real: int | None = None,
+    n_fake: int | None = None,
     cache: bool | str | Path = True,
     memorization_quantile: float = memorization.DEFAULT_QUANTILE,
     c2st_folds: int = 5,
+    replicates: int = 0,
+    warn_overlap: bool = True,
     timings: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Compare a generated set with a real set; one record per metric value.
 
     ``real``, ``fake`` and ``train`` may each be a folder/zip/manifest path, a
-    :class:`~echolib.data.frames.FrameDataset`, a ``uint8 [N, 1, H, W]`` tensor
-    or a sampler ``(n, generator) -> float [-1, 1]``. ``n`` caps each fixed set
-    to a seeded random subset and is the number of images drawn from a sampler
-    (default: as many as the real set has). ``train`` is the model's training
-    set for the memorization search (default: ``real``). ``extractor`` names
-    the feature space of FID/KID/precision/recall/memorization/C2ST:
-    ``inception-v3-compat`` (the standard, default; needs its weights file) or
-    ``echo`` (offline, shipped); pixel statistics are recorded with extractor
-    ``"pixel"``. ``metrics`` is a subset of :data:`METRICS` (default
-    :data:`DEFAULT_METRICS`). ``timings``, when given, receives the seconds
-    spent per stage (for benchmarks).
+    :class:`~echolib.data.frames.FrameDataset`, a ``uint8 [N, 1, H, W]`` tensor,
+    an :class:`~echolib.metrics.inputs.ImageSet` or a sampler
+    ``(n, generator) -> float [-1, 1]``. ``n_real`` and ``n_fake`` cap each
+    fixed set to a seeded random subset; ``n_fake`` is the number of images
+    drawn from a sampler (default: as many as the real set has); ``n`` sets
+    both. ``train`` is the model's training set for the memorization search
+    (default: ``real``). ``extractor`` names the feature space of
+    FID/KID/precision/recall/memorization/C2ST: ``inception-v3-compat`` (the
+    standard, default; needs its weights file) or ``echo`` (offline, shipped);
+    pixel statistics are recorded with extractor ``"pixel"``. ``metrics`` is a
+    subset of :data:`~echolib.metrics.registry.METRICS` (default: the registry's
+    default set). ``replicates`` > 0 adds a 95 % interval to every ranked number
+    from that many half-samples of the videos (:mod:`echolib.metrics.intervals`);
+    the classifier test always has its own. Every feature record says what
+    share of the real (and generated) images are of videos the extractor
+    trained on (``extractor_overlap``), warning when the real share is not 0
+    unless ``warn_overlap`` is False. ``timings``, when given, receives the
+    seconds spent per stage (for benchmarks).
     """
     wanted = _resolve(metrics)
     dev = resolve_device(device)
     clock = _Clock(timings)
+    n_real = n if n_real is None else n_real
+    n_fake = n if n_fake is None else n_fake
     with clock("load"):
-        real_set = as_image_set(real, n=n, seed=seed, label="real", device=dev)
+        real_set = as_image_set(real, n=n_real, seed=seed, label="real", device=dev)
         is_sampler = callable(fake) and not isinstance(fake, (ImageSet, torch.Tensor))
-        n_fake = n if n is not None or not is_sampler else len(real_set)
+        if is_sampler and n_fake is None:
+            n_fake = len(real_set)
         fake_set = as_image_set(fake, n=n_fake, seed=seed + 1, label="fake", device=dev)
         train_set = as_image_set(train, label="train") if train is not None else real_set
     wanted = _check_sets(wanted, real_set, fake_set, train_set, explicit=metrics is not None)
-    feat_sha = fidelity.extractor_sha256(extractor) if FEATURE_METRICS & set(wanted) else None
+    features_wanted = bool(FEATURE_METRICS & set(wanted))
+    context: dict[str, Any] = {"real_fingerprint": real_set.fingerprint()[:16]}
+    feature_context: dict[str, Any] = {}
+    if features_wanted:
+        overlap = fidelity.extractor_overlap(extractor, real_set.video_ids)
+        feature_context = {"extractor_overlap": overlap,
+                           "fake_extractor_overlap": fidelity.extractor_overlap(extractor, fake_set.video_ids)}
+        if overlap and warn_overlap:
+            warnings.warn(f"{overlap:.0%} of the real images are of videos the {extractor!r} extractor trained on: "
+                          "its features tell those apart, so this is not a neutral reference", stacklevel=2)
+    feat_sha = fidelity.extractor_sha256(extractor) if features_wanted else None
+    groups_real, groups_fake = real_set.video_ids, fake_set.video_ids
     out: list[dict[str, Any]] = []
 
     def record(metric: str, value: float, space: str = "features", n_real: int | None = None, **extra: Any) -> None:
@@ -91,28 +115,46 @@ def evaluate(
                 extractor_sha256=feat_sha if feat else None,
                 kimg=kimg,
                 run=run,
+                **context,
+                **(feature_context if feat else {}),
                 **extra,
             )
         )
 
-    if FEATURE_METRICS & set(wanted):
+    def interval(statistic: intervals.Statistic, estimate: float, lower: float | None = None,
+                 upper: float | None = None) -> dict[str, Any]:
+        if replicates <= 0:
+            return {}
+        lo, hi = intervals.subsample_interval(statistic, estimate, groups_real, groups_fake, replicates, seed,
+                                              lower_bound=lower, upper_bound=upper)
+        return {"interval": [lo, hi], "interval_method": f"half-samples of videos, {replicates} replicates"}
+
+    if features_wanted:
         encode = FeatureCache(extractor, dev, cache)
         with clock("features"):
             f_real, f_fake = encode(real_set), encode(fake_set)
             f_train = f_real if train_set is real_set or "memorized_fraction" not in wanted else encode(train_set)
+        if replicates > 0:
+            np_real, np_fake = f_real.double().numpy(), f_fake.double().numpy()
         if "fid" in wanted:
             with clock("fid"):
-                record("fid", fidelity.fid(f_fake, f_real))
+                value = fidelity.fid(f_fake, f_real)
+                extra = interval(intervals.fid_statistic(np_real, np_fake), value, 0.0) if replicates > 0 else {}
+            record("fid", value, **extra)
         if "kid" in wanted:
             with clock("kid"):
                 mean, std, size = fidelity.kid(f_fake, f_real)
-            record("kid", mean, std=std, subset_size=size, subsets=fidelity.KID_SUBSETS)
+                extra = interval(intervals.kid_statistic(np_real, np_fake), mean) if replicates > 0 else {}
+            record("kid", mean, std=std, subset_size=size, subsets=fidelity.KID_SUBSETS, **extra)
         if "precision" in wanted or "recall" in wanted:
             with clock("prc"):
                 p, r = fidelity.precision_recall(f_fake.to(dev), f_real.to(dev))
             for name, value in (("precision", p), ("recall", r)):
                 if name in wanted:
-                    record(name, value, neighborhood=fidelity.PRC_NEIGHBORHOOD)
+                    with clock("prc"):
+                        extra = interval(intervals.prc_statistic(np_real, np_fake, name, fidelity.PRC_NEIGHBORHOOD),
+                                         value, 0.0, 1.0) if replicates > 0 else {}
+                    record(name, value, neighborhood=fidelity.PRC_NEIGHBORHOOD, **extra)
         if "memorized_fraction" in wanted:
             with clock("memorized_fraction"):
                 mem = memorization.memorization(f_fake, f_train, train_set.video_ids, memorization_quantile)
@@ -126,24 +168,28 @@ def evaluate(
             )
         if "c2st_auc" in wanted:
             with clock("c2st_auc"):
-                test = c2st_mod.c2st(f_real, f_fake, real_set.video_ids, fake_set.video_ids, c2st_folds, seed)
+                test = c2st_mod.c2st(f_real, f_fake, groups_real, groups_fake, c2st_folds, seed)
             record(
                 "c2st_auc",
                 test.auc,
-                ci_low=test.ci_low,
-                ci_high=test.ci_high,
+                interval=[test.ci_low, test.ci_high],
+                interval_method="score interval on the clustered DeLong variance",
                 folds=test.folds,
                 classifier="logistic regression (C=0.1) on standardised features, folds grouped by video",
             )
 
     r_img, f_img = real_set.images, fake_set.images
-    if "jsd" in wanted:
-        with clock("jsd"):
-            record("jsd", pixel.js_distance(r_img, f_img), space="pixel", definition="scipy jensenshannon, pooled, ln")
-    if "jsd_sector" in wanted:
-        with clock("jsd_sector"):
-            mask = pixel.sector_mask(r_img)
-            record("jsd_sector", pixel.js_distance(r_img, f_img, mask), space="pixel", mask_pixels=int(mask.sum()))
+    for name, mask in (("jsd", None), ("jsd_sector", "sector")):
+        if name in wanted:
+            with clock(name):
+                m = pixel.sector_mask(r_img) if mask else None
+                value = pixel.js_distance(r_img, f_img, m)
+                extra = interval(_jsd_statistic(r_img, f_img, m), value, 0.0) if replicates > 0 else {}
+            if mask:
+                extra["mask_pixels"] = int(m.sum())
+            else:
+                extra["definition"] = "scipy jensenshannon, pooled, ln"
+            record(name, value, space="pixel", **extra)
     ri, fi = pixel.random_pairs(len(r_img), len(f_img), seed=seed)
     random_pairs = {"pairing": "random", "n_pairs": len(ri)}
     if "ssim" in wanted:
@@ -219,6 +265,13 @@ def _check_sets(wanted: list[str], real: ImageSet, fake: ImageSet, train: ImageS
     if "memorized_fraction_pixel" in wanted and train.images.shape[-2:] != fake.images.shape[-2:]:
         raise DataError("the training set and the generated set differ in size; memorized_fraction_pixel needs one")
     return wanted
+
+
+def _jsd_statistic(real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor | None) -> intervals.Statistic:
+    """``(real_index, fake_index) -> JS distance`` of the pooled histograms of those images (histograms made once)."""
+    h_real = pixel.image_histograms(real, mask)
+    h_fake = pixel.image_histograms(fake, mask)
+    return lambda r, f: pixel.histogram_js_distance(h_real[r].sum(0), h_fake[f].sum(0))
 
 
 def _lpips_record(

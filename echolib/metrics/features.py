@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import pickle
 from functools import lru_cache
@@ -134,6 +135,28 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def video_digest(video_id: str) -> str:
+    """A short, salted digest naming a video in an extractor's card without listing EchoNet file names."""
+    return hashlib.sha256(f"echolib-video:{video_id}".encode()).hexdigest()[:12]
+
+
+def card_path(weights: str | Path) -> Path:
+    """The JSON card written next to a weights file (recipe, data, sanity checks)."""
+    return Path(weights).with_suffix(".json")
+
+
+def training_video_digests(weights: str | Path) -> frozenset[str] | None:
+    """Digests of the videos the weights were trained on, from their card; None when the card does not say."""
+    card = card_path(weights)
+    if not card.is_file():
+        return None
+    try:
+        digests = json.loads(card.read_text()).get("data", {}).get("train_video_digests")
+    except ValueError:
+        return None
+    return None if digests is None else frozenset(digests)
 
 
 def load_echo_encoder(path: str | Path | None = None) -> EchoEncoder:

@@ -111,6 +111,22 @@ def extractor_sha256(name: str) -> str | None:
     return None if path is None else echo_features.file_sha256(path)
 
 
+def extractor_overlap(name: str, video_ids: list[str]) -> float | None:
+    """Share of images whose video the extractor trained on (0 for Inception, which saw no echoes).
+
+    A feature space is tuned to tell its own training frames apart, so a real
+    set drawn from them is not a neutral reference. None when unknown: weights
+    without a card listing their training videos, or the pixel pseudo-extractor.
+    """
+    if name == INCEPTION:
+        return 0.0
+    path = extractor_weights_path(name)
+    seen = None if path is None else echo_features.training_video_digests(path)
+    if seen is None or not video_ids:
+        return None
+    return sum(echo_features.video_digest(v) in seen for v in video_ids) / len(video_ids)
+
+
 def _check_weights_only(path: Path) -> None:
     """Refuse a weights file that holds more than tensors and plain data.
 

@@ -52,14 +52,30 @@ def intensity_histogram(images: torch.Tensor, mask: torch.Tensor | None = None) 
     return torch.bincount(pixels.reshape(-1).long(), minlength=256).double().cpu().numpy()
 
 
+def image_histograms(images: torch.Tensor, mask: torch.Tensor | None = None) -> np.ndarray:
+    """``[N, 256]`` per-image histograms (counts); summing rows gives :func:`intensity_histogram` of those images."""
+    _check_uint8(images)
+    pixels = images[:, 0]
+    if mask is not None:
+        pixels = pixels[:, mask.to(pixels.device)]
+    flat = pixels.reshape(len(pixels), -1).long()
+    offsets = torch.arange(len(flat), device=flat.device)[:, None] * 256
+    counts = torch.bincount((flat + offsets).reshape(-1), minlength=256 * len(flat))
+    return counts.reshape(len(flat), 256).double().cpu().numpy()
+
+
+def histogram_js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon distance (natural log) of two histograms of counts (normalised by ``jensenshannon``)."""
+    return float(jensenshannon(p, q, base=None))
+
+
 def js_distance(real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """Jensen-Shannon distance (natural log) of the pooled intensity histograms.
 
     ``jensenshannon`` normalises the counts to probabilities itself; the result
     is the square root of the divergence, hence at most ``sqrt(ln 2)``.
     """
-    p, q = intensity_histogram(real, mask), intensity_histogram(fake, mask)
-    return float(jensenshannon(p, q, base=None))
+    return histogram_js_distance(intensity_histogram(real, mask), intensity_histogram(fake, mask))
 
 
 def sector_mask(images: torch.Tensor, min_fraction: float = 0.05) -> torch.Tensor:

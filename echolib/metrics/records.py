@@ -18,59 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from echolib.io import append_jsonl, read_jsonl
-
-#: Every metric name :func:`echolib.metrics.evaluate` can produce, lower case.
-METRICS: tuple[str, ...] = (
-    "fid",  # Frechet distance of feature Gaussians (torch-fidelity)
-    "kid",  # kernel (polynomial) MMD^2 of features, mean over subsets (torch-fidelity)
-    "precision",  # share of generated samples inside the real feature manifold (torch-fidelity prc)
-    "recall",  # share of real samples inside the generated feature manifold (torch-fidelity prc)
-    "jsd",  # Jensen-Shannon DISTANCE of pooled 256-bin histograms, whole image, as the study reported
-    "jsd_sector",  # the same distance, pixels inside the ultrasound sector mask only
-    "ssim",  # mean SSIM over random real/generated pairs (the study's pairing)
-    "psnr",  # PSNR of the MSE pooled over random real/generated pairs (the study's pairing)
-    "ssim_nn",  # mean SSIM of each generated image with its nearest real image (pixel L2)
-    "psnr_nn",  # PSNR of the MSE pooled over each generated image and its nearest real image (pixel L2)
-    "ms_ssim",  # mean MS-SSIM among random pairs of generated images (diversity: lower = more diverse)
-    "memorized_fraction",  # share of generated images nearer a training image than same-video frames (features)
-    "memorized_fraction_pixel",  # the same in pixel space
-    "c2st_auc",  # ROC AUC of a classifier telling real from generated, out of fold (0.5 = indistinguishable)
-    "lpips",  # mean LPIPS (VGG16) over random real/generated pairs; needs weights files
-)
-
-#: The metrics that can rank a model's checkpoints (the trainer's ``best.pt``), with the number that
-#: orders them, smaller being better. The pixel statistics on random pairs score real-vs-real like
-#: real-vs-generated, and nearest-neighbour similarity or a memorised share of 0 do not order models.
-RANKING: dict[str, str] = {
-    "fid": "value",
-    "kid": "value",
-    "precision": "-value",
-    "recall": "-value",
-    "c2st_auc": "|value - 0.5|",
-    "jsd": "value",
-    "jsd_sector": "value",
-}
-
-
-def ranking_score(metric: str, value: float) -> float:
-    """The number by which ``metric`` ranks checkpoints, smaller being better (see :data:`RANKING`)."""
-    if metric not in RANKING:
-        raise ValueError(f"{metric!r} cannot rank models; use one of {', '.join(RANKING)}")
-    if metric in ("precision", "recall"):
-        return -float(value)
-    if metric == "c2st_auc":
-        return abs(float(value) - 0.5)
-    return float(value)
-
+from echolib.metrics.registry import METRICS
 
 #: Keys every record carries, in this order.
 RECORD_KEYS: tuple[str, ...] = (
     "metric",
     "value",
+    "interval",
     "n_real",
     "n_fake",
+    "real_fingerprint",
     "extractor",
     "extractor_sha256",
+    "extractor_overlap",
     "kimg",
     "run",
     "time",
@@ -88,12 +48,19 @@ def make_record(
     kimg: float | None = None,
     run: str | None = None,
     when: float | None = None,
+    interval: tuple[float, float] | list[float] | None = None,
+    real_fingerprint: str | None = None,
+    extractor_overlap: float | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """One metric value with everything needed to compare it later.
 
     ``extractor`` is a feature extractor name for feature-space metrics and
     ``"pixel"`` for metrics on raw intensities (then ``extractor_sha256`` is None).
+    ``interval`` is a 95 % interval ``[low, high]`` where one was computed;
+    ``real_fingerprint`` names the real image set (sha256 of its pixels, 16
+    hex digits); ``extractor_overlap`` is the share of real images whose videos
+    the extractor trained on (None where unknown or not applicable).
     Non-finite values are stored as None: JSON has no NaN, and a reader must
     see that the value is missing rather than parse a non-standard token.
     """
@@ -103,10 +70,13 @@ def make_record(
     record: dict[str, Any] = {
         "metric": metric,
         "value": value if math.isfinite(value) else None,
+        "interval": None if interval is None else [_plain(float(v)) for v in interval],
         "n_real": int(n_real),
         "n_fake": int(n_fake),
+        "real_fingerprint": real_fingerprint,
         "extractor": extractor,
         "extractor_sha256": extractor_sha256,
+        "extractor_overlap": None if extractor_overlap is None else float(extractor_overlap),
         "kimg": None if kimg is None else float(kimg),
         "run": None if run is None else str(run),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() if when is None else when)),

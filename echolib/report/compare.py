@@ -1,30 +1,19 @@
-"""The comparative study: every run and every reference evaluated by the same code.
+"""The comparison's tables and figures, from records scored under one protocol.
 
-Rows of the comparison are
-
-* each run folder under ``runs/<arch>/<config>`` (its final EMA generator,
-  ``n`` samples), evaluated against the *held-out* videos of the data (the
-  trainer never saw them) with the training split as the memorisation bank;
-* the study's published model (its 2,000 StyleGAN2-ADA E4 samples), evaluated
-  by exactly the same call;
-* the data itself (training frames against the held-out ones: what a generator
-  that copies its training set would score) and, on other data than the
-  phantom, the built-in phantom (:func:`reference_records`);
-* the study's own reported numbers, read from its training logs (Inception
-  features, its own code: a different metric, shown for continuity only).
-
-Evaluations are appended to each run's ``metrics.jsonl`` with
-``source: compare``; a run whose latest checkpoint already has records of an
-evaluation like this one (same data, resolution, extractor, metrics, sample
-count and seed) is not evaluated again, so rebuilding the book adds no
-duplicates. Only runs trained on the data of the comparison take part.
+Rows come from :mod:`echolib.report.scoring` (runs and reference rows scored
+by one :class:`~echolib.metrics.protocol.Protocol`) and, for continuity, the
+study's own reported numbers read from its training logs (Inception features,
+its code, its real set: a different metric, in columns of its own). A table
+refuses records of two protocols. Each metric is read through the registry
+(:mod:`echolib.metrics.registry`): which way is better, and whether it may
+rank; a row "leads" only where its interval separates from every other row's
+(:func:`leader`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,45 +23,9 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from echolib.data.frames import FrameDataset, holdout_split
-from echolib.errors import DataError
-from echolib.report.records import read_run_meta
-from echolib.train import checkpoint as ckpt
-
-#: order of architectures in tables and figures
-ARCH_ORDER = ("stylegan2_ada", "diffusion", "vqgan", "wgan", "medgan", "pix2pix")
-#: metrics of the comparison and whether lower is better
-DIRECTION = {
-    "fid": True, "kid": True, "precision": False, "recall": False, "jsd": True, "jsd_sector": True,
-    "ssim": False, "psnr": False, "ms_ssim": True, "memorized_fraction": True, "c2st_auc": None, "lpips": True,
-}
-DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "jsd", "ssim", "psnr", "ms_ssim", "memorized_fraction",
-                   "c2st_auc")
-#: what the radar and heatmap rank by default: the metrics that order models (SSIM and PSNR on random pairs
-#: score real-vs-real like real-vs-generated, and MS-SSIM's best value is the data's, not an extreme)
-RANKED = ("fid", "kid", "precision", "recall", "jsd", "jsd_sector", "memorized_fraction", "c2st_auc", "lpips")
-
-
-@dataclass(frozen=True)
-class Splits:
-    """The data a comparison is made against."""
-
-    train: FrameDataset
-    heldout: FrameDataset
-    source: str
-    fingerprint: str = ""  # of the whole dataset, as a run folder records it (run.json data_fingerprint)
-
-
-def evaluation_splits(data: str | Path, resolution: int = 128, holdout: float = 0.1, seed: int = 0) -> Splits:
-    """The same by-video split the trainer uses (``train.holdout``, ``train.holdout_seed``)."""
-    from echolib.data.sources import resolve_data
-
-    path = resolve_data(data, size=resolution)
-    full = FrameDataset(path, resolution=resolution)
-    from echolib.train.run_records import fingerprint
-
-    train_idx, held_idx = holdout_split(full.video_ids, holdout, seed)
-    return Splits(full.subset(train_idx), full.subset(held_idx), str(data), fingerprint(full))
+from echolib.metrics.protocol import check_one_protocol
+from echolib.metrics.registry import DEFAULT_METRICS, REGISTRY, ranking_metrics, spec
+from echolib.report.scoring import ARCH_ORDER
 
 
 def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
@@ -95,233 +48,118 @@ def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple
     return has, [n for n in names if n not in has]
 
 
-def find_runs(runs: str | Path, splits: Splits | None = None) -> list[Path]:
-    """Run folders with at least one checkpoint, in the book's architecture order.
+def comparison_table(records: Sequence[dict[str, Any]], metrics: Sequence[str] = DEFAULT_METRICS,
+                     intervals: bool = False) -> pd.DataFrame:
+    """One row per architecture/configuration (and reference): each metric's value at the row's latest checkpoint.
 
-    With ``splits``, only runs trained on that data (the same data argument, or
-    the same frames by fingerprint): a runs folder may also hold runs of other
-    data, whose scores against these held-out videos would mean nothing.
+    Records of one table must share a protocol (the same real set, sample
+    sizes, extractor weights and seed), or this raises. A row with several
+    records of a metric (evaluated again after more training) shows the one at
+    the highest kimg, the last written. Column names carry the feature
+    extractor where one is used; with ``intervals`` each ranked column is
+    followed by ``<column> low`` and ``<column> high``.
     """
-    found = [p.parent for p in Path(runs).glob("*/*/checkpoints") if ckpt.list_checkpoints(p)]
-    if splits is not None:
-        found = [r for r in found if trained_on(r, splits)]
-    return sorted(found, key=lambda r: (_arch_rank(r.parent.name), r.name))
-
-
-def trained_on(run: Path, splits: Splits) -> bool:
-    """Whether ``run`` was trained on the data ``splits`` come from (its ``run.json``)."""
-    meta = read_run_meta(run)
-    return meta.get("data") == splits.source or meta.get("data_fingerprint") == splits.fingerprint
-
-
-def _arch_rank(arch: str) -> int:
-    return ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER)
-
-
-def latest_kimg(run: Path) -> float:
-    return int(ckpt.list_checkpoints(run / "checkpoints")[-1].stem.split("-")[1]) / 1000.0
-
-
-def run_samples(run: Path, n: int, *, size: int = 128, seed: int = 0, device: str = "auto",
-                batch: int = 64, conditions_from: FrameDataset | None = None) -> torch.Tensor:
-    """``n`` samples of the run's latest EMA generator as uint8 ``[n, 1, size, size]`` (drawn once, reused).
-
-    Samples of a run trained at another resolution are resized to ``size``
-    (area when shrinking, bilinear when enlarging) so every row of a comparison
-    is measured at one resolution. An image-conditioned model (Pix2Pix) translates the
-    conditions of ``conditions_from``'s frames, each in turn and again from the
-    first when ``n`` is larger, so its samples come from as many unseen hearts
-    as there are frames. Without it, it draws from the few conditions its
-    checkpoint stores, and ``n`` samples repeat those few hearts: too little
-    variety for recall or a two-sample test to mean anything.
-    """
-    from echolib.images import to_uint8
-    from echolib.train.sampling import load_model
-
-    model, _ = load_model(run, device=device)
-    conditions = None
-    if model.image_conditioned and conditions_from is not None and len(conditions_from):
-        conditions = model.make_conditions(frames_at(conditions_from, model.resolution)).to(model.device)
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    chunks = []
-    for start in range(0, n, batch):
-        m = min(batch, n - start)
-        given = {} if conditions is None else {"condition": conditions[torch.arange(start, start + m) % len(conditions)]}
-        x = model.sample(m, g, **given).float()
-        if x.shape[-1] != size:
-            mode = "area" if x.shape[-1] > size else "bilinear"
-            x = torch.nn.functional.interpolate(x, size=(size, size), mode=mode).clamp(-1, 1)
-        chunks.append(to_uint8(x).cpu())
-    return torch.cat(chunks)
-
-
-def frames_at(frames: FrameDataset, resolution: int) -> FrameDataset:
-    """The same frames loaded from their source at ``resolution``, as a run trained at that size saw them.
-
-    Conditions (edges, masks) are computed at the model's own size: edges
-    found at 128 px and shrunk are not the edges a 64 px model learned from.
-    """
-    if frames.resolution == resolution:
-        return frames
-    if frames.source is None:
-        raise DataError(f"frames without a source cannot be reloaded at {resolution} px")
-    full = FrameDataset(frames.source, resolution=resolution)
-    index = {name: i for i, name in enumerate(full.names)}
-    missing = [name for name in frames.names if name not in index]
-    if missing:
-        raise DataError(f"{frames.source}: {len(missing)} frames not found at {resolution} px (first: {missing[0]})")
-    return full.subset([index[name] for name in frames.names])
-
-
-def is_image_conditioned(run: Path) -> bool:
-    """Whether the run's architecture translates maps of frames (from its run.json; nothing loaded)."""
-    from echolib.models.registry import model_class
-
-    arch = read_run_meta(run).get("arch")
-    return bool(arch) and model_class(arch).image_conditioned
-
-
-def evaluate_run(run: Path, images: torch.Tensor, splits: Splits, metrics: Sequence[str] = DEFAULT_METRICS, *,
-                 extractor: str = "echo", seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
-    """Records for a run's samples against the held-out videos, appended to its ``metrics.jsonl``.
-
-    When the run's latest checkpoint already has the records of an evaluation
-    like this one, those are returned instead of evaluating (and appending) again.
-    """
-    from echolib.metrics import append_records, evaluate
-
-    context = _evaluation_context(run, splits, metrics, len(images), extractor, seed)
-    earlier = _records_in_context(run, context, metrics)
-    if earlier is not None:
-        return earlier
-    records = evaluate(splits.heldout, images, metrics=list(metrics), extractor=extractor, train=splits.train,
-                       seed=seed, device=device, kimg=context["kimg"], run=str(run))
-    for r in records:
-        r.update({k: v for k, v in context.items() if k not in ("n_fake", "kimg")})
-    append_records(run / "metrics.jsonl", records)
-    return records
-
-
-def earlier_evaluation(run: Path, splits: Splits, metrics: Sequence[str] = DEFAULT_METRICS, *, n: int,
-                       extractor: str = "echo", seed: int = 0) -> list[dict[str, Any]] | None:
-    """The records of an evaluation like this one at the run's latest checkpoint, or None (then nothing to reuse).
-
-    Lets a caller skip drawing ``n`` samples (minutes for a diffusion model)
-    that :func:`evaluate_run` would not use.
-    """
-    return _records_in_context(run, _evaluation_context(run, splits, metrics, n, extractor, seed), metrics)
-
-
-def _records_in_context(run: Path, context: dict[str, Any], metrics: Sequence[str]) -> list[dict[str, Any]] | None:
-    from echolib.io import read_jsonl
-
-    earlier: dict[str, dict[str, Any]] = {}
-    for r in read_jsonl(run / "metrics.jsonl"):
-        if all(r.get(k) == v for k, v in context.items()):
-            earlier[r["metric"]] = r  # the latest of each metric (one evaluation's records are appended together)
-    return [earlier[m] for m in metrics if m in earlier] if earlier else None
-
-
-def _evaluation_context(run: Path, splits: Splits, metrics: Sequence[str], n: int, extractor: str,
-                        seed: int) -> dict[str, Any]:
-    context = {"source": "compare", "data": splits.source, "resolution": splits.heldout.resolution,
-               "features": extractor, "seed": seed, "requested": list(metrics), "n_fake": n, "kimg": latest_kimg(run)}
-    if is_image_conditioned(run):  # records from the stored conditions alone (before 2026-11-27) are not reused
-        context["conditions"] = "held-out frames"
-    return context
-
-
-def evaluate_reference(name: str, images: FrameDataset | str | Path, splits: Splits,
-                       metrics: Sequence[str] = DEFAULT_METRICS, *, extractor: str = "echo", n: int = 1000,
-                       seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
-    """Records for a fixed set of images (the study's samples, the phantom, held-out real frames)."""
-    from echolib.metrics import evaluate
-
-    fake = images if isinstance(images, FrameDataset) else FrameDataset(images, resolution=splits.train.resolution)
-    records = evaluate(splits.heldout, fake, metrics=list(metrics), extractor=extractor, train=splits.train,
-                       n=min(n, len(fake)), seed=seed, device=device, run=name)
-    for r in records:
-        r.update(source="reference", data=splits.source)
-    return records
-
-
-def reference_records(splits: Splits, study_samples: str | Path | None = None,
-                      metrics: Sequence[str] = DEFAULT_METRICS, *, extractor: str = "echo", n: int = 1000,
-                      seed: int = 0, device: str = "auto") -> tuple[list[dict[str, Any]], dict[str, FrameDataset]]:
-    """Records of every reference row, and the image sets behind them (for the violins and grids).
-
-    * the training frames themselves (what a copier scores);
-    * the study's published samples, when the folder exists;
-    * the built-in phantom, when the comparison is on other data (on the
-      phantom it *is* the data, and the training-frames row already says it).
-    """
-    from echolib.data.sources import is_phantom, resolve_data
-
-    sets: dict[str, tuple[str, str, FrameDataset]] = {
-        "training frames": ("data", "training frames (a copier)", splits.train)}
-    if study_samples is not None and Path(study_samples).is_dir():
-        sets["published model"] = ("stylegan2_ada (published)", "study E4 samples",
-                                   FrameDataset(study_samples, limit=n, resolution=splits.train.resolution))
-    if not is_phantom(splits.source):
-        phantom = resolve_data("phantom", size=splits.train.resolution, progress=False)
-        sets["phantom"] = ("phantom", "built-in phantom", FrameDataset(phantom, limit=n,
-                                                                       resolution=splits.train.resolution))
-    records: list[dict[str, Any]] = []
-    for name, (arch, cfg, images) in sets.items():
-        recs = evaluate_reference(name, images, splits, metrics, extractor=extractor, n=n, seed=seed, device=device)
-        records += label_records(recs, "reference", arch, cfg)
-    return records, {name: images for name, (_, _, images) in sets.items()}
-
-
-def run_label(run: str) -> tuple[str, str]:
-    p = Path(run)
-    return p.parent.name, p.name
-
-
-def comparison_table(records: Sequence[dict[str, Any]], metrics: Sequence[str] = DEFAULT_METRICS) -> pd.DataFrame:
-    """One row per architecture/configuration (and reference), the best value of each metric.
-
-    "Best" is over the records of a row (e.g. several checkpoints), lowest for
-    distances, highest for precision/recall/SSIM/PSNR, closest to 0.5 for the
-    classifier AUC. Column names carry the feature extractor where one is used.
-    """
+    check_one_protocol(records)
     df = pd.DataFrame.from_records(list(records))
     if df.empty:
         return df
     rows = []
-    for (kind, row_name), group in df.groupby(["kind", "row"], sort=False):
-        row: dict[str, Any] = {"architecture": group["architecture"].iloc[0], "configuration": group["configuration"].iloc[0],
-                               "kind": kind}
+    for (kind, _), group in df.groupby(["kind", "row"], sort=False):
+        row: dict[str, Any] = {"architecture": group["architecture"].iloc[0],
+                               "configuration": group["configuration"].iloc[0], "kind": kind}
         for metric in metrics:
             sel = group[group["metric"] == metric]
             if sel.empty:
                 continue
-            col = column_name(metric, sel["extractor"].iloc[0])
-            direction = DIRECTION.get(metric)
-            values = sel["value"].astype(float)
-            if direction is None:
-                best = values.iloc[(values - 0.5).abs().argmin()]
-            else:
-                best = values.min() if direction else values.max()
-            row[col] = best
+            if "kimg" in sel:
+                sel = sel.assign(_k=sel["kimg"].astype(float).fillna(-1.0)).sort_values("_k", kind="stable")
+            latest = sel.iloc[-1]
+            col = column_name(metric, latest["extractor"])
+            row[col] = float("nan") if latest["value"] is None else float(latest["value"])
+            if intervals and spec(metric).ranks:
+                lo, hi = _interval(latest)
+                row[f"{col} low"], row[f"{col} high"] = lo, hi
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _interval(record: pd.Series) -> tuple[float, float]:
+    iv = record.get("interval")
+    if isinstance(iv, (list, tuple)) and len(iv) == 2 and None not in iv:
+        return float(iv[0]), float(iv[1])
+    return float("nan"), float("nan")
+
+
+def leader(records: Sequence[dict[str, Any]], metric: str, kinds: Sequence[str] = ("ours",)) -> dict[str, Any]:
+    """Which row of ``kinds`` is best by ``metric``, and whether its interval separates it from every other row.
+
+    Returns ``{"metric", "best", "runner_up", "separated", "order"}``: ``order``
+    lists the rows best first; ``separated`` is True only when the best row's
+    interval and every other row's are disjoint, the one case in which the book
+    says a row *leads*. Rows without an interval never separate.
+    """
+    s = spec(metric)
+    if not s.ranks:
+        raise ValueError(f"{metric!r} cannot rank models; use one of {', '.join(ranking_metrics())}")
+    check_one_protocol(records)
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r.get("metric") == metric and r.get("kind", "ours") in kinds and r.get("value") is not None:
+            latest[r["row"]] = r
+    order = sorted(latest, key=lambda row: s.score(latest[row]["value"]))
+    if not order:
+        return {"metric": metric, "best": None, "runner_up": None, "separated": False, "order": []}
+
+    def bounds(row: str) -> tuple[float, float]:
+        iv = latest[row].get("interval")
+        if not iv or None in iv:
+            return float("nan"), float("nan")
+        lo, hi = (float(v) for v in iv)
+        if s.better == "chance":  # distance from chance: the interval folds around 0.5
+            d = sorted(abs(v - 0.5) for v in (lo, hi))
+            return (0.0 if lo <= 0.5 <= hi else d[0]), d[1]
+        return (-hi, -lo) if s.better == "higher" else (lo, hi)
+
+    best_hi = bounds(order[0])[1]
+    separated = len(order) > 1 and all(math.isfinite(best_hi) and bounds(r)[0] > best_hi for r in order[1:])
+    return {"metric": metric, "best": order[0], "runner_up": order[1] if len(order) > 1 else None,
+            "separated": separated, "order": order}
+
+
+def verdict(records: Sequence[dict[str, Any]], metric: str, kinds: Sequence[str] = ("ours",)) -> str:
+    """One sentence on who leads by ``metric``: a lead is claimed only where the intervals separate."""
+    result = leader(records, metric, kinds)
+    if result["best"] is None:
+        return f"No row has a {metric} value."
+    if result["runner_up"] is None:
+        return f"{result['best']} is the only row with a {metric} value: there is nothing to lead."
+    if result["separated"]:
+        return f"{result['best']} leads by {metric}: its 95 % interval is clear of every other row's."
+    return (f"No row leads by {metric}: {result['best']} has the best value, but its 95 % interval overlaps "
+            f"{result['runner_up']}'s.")
+
+
+def with_intervals(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The table for reading: each ranked column as ``value [low, high]`` text, the ``low``/``high`` columns folded in."""
+    out = table[[c for c in table.columns if not c.endswith((" low", " high"))]].copy()
+    for col in out.columns:
+        if f"{col} low" not in table:
+            continue
+        lo, hi = table[f"{col} low"], table[f"{col} high"]
+        out[col] = [_fmt(v, digits) + ("" if not (math.isfinite(a) and math.isfinite(b)) else
+                                       f" [{_fmt(a, digits)}, {_fmt(b, digits)}]")
+                    for v, a, b in zip(table[col].astype(float), lo.astype(float), hi.astype(float))]
+    return out
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "–" if not math.isfinite(value) else f"{value:.{digits}g}"
 
 
 def column_name(metric: str, extractor: Any) -> str:
     if isinstance(extractor, str) and extractor and extractor not in ("pixel", "none"):
         return f"{metric} [{extractor}]"
     return metric
-
-
-def label_records(records: Sequence[dict[str, Any]], kind: str, architecture: str, configuration: str) -> list[dict]:
-    out = []
-    for r in records:
-        r = dict(r)
-        r.update(kind=kind, architecture=architecture, configuration=configuration,
-                 row=f"{kind}:{architecture}/{configuration}")
-        out.append(r)
-    return out
 
 
 def study_rows(study_logs: str | Path) -> pd.DataFrame:
@@ -371,10 +209,10 @@ def _scores(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     for col in columns:
         metric = col.split(" [")[0]
         v = table[col].astype(float)
-        direction = DIRECTION.get(metric)
-        if direction is None:
+        better = REGISTRY[metric].better if metric in REGISTRY else "lower"
+        if better == "chance":
             v = -(v - 0.5).abs()
-        elif direction:
+        elif better == "lower":
             v = -v
         lo, hi = v.min(), v.max()
         if not math.isfinite(hi - lo) or hi == lo:  # one value (or none): every row that has it ties at best
@@ -390,13 +228,15 @@ def _row_labels(table: pd.DataFrame) -> list[str]:
 
 
 def _ranked_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c.split(" [")[0] in RANKED and table[c].notna().any()]
+    ranked = ranking_metrics()
+    return [c for c in table.columns if c.split(" [")[0] in ranked and not c.endswith((" low", " high"))
+            and table[c].notna().any()]
 
 
 def radar(table: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure:
     """Radar chart of normalised scores (outer = better), one polygon per row, as the study drew.
 
-    By default the axes are the metrics that rank models (:data:`RANKED`); a
+    By default the axes are the metrics that rank models (the registry's); a
     row without a value on an axis sits at the centre there.
     """
     columns = list(columns or _ranked_columns(table))

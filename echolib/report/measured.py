@@ -23,6 +23,7 @@ import yaml
 
 from echolib.errors import ConfigError
 from echolib.io import atomic_write_text, read_jsonl
+from echolib.train.run_folder import RunFolder, videos_fingerprint
 
 
 @dataclass
@@ -42,15 +43,17 @@ def keep_run(run: str | Path, dest: str | Path, name: str) -> Path:
     evaluation has none). Records keep their values; ``run`` becomes ``name``,
     because the trainer wrote the path of a folder on the machine that trained it.
     """
-    run, dest = Path(run), Path(dest)
-    missing = [f for f in ("log.csv", "config.yaml") if not (run / f).is_file()]
+    run, kept = RunFolder(run), RunFolder(dest)
+    missing = [f.name for f in (run.log_file, run.config_file) if not f.is_file()]
     if missing:
-        raise ConfigError(f"{run}: not a training run (no {' or '.join(missing)})")
-    for fname in ("log.csv", "config.yaml"):
-        atomic_write_text(dest / fname, (run / fname).read_text())
-    if (run / "metrics.jsonl").is_file():
-        _write_lines(dest / "metrics.jsonl", [{**r, "run": name} for r in read_jsonl(run / "metrics.jsonl")])
-    return dest
+        raise ConfigError(f"{run.path}: not a training run (no {' or '.join(missing)})")
+    for src, dst in ((run.log_file, kept.log_file), (run.config_file, kept.config_file)):
+        atomic_write_text(dst, src.read_text())
+    if run.metrics_file.is_file():
+        _write_lines(kept.metrics_file, [{**r, "run": name} for r in run.records()])
+    if run.meta_file.is_file():
+        atomic_write_text(kept.meta_file, json.dumps(public_meta(run.meta()), indent=2) + "\n")
+    return kept.path
 
 
 def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite: bool = False) -> KeptSession:
@@ -79,7 +82,7 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
             return keep_session(tmp, root, label, overwrite=overwrite)
     if not session.is_dir():
         raise ConfigError(f"{session}: no such session folder or archive")
-    runs = sorted(p.parent for p in session.glob("runs/*/*/log.csv"))
+    runs = sorted(p.parent for p in session.glob(f"runs/*/*/{RunFolder.LOG}"))
     if not runs:
         raise ConfigError(f"{session}: no runs (expected runs/<arch>/<config>/log.csv, as bench/gpu_session.sh writes)")
     kept = KeptSession(label_dir)
@@ -110,10 +113,10 @@ def measured_runs(root: str | Path, arch: str, *, resolution: int | None = None)
     shows its 128 px runs apart from the 64 px ``cpu64`` ones.
     """
     root = Path(root)
-    runs = sorted(p.parent for p in root.glob(f"*/{arch}-*/log.csv") if p.parent.name.split("-")[0] == arch)
+    runs = sorted(p.parent for p in root.glob(f"*/{arch}-*/{RunFolder.LOG}") if p.parent.name.split("-")[0] == arch)
     if resolution is None:
         return runs
-    return [r for r in runs if (yaml.safe_load((r / "config.yaml").read_text()) or {}).get("train", {}).get(
+    return [r for r in runs if (yaml.safe_load(RunFolder(r).config_file.read_text()) or {}).get("train", {}).get(
         "resolution") == resolution]
 
 
@@ -132,6 +135,22 @@ def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] 
             if len(values) and values.min() > 0 and values.max() / values.min() > 20:
                 ax.set_yscale("log")
     return figures
+
+
+def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``run.json`` as the book may keep it: no video names and no paths of the training machine.
+
+    The held-out videos become their count and fingerprint (what a reader needs
+    to tell two held-out sets apart); the data source keeps only its last name.
+    """
+    out = dict(meta)
+    if "heldout_videos" in out:
+        videos = out.pop("heldout_videos")
+        out["heldout_video_count"] = len(videos)
+        out.setdefault("heldout_fingerprint", videos_fingerprint(videos))
+    if isinstance(out.get("data"), str):
+        out["data"] = Path(out["data"]).name
+    return out
 
 
 def _write_lines(path: Path, records: list[dict[str, Any]]) -> Path:

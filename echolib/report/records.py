@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from echolib.images import read_gray
-from echolib.io import read_jsonl
+from echolib.train.run_folder import RunFolder
 
 
 def read_run_meta(run: str | Path) -> dict:
@@ -18,13 +16,12 @@ def read_run_meta(run: str | Path) -> dict:
 
     Empty for a run folder written before its first training call.
     """
-    path = Path(run) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return RunFolder(run).meta()
 
 
 def read_log(run: str | Path) -> pd.DataFrame:
     """``log.csv`` of a run (one row per tick); empty frame if the run has not ticked yet."""
-    path = Path(run) / "log.csv"
+    path = RunFolder(run).log_file
     if not path.exists():
         return pd.DataFrame()
     return pd.read_csv(path)
@@ -32,15 +29,22 @@ def read_log(run: str | Path) -> pd.DataFrame:
 
 def read_metrics(run: str | Path) -> pd.DataFrame:
     """Metric records of a run (``metrics.jsonl``) as a table."""
-    records = read_jsonl(Path(run) / "metrics.jsonl")
+    records = RunFolder(run).records()
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
 def sample_grids(run: str | Path, kind: str = "grid") -> list[tuple[float, np.ndarray]]:
     """``[(kimg, grid image), ...]`` in training order; ``kind`` names a model's previews instead (``recon``)."""
-    folder = Path(run) / "samples"
-    if not folder.is_dir():
-        return []
-    pattern = re.compile(rf"^{re.escape(kind)}-(\d{{9}})\.png$")
-    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name)))
-    return [(n / 1000.0, read_gray(p)) for n, p in found]
+    return [(kimg, read_gray(p)) for kimg, p in RunFolder(run).sample_grids(kind)]
+
+
+def run_summary(runs: str | Path) -> list[dict]:
+    """One row per run folder under ``runs`` (``<arch>/<config>``): its label, whether it finished, its config's sha256."""
+    import hashlib
+
+    rows = []
+    for config in sorted(Path(runs).glob(f"*/*/{RunFolder.CONFIG}")):
+        run = RunFolder(config.parent)
+        rows.append({"run": run.label, "complete": run.done() is not None,
+                     "config_sha256": hashlib.sha256(config.read_bytes()).hexdigest()[:16]})
+    return rows

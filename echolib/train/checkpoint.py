@@ -31,6 +31,14 @@ def checkpoint_name(nimg: int) -> str:
     return f"ckpt-{nimg:09d}.pt"
 
 
+def checkpoint_kimg(path: Path) -> float:
+    """Training length of a regular checkpoint, from its name (``ckpt-000120000.pt`` -> 120.0)."""
+    m = _NAME.match(Path(path).name)
+    if m is None:
+        raise CheckpointError(f"{path}: not a regular checkpoint name (expected ckpt-<nimg>.pt)")
+    return int(m.group(1)) / 1000.0
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
     """Regular checkpoints in a run's ``checkpoints/`` folder, oldest first."""
     folder = Path(folder)

@@ -42,7 +42,7 @@ from echolib.devices import resolve_device
 from echolib.errors import ConfigError, TrainingError
 from echolib.images import make_grid, to_float, write_gray
 from echolib.io import atomic_write_text, check_writable
-from echolib.metrics.records import ranking_score
+from echolib.metrics.registry import ranking_score
 from echolib.models.base import GenerativeModel, RealBatch, StepContext, eval_mode
 from echolib.models.registry import RunConfig, build_model
 from echolib.progress import progress_bar
@@ -51,7 +51,7 @@ from echolib.train import distributed as dist
 from echolib.train import run_lock, run_records
 from echolib.train.compiling import wire_forwards
 from echolib.train.ema import ema_beta, update_ema
-from echolib.train.run_records import METRICS
+from echolib.train.run_folder import RunFolder
 
 
 class Interrupted(Exception):
@@ -109,18 +109,18 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(f"train.keep_last must be at least 1 (the checkpoint a resume needs), got {t.keep_last}")
     if t.metrics_kimg > 0:
         from echolib.metrics.fidelity import extractor_weights_path
-        from echolib.metrics.records import METRICS as METRIC_NAMES
-        from echolib.metrics.records import RANKING
+        from echolib.metrics.registry import METRICS as METRIC_NAMES
+        from echolib.metrics.registry import ranking_metrics
 
         unknown = [m for m in t.metrics if m not in METRIC_NAMES]
         if unknown or not t.metrics:
             raise ConfigError(
                 f"train.metrics: unknown {unknown or 'empty list'}; choose from {', '.join(METRIC_NAMES)}"
             )
-        if t.metrics[0] not in RANKING:
+        if t.metrics[0] not in ranking_metrics():
             raise ConfigError(
                 f"train.metrics: the first metric ranks the checkpoints (best.pt), and {t.metrics[0]!r} cannot; "
-                f"put one of {', '.join(RANKING)} first"
+                f"put one of {', '.join(ranking_metrics())} first"
             )
         extractor_weights_path(t.metrics_extractor)  # unknown name or missing weights: fail now, not after a tick
 
@@ -156,6 +156,7 @@ class Trainer:
         self.run = run
         self.cfg = run.train
         self.out = Path(out)
+        self.folder = RunFolder(self.out)
         base_device = resolve_device(device)
         self.dist = dist.init_from_env(base_device)
         if base_device.type == "cuda" and self.dist.enabled:
@@ -226,7 +227,7 @@ class Trainer:
 
     def _resume(self) -> None:
         found = ckpt.load_latest(
-            self.out / "checkpoints", arch=self.run.arch, resolution=self.cfg.resolution, map_location=self.device
+            self.folder.checkpoints_dir, arch=self.run.arch, resolution=self.cfg.resolution, map_location=self.device
         )
         if found is None:
             if self.dist.is_main:  # a run killed before its first checkpoint starts over: drop what it logged
@@ -265,7 +266,7 @@ class Trainer:
         total = round(self.cfg.kimg * 1000)
         if self.dist.is_main:
             self._write_run_files()
-        done_file = self.out / "done.json"
+        done_file = self.folder.done_file
         if self.clock.metrics_pending is not None:
             self._pending_metrics()
         if self.clock.nimg >= total:
@@ -426,8 +427,7 @@ class Trainer:
             )
 
     def _last_good_checkpoint(self) -> Path | None:
-        found = ckpt.list_checkpoints(self.out / "checkpoints")
-        return found[-1] if found else None
+        return self.folder.latest_checkpoint()
 
     # -- per tick -------------------------------------------------------
     def _tick_row(self, sums, counts, seconds: float, nimg_tick: int) -> dict[str, Any]:
@@ -480,7 +480,7 @@ class Trainer:
         if snap or final or improved:
             self._save_checkpoint()
             if improved and self.dist.is_main:
-                ckpt.copy_atomic(self._last_ckpt, self.out / "checkpoints" / "best.pt")
+                ckpt.copy_atomic(self._last_ckpt, self.folder.best_checkpoint)
 
     def _save_checkpoint(self) -> None:
         self.clock.sums, self.clock.counts = {}, {}
@@ -493,7 +493,7 @@ class Trainer:
         self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
-        path = self.out / "checkpoints" / ckpt.checkpoint_name(self.clock.nimg)
+        path = self.folder.checkpoint_file(self.clock.nimg)
         if self.dist.is_main:
             m = self.model
             state = {
@@ -522,11 +522,11 @@ class Trainer:
         with eval_mode(self.model):
             images = self.model.sample(self.cfg.grid_size, g)
         grid = make_grid(images, nrow=math.ceil(math.sqrt(self.cfg.grid_size)))
-        write_gray(self.out / "samples" / f"grid-{round(kimg * 1000):09d}.png", grid)
+        write_gray(self.folder.sample_file("grid", round(kimg * 1000)), grid)
         with eval_mode(self.model):
             previews = self.model.previews()
         for name, (preview, nrow) in previews.items():
-            write_gray(self.out / "samples" / f"{name}-{round(kimg * 1000):09d}.png", make_grid(preview, nrow=nrow))
+            write_gray(self.folder.sample_file(name, round(kimg * 1000)), make_grid(preview, nrow=nrow))
 
     def _pending_metrics(self) -> None:
         """Redo the evaluation a signal cut short, on the checkpoint written at that tick, before training on.
@@ -542,10 +542,10 @@ class Trainer:
             self.clock.metrics_pending = None
             self._write_checkpoint()
             if improved and self.dist.is_main:
-                ckpt.copy_atomic(self._last_ckpt, self.out / "checkpoints" / "best.pt")
+                ckpt.copy_atomic(self._last_ckpt, self.folder.best_checkpoint)
 
     def _training_metrics(self, kimg: float) -> bool:
-        """Append metric records; True when the first metric improved (:data:`~echolib.metrics.records.RANKING`).
+        """Append metric records; True when the first metric improved (:mod:`~echolib.metrics.registry`).
 
         A stop signal during the evaluation abandons it between sample chunks
         and marks it pending in the clock, so the checkpoint written next makes
@@ -553,7 +553,7 @@ class Trainer:
         """
         if not self.dist.is_main:
             return False
-        from echolib.metrics import append_records, evaluate
+        from echolib.metrics import evaluate
         from echolib.train.sampling import SamplingStopped, model_sampler
 
         self.clock.metrics_pending = kimg
@@ -568,13 +568,14 @@ class Trainer:
                 device=str(self.device),
                 kimg=kimg,
                 run=str(self.out),
+                warn_overlap=False,  # scored against training frames by design; the records say the overlap
             )
         except SamplingStopped:
             return False
         self.clock.metrics_pending = None
         for r in records:
             r["source"] = "train"
-        append_records(self.out / METRICS, records)
+        self.folder.append_records(records)
         head = next((r for r in records if r["metric"] == self.cfg.metrics[0]), None)
         if head is None or head["value"] is None:  # not computed, or not finite: never the best
             return False
@@ -586,13 +587,13 @@ class Trainer:
 
     def _finish(self, total: int) -> None:
         atomic_write_text(
-            self.out / "done.json",
+            self.folder.done_file,
             json.dumps({"kimg": self.clock.nimg / 1000.0, "target_kimg": total / 1000.0, "steps": self.clock.step,
                         "time_s": round(self.clock.elapsed, 3)}, indent=2),
         )
 
     def _write_run_files(self) -> None:
-        atomic_write_text(self.out / "config.yaml", dump_yaml(self.run.to_dict()))
+        atomic_write_text(self.folder.config_file, dump_yaml(self.run.to_dict()))
         meta = {
             "arch": self.run.arch,
             "config": self.run.name,
@@ -608,7 +609,7 @@ class Trainer:
         }
         if facts := self.model.run_facts():
             meta["model"] = facts
-        atomic_write_text(self.out / "run.json", json.dumps(meta, indent=2))
+        self.folder.write_meta(meta)
 
     def _tensorboard(self):
         if not (self.cfg.tensorboard and self.dist.is_main):
@@ -617,7 +618,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard not installed: logs still go to log.csv
             return None
-        return SummaryWriter(log_dir=str(self.out / "tb"), purge_step=self.clock.nimg)
+        return SummaryWriter(log_dir=str(self.folder.tensorboard_dir), purge_step=self.clock.nimg)
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:

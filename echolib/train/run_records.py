@@ -4,9 +4,8 @@ The trainer writes; these functions decide what an existing folder may be
 resumed with (the same configuration, up to the runtime settings, and the same
 data), what a resume must forget (log rows and training-time metric records
 past the checkpoint it resumes from, which will be recomputed identically),
-and how a tick's row joins ``log.csv``. A run folder::
-
-    config.yaml  run.json  log.csv  metrics.jsonl  samples/  checkpoints/  tb/  done.json
+and how a tick's row joins ``log.csv``. The folder's files are named by
+:class:`~echolib.train.run_folder.RunFolder`.
 """
 
 from __future__ import annotations
@@ -23,9 +22,7 @@ from echolib.errors import ConfigError, DataError
 from echolib.io import append_csv_row, atomic_write_text, read_jsonl
 from echolib.models.registry import RunConfig, from_plain
 from echolib.train.config import RUNTIME_SETTINGS
-
-LOG = "log.csv"
-METRICS = "metrics.jsonl"
+from echolib.train.run_folder import RunFolder
 
 
 def check_run_folder(out: Path, run: RunConfig, data_fingerprint: str) -> None:
@@ -36,7 +33,8 @@ def check_run_folder(out: Path, run: RunConfig, data_fingerprint: str) -> None:
     echolib did not write count as their defaults, so adding a setting does
     not orphan existing run folders.
     """
-    cfg_path = out / "config.yaml"
+    folder = RunFolder(out)
+    cfg_path = folder.config_file
     if cfg_path.exists():
         raw = read_yaml(cfg_path)
         diff: list[str] = []
@@ -52,9 +50,8 @@ def check_run_folder(out: Path, run: RunConfig, data_fingerprint: str) -> None:
                 f"({raw.get('arch')}/{raw.get('name')}, differs in: {', '.join(diff) or 'arch'}); "
                 f"choose another output folder"
             )
-    meta = out / "run.json"
-    if meta.exists():
-        stored = json.loads(meta.read_text())
+    if folder.meta_file.exists():
+        stored = folder.meta()
         if stored.get("data_fingerprint") != data_fingerprint:
             raise ConfigError(
                 f"{out} was trained on other data ({stored.get('data')}, "
@@ -64,7 +61,8 @@ def check_run_folder(out: Path, run: RunConfig, data_fingerprint: str) -> None:
 
 def truncate_records(out: Path, kimg: float) -> None:
     """Drop log rows and training-time metric records beyond the resumed checkpoint."""
-    log = out / LOG
+    folder = RunFolder(out)
+    log = folder.log_file
     if log.exists():
         lines = log.read_text().splitlines()
         if lines:
@@ -79,7 +77,7 @@ def truncate_records(out: Path, kimg: float) -> None:
                 except (ValueError, IndexError):
                     continue  # a torn line from a kill
             atomic_write_text(log, "\n".join(keep) + "\n")
-    metrics = out / METRICS
+    metrics = folder.metrics_file
     if metrics.exists():
         records = read_jsonl(metrics)
         keep_r = [r for r in records if r.get("source") != "train" or (r.get("kimg") or 0) <= kimg + 1e-9]
@@ -89,7 +87,7 @@ def truncate_records(out: Path, kimg: float) -> None:
 
 def append_log_row(out: Path, row: dict[str, Any]) -> None:
     """One tick's row of ``log.csv``; a loss first seen now widens the header (the file rewritten atomically)."""
-    path = out / LOG
+    path = RunFolder(out).log_file
     header = None
     if path.exists() and path.stat().st_size:
         with open(path) as fh:
@@ -119,7 +117,7 @@ def fingerprint(ds) -> str:
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
     """The configuration a run folder was trained with (its ``config.yaml``)."""
-    path = Path(run_dir) / "config.yaml"
+    path = RunFolder(run_dir).config_file
     if not path.exists():
         raise DataError(f"{run_dir} is not a run folder (no config.yaml)")
     data = read_yaml(path)

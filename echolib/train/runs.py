@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from echolib.config import merge
 from echolib.models.registry import load_config
+from echolib.train.run_folder import RunFolder
 
 
 def run_dir(runs: str | Path, arch: str, config: str) -> Path:
@@ -15,13 +15,7 @@ def run_dir(runs: str | Path, arch: str, config: str) -> Path:
 
 
 def is_complete(run: Path, kimg: float) -> bool:
-    done = Path(run) / "done.json"
-    if not done.exists():
-        return False
-    try:
-        return json.loads(done.read_text())["kimg"] >= kimg - 1e-9
-    except (ValueError, KeyError):
-        return False
+    return RunFolder(run).is_complete(kimg)
 
 
 def ensure_run(
@@ -67,8 +61,7 @@ def _check_reuse(out: Path, run, data: str | Path) -> None:
     """
     from echolib.train.run_records import check_run_folder, fingerprint
 
-    meta_path = out / "run.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = RunFolder(out).meta()
     if meta.get("data") == str(data) and meta.get("data_fingerprint"):
         check_run_folder(out, run, meta["data_fingerprint"])
         return

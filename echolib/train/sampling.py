@@ -15,19 +15,20 @@ from echolib.models.base import GenerativeModel, eval_mode
 from echolib.models.registry import build_model, from_plain
 from echolib.progress import progress_bar
 from echolib.train import checkpoint as ckpt
+from echolib.train.run_folder import RunFolder
 
 
 def find_checkpoint(run: str | Path, kimg: float | None = None) -> Path:
     """A checkpoint file, or the latest (or the one nearest ``kimg``) in a run folder."""
-    run = Path(run)
-    if run.is_file():
-        return run
-    found = ckpt.list_checkpoints(run / "checkpoints")
+    if Path(run).is_file():
+        return Path(run)
+    folder = RunFolder(run)
+    found = folder.checkpoints()
     if not found:
-        raise CheckpointError(f"{run} holds no checkpoints (expected {run}/checkpoints/ckpt-*.pt)")
+        raise CheckpointError(f"{run} holds no checkpoints (expected {folder.checkpoints_dir}/ckpt-*.pt)")
     if kimg is None:
         return found[-1]
-    return min(found, key=lambda p: abs(int(p.stem.split("-")[1]) / 1000.0 - kimg))
+    return min(found, key=lambda p: abs(ckpt.checkpoint_kimg(p) - kimg))
 
 
 def load_model(run: str | Path, *, kimg: float | None = None, device: str = "auto") -> tuple[GenerativeModel, Path]:
