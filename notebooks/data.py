@@ -167,6 +167,7 @@ from echolib.data.frames import FrameDataset
 from echolib.data.phantom import render_clip, render_hearts
 from echolib.data.sources import resolve_data
 from echolib.metrics.pixel import js_distance, sector_mask
+from echolib.paths import shown_path
 from echolib.report.data_figures import (
     bright_count_curve,
     by_video,
@@ -191,8 +192,8 @@ from echolib.report.data_figures import (
 pd.set_option("display.precision", 3)
 real_path = Path(real) if real else None
 have_real = real_path is not None and real_path.exists()
-print(f"real frames: {real_path if have_real else 'not available'}")
-print(f"EchoNet-Dynamic videos: {echonet_root or 'not given'}")
+print(f"real frames: {shown_path(real_path) if have_real else 'not available'}")
+print(f"EchoNet-Dynamic videos: {shown_path(echonet_root) if echonet_root else 'not given'}")
 
 # %% [markdown]
 # ## Phantom frames beside real frames

@@ -219,6 +219,7 @@ from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.sampler_steps import compare_steps, steps_figure
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -236,7 +237,7 @@ run = ensure_run("diffusion", config, data, runs, kimg=kimg, device=device, seed
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 n_params = sum(p.numel() for p in model.nets["net"].parameters())
-print(f"run: {run}\ncheckpoint: {checkpoint.name}\nU-Net parameters: {n_params / 1e6:.2f} M")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}\nU-Net parameters: {n_params / 1e6:.2f} M")
 pd.Series(to_dict(cfg), name="value").to_frame().T
 
 # %% [markdown]

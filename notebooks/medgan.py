@@ -136,6 +136,7 @@ from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -169,7 +170,7 @@ table
 run = ensure_run("medgan", config, data, runs, kimg=kimg, device=device, seed=seed)
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
-print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}")
 pd.Series(to_dict(cfg), name="value").to_frame().T
 
 # %% [markdown]

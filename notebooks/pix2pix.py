@@ -126,6 +126,7 @@ from echolib.report.measured import measured_runs, plot_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.train.run_records import load_run_config
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -142,7 +143,7 @@ run = ensure_run("pix2pix", config, data, runs, kimg=kimg, device=device, seed=s
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 resolution = model.resolution
-print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}")
 pd.Series(to_dict(cfg), name="value").to_frame().T
 
 # %% [markdown]

@@ -51,6 +51,7 @@ from pathlib import Path
 import pandas as pd
 
 from echolib.data.sources import resolve_data
+from echolib.paths import shown_path
 from echolib.report.environment import device_info, folder_sha256, package_versions
 from echolib.report.extractors import extractor_table
 
@@ -78,7 +79,7 @@ pd.Series(device_info(), name="value").to_frame()
 data_path = resolve_data(data)
 digest, count = folder_sha256(data_path)
 assert count > 0
-pd.DataFrame([{"data": str(data), "resolved": str(data_path), "frames": count, "sha256": digest}])
+pd.DataFrame([{"data": str(data), "resolved": shown_path(data_path), "frames": count, "sha256": digest}])
 
 # %% [markdown]
 # ## Feature extractors

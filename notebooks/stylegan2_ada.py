@@ -254,6 +254,7 @@ from echolib.report import stylegan_figures as sgf
 from echolib.report.plots import loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log, read_metrics
 from echolib.report.study_logs import load_study_logs, study_best
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model, write_samples
 
@@ -313,7 +314,7 @@ model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 G = model.sampling_net("G", use_ema=True)
 n_params = {name: sum(p.numel() for p in net.parameters()) for name, net in model.nets.items()}
-print(f"run: {run}\ncheckpoint: {checkpoint.name}\nresolution: {model.resolution}, "
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}\nresolution: {model.resolution}, "
       + ", ".join(f"{k}: {v / 1e6:.3f} M parameters" for k, v in n_params.items())
       + f"\nstyle inputs (num_ws): {G.num_ws}, noise inputs: {len(G.noise_resolutions)}")
 
@@ -378,7 +379,7 @@ else:
 
 # %%
 if read_metrics(run).empty:
-    print(f"{run} has no metric records (metrics_kimg = {load_config('stylegan2_ada', config).train.metrics_kimg})")
+    print(f"{shown_path(run)} has no metric records (metrics_kimg = {load_config('stylegan2_ada', config).train.metrics_kimg})")
 else:
     fig = metric_curves(run, ["fid", "kid"])
 

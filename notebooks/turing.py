@@ -55,6 +55,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from echolib.paths import shown_path
 from echolib.turing import plots
 from echolib.turing.analysis import roc, summarize
 from echolib.turing.answers import collect_responses
@@ -146,7 +147,7 @@ have_study = csv_path is not None and csv_path.is_file()
 if have_study:
     study_responses = load_study_csv(csv_path)
     study = summarize(study_responses)
-    print(f"study answer sheet: {csv_path}")
+    print(f"study answer sheet: {shown_path(csv_path)}")
 else:
     study = None
     print("The study's answer sheet is not available here (set ECHOLIB_SHARED_DATA or pass study_csv=...); "
@@ -310,7 +311,7 @@ if not qdir.exists():
     build_questionnaire(real, generated, qdir, counts={"one_of_two": 8, "two_of_four": 4, "one_of_four": 4,
                                                        "per_image": 12}, seed=seed)
 questionnaire, key = load_questionnaire(qdir), load_key(default_key_path(qdir))
-print(f"{len(questionnaire.questions)} questions in {qdir}; key in {key.path}")
+print(f"{len(questionnaire.questions)} questions in {shown_path(qdir)}; key in {shown_path(key.path)}")
 assert key.path.parent != qdir and "source" not in (qdir / "questions.json").read_text()
 plots.plot_question(questionnaire, questionnaire.questions[8].id);
 

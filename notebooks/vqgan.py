@@ -198,6 +198,7 @@ from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_
 from echolib.report.records import read_log, read_run_meta
 from echolib.report.study_logs import read_log as read_study_log
 from echolib.train.run_records import load_run_config
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -214,7 +215,7 @@ run = ensure_run("vqgan", config, data, runs, kimg=kimg, device=device, seed=see
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 resolution = model.resolution
-print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}")
 facts = read_run_meta(run).get("model", {})  # run.json: what `auto` resolved to on the training machine
 print(f"perceptual loss used: {facts.get('perceptual', model.perceptual)} (config: {cfg.perceptual}; "
       f"weights sha256 {(facts.get('perceptual_weights_sha256') or '-')[:16]})")
