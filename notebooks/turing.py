@@ -315,6 +315,16 @@ print(f"{len(questionnaire.questions)} questions in {shown_path(qdir)}; key in {
 assert key.path.parent != qdir and "source" not in (qdir / "questions.json").read_text()
 plots.plot_question(questionnaire, questionnaire.questions[8].id);
 
+# %% [markdown]
+# **Try it.** In JupyterLab the next cell opens the rater app on this
+# questionnaire, as a rater sees it: enter any rater id, pick the real images and
+# press *Next*. Your answers go to `your-answers/<rater id>.jsonl` in the
+# demonstration folder, apart from the simulated observers' below. (The HTML book
+# shows nothing here: the app needs a running kernel.)
+
+# %% tags=["remove-output"]
+TuringApp(questionnaire, demo / "your-answers")
+
 # %%
 for k, noise in enumerate([0.05, 0.2, 0.5]):
     app = TuringApp(questionnaire, answers, rater=f"observer-{k + 1}")  # resumes if answered before
