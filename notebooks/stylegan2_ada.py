@@ -197,10 +197,9 @@
 # maps up to 32 px, 32 at 64 px; 0.43 M parameters in $G$, 0.37 M in $D$), mapping
 # depth 2, batch 16, $\gamma = 0.1$, no path-length term. Two CPU cores train it on real
 # frames at about 42 s/kimg. On the 10,000 shared EchoNet frames its grids show fans
-# with a septum at 20 kimg and four chambers at 40. After 120 kimg (1 h 24 min) its
-# 256 samples against the held-out videos reach echo-FID 9.1, KID 0.021, precision
-# 0.85, recall 0.88 and a classifier two-sample AUC of 0.61, with no memorised frame:
-# the best of the `cpu64` runs (README, "No GPU?"). $D$ never overfitted in that
+# with a septum at 20 kimg and four chambers at 40. After 120 kimg it is the best of
+# the `cpu64` runs, with no memorised frame (the comparison chapter's `cpu64` table
+# has the scores). $D$ never overfitted in that
 # time ($r_t$ stayed under the target), so ADA left $p$ at 0. Run this notebook
 # with `config = "cpu64"` and `data` set to the frames.
 
@@ -601,7 +600,7 @@ else:
 # | E4 step, before the banded-matrix filters and `conv_grads` | 7.73 s/kimg (239 ms/step, 106 TFLOP/s) | not finished in the 140 s left for compiling |
 # | E4 step, 2026-11-26 | 5.20 s/kimg (142 ms/step, 159 TFLOP/s) | 2.92 s/kimg (89 ms/step, 284 TFLOP/s; 94 s to compile) |
 # | E4 step, 2026-11-27 (one-call discriminator update) | 4.20 s/kimg (136 ms/step) | |
-# | E4 **trained** on 5,000 real frames, 131 kimg, 2026-11-27 | | **2.76 s/kimg** (63 ticks, 2.66–3.03; 10.6 GB) |
+# | E4 **trained** on 5,000 real frames, 2026-11-27 | | the median tick of its `log.csv`, printed below |
 # | `auto` step, 2026-11-27 | | **2.10 s/kimg** (51 ms/step, 6.1 GB) |
 # | official stylegan2-ada-pytorch, custom CUDA kernels (H200; most likely `auto`) | 5.3 s/kimg, 6.3 GB | |
 #
@@ -611,27 +610,20 @@ else:
 # CUDA kernels on an H200 (which has 1.4 times the H100's memory bandwidth), and
 # inside the target of at most 2.5 s/kimg. (The `auto` rule's R1 gamma, 0.1024,
 # differs from E4's 8; the value scales a term and costs nothing.) The study's
-# 2.7-times-costlier E4 network trains at 2.76 s/kimg compiled through the real
-# trainer, ticks, grids, checkpoints and echo-FID included: 300 TFLOP/s over
-# the whole run. The profiler table of the compiled `auto` step shows
+# 2.7-times-costlier E4 network trains compiled through the real trainer, ticks,
+# grids, checkpoints and echo-FID included, at the speed printed below, close to
+# the compiled step's. The profiler table of the compiled `auto` step shows
 # the host busy for longer than the GPU (16 steps: 1.3 s of CPU time, 0.71 s of
 # CUDA time, under profiling), so CUDA graphs are the next lever there. The
 # pair of eager E4 steps with and without ADA's 2x warp read 4.20 and 4.52
 # s/kimg: noise, since the step bench starts at $p = 0$ and warps few images.
 #
 # What 131 kimg (about 4 minutes of training, 29 passes over 4,532 training
-# frames) gave, with echo-FID on 1,000 generated images against 1,000
-# held-out frames after each 20 kimg:
-#
-# | kimg | 20 | 40 | 60 | 81 | 101 | 121 |
-# |---|---|---|---|---|---|---|
-# | echo-FID | 703 | 332 | 27.1 | 13.8 | 15.0 | 18.0 |
-# | $D$ loss (tick mean) | 1.06 | 1.22 | 1.31 | 1.28 | 1.26 | 1.24 |
-# | $G$ loss | 2.26 | 1.45 | 0.98 | 0.96 | 1.00 | 1.01 |
-#
-# The losses settle near the equilibrium of the logistic loss ($2\ln 2 = 1.39$
-# for $D$, $\ln 2 = 0.69$ for $G$), $r_t$ stays below the 0.6 target, so ADA's
-# $p$ never rises above 0.011: the discriminator does not yet overfit 4,532
+# frames) gave, with the trainer's echo-FID (1,000 generated images against 1,000
+# training frames) every 20 kimg, is in the table and curves below, read from the
+# run's records. The losses settle near the equilibrium of the logistic loss
+# ($2\ln 2 = 1.39$ for $D$, $\ln 2 = 0.69$ for $G$), $r_t$ stays below the 0.6
+# target, so ADA's $p$ stays near 0: the discriminator does not yet overfit 4,532
 # frames at 29 passes (the study's 40,120 frames would make it later still).
 # The grid at 131 kimg shows apical four-chamber views: sector, septum, both
 # atria and ventricles and the valve planes, a few frames still blurred or
@@ -646,6 +638,14 @@ measured = REPO_ROOT / "book" / "measured" / "h100-2026-11-27" / "stylegan2_ada-
 if (measured / "log.csv").is_file():
     h100_log = read_log(measured)
     assert h100_log["kimg"].iloc[-1] > 100 and h100_log["loss_D"].map(math.isfinite).all()
+    speed = h100_log["sec_per_kimg"]
+    print(f"trained compiled: median {speed.median():.2f} s/kimg over {len(speed)} ticks "
+          f"({speed.min():.2f}-{speed.max():.2f}), peak {h100_log['mem_gb'].max():.1f} GB, "
+          f"{h100_log['kimg'].iloc[-1]:.0f} kimg")
+    fids = read_metrics(measured).pivot_table(index="kimg", columns="metric", values="value")[["fid", "kid"]]
+    at_fid = pd.merge_asof(fids.reset_index(), h100_log[["kimg", "loss_D", "loss_G", "augment_p"]],
+                           on="kimg", direction="nearest")
+    display(at_fid.set_index("kimg").round(3).T)  # noqa: F821 -- IPython's display
     loss_curves(measured, ["loss_G", "loss_D", "D_real", "D_fake", "augment_p", "ada_rt"])
     fid_figure = metric_curves(measured, ["fid", "kid"])
     for ax in fid_figure.axes:
