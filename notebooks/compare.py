@@ -119,7 +119,7 @@ extractor = "echo"  # feature extractor for fid/kid/precision/recall/memorisatio
 resolution = 128  # resolution of the comparison, as in the study; samples of runs at other sizes are resized
 shared = str(shared_data())  # reference files of the study: $ECHOLIB_SHARED_DATA, else ../shared/data
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +164,7 @@ pd.DataFrame({"run": [f"{r.parent.name}/{r.name}" for r in run_dirs]})
 # RUNS --extractor echo` samples each run trained on `DATA` and scores it against
 # the held-out videos below, appending the records this chapter reads.
 
-# %%
+# %% tags=["hide-input"]
 print(f"comparison at {resolution}x{resolution}: {len(splits.heldout)} held-out frames of "
       f"{len(set(splits.heldout.video_ids))} videos; {len(splits.train)} training frames")
 assert not set(splits.train.video_ids) & set(splits.heldout.video_ids)
@@ -209,7 +209,13 @@ if reported.empty:
     print(f"the study's logs are not at {study_logs}: no reported rows")
 full = compare.with_references(table, reported)
 assert len(full) == len(table) + (0 if reported.empty else reported["architecture"].nunique())
-HTML(full.to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}", na_rep="–"))
+table_html = full.to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}", na_rep="–")
+if config.startswith("smoke"):  # the default build: say what its rows are where the reader looks
+    where = "the built-in phantom" if data == "phantom" else "these frames"
+    table_html = table_html.replace(">", f"><caption>Our rows are smoke runs: each architecture's <code>{config}</code> "
+                                    f"configuration, trained for a fraction of a kimg on {where}. They show that the "
+                                    "pipeline runs end to end, not how good the architectures are.</caption>", 1)
+HTML(table_html)
 
 # %% [markdown]
 # All of the study's reported numbers (best over each configuration's

@@ -150,7 +150,7 @@ n_clips = 20  # phantom clips on which the ED/ES heuristic is scored
 n_videos = 200  # real videos scored when echonet_root is given (about 0.1 s each)
 seed = 0  # phantom hearts and clips, the videos shown, the splits
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -300,7 +300,7 @@ plt.show()
 # When `echonet_root` points at an EchoNet-Dynamic folder, the same steps run on
 # its first traced video, with the expert's ES and ED frames as the truth.
 
-# %%
+# %% tags=["hide-input"]
 real_video = None
 if echonet_root:
     root = Path(echonet_root)
@@ -335,7 +335,7 @@ else:
 # is the right way round, and two give the expected score of a frame drawn
 # uniformly from the clip.
 
-# %%
+# %% tags=["hide-input"]
 picks = clip_picks(clips)
 table = heuristic_table(picks)
 display(table)  # noqa: F821 (IPython)
@@ -390,7 +390,7 @@ plt.show()
 # moves this ratio by some per cent (the phantom shows how much); a ratio far
 # below 1 means the "fewest bright pixels" frame is dark for another reason.
 
-# %%
+# %% tags=["hide-input"]
 phantom_grid4 = np.stack([kept_frames(masked_clip(c.frames), int(p.systole), int(p.diastole))
                           for c, p in zip(clips, picks.itertuples())])
 contrast = {"phantom clips": pick_contrast(phantom_grid4, list(picks["video"]))}
@@ -467,7 +467,7 @@ else:
 # frames and videos of the data described here (`data`, the phantom by default)
 # and, when present, of the real frames, with an 80/10/10 split by video.
 
-# %%
+# %% tags=["hide-input"]
 data_path = resolve_data(data)
 ds = FrameDataset(data_path)
 datasets = {"phantom" if data == "phantom" else Path(str(data)).name: ds}
@@ -505,7 +505,7 @@ for name, d in datasets.items():
 # produces between two sets of real frames. The JS distance is the study's `jsd`
 # (pooled 256-bin histograms), over whole images and inside the real sector.
 
-# %%
+# %% tags=["hide-input"]
 phantom_ds = ds if data == "phantom" else FrameDataset(resolve_data("phantom"))  # this section is about the phantom
 hist_groups = {"phantom": phantom_ds.images}
 if real_ds is not None:

@@ -196,7 +196,7 @@ step_counts = [1, 2, 4, 8, 18]  # ODE steps compared in the quality-versus-steps
 samplers = ["heun", "dpm2m"]  # ODE solvers compared there (heun, euler, dpm2m)
 n_eval = 32  # generated frames per step count for the statistics (2000+ for a meaningful FID)
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -261,7 +261,7 @@ loss_curves(run, ["loss"]);
 # estimate of the clean frame from each (bottom). A trained model recovers the
 # fan and the chamber layout from heavy noise, and speckle only from light noise.
 
-# %%
+# %% tags=["hide-input"]
 dataset = FrameDataset(resolve_data(data, size=model.resolution), resolution=model.resolution)
 real = to_float(dataset.images[:256]).to(model.device)
 g = torch.Generator(device=model.device).manual_seed(seed)
@@ -484,7 +484,7 @@ for measured_run in runs_128:
 # thickness of the walls. The smoke model has seen 0.2 kimg, so here the labels
 # change the noise pattern more than any anatomy.
 
-# %%
+# %% tags=["hide-input"]
 cond_key = load_config("diffusion", cond_config).model.label_key if cond_config else None
 unlabelled = sum(v is None for v in frame_labels(dataset, cond_key)) if cond_config else 0
 if cond_config and not unlabelled:

@@ -119,7 +119,7 @@ seed = 0  # training seed (data order, latents, initial weights); sampling below
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 study_logs = str(shared_data() / "seed-reference" / "training-logs")  # the study's logs ($ECHOLIB_SHARED_DATA)
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -201,7 +201,7 @@ print(f"after warm-up the critic trained in {after_warmup['critic_updates'].mean
 # figure shows the distribution of $-L_D$ per run. M2 -- the study's best, and
 # the authors' defaults -- has its margin centred on 0.5.
 
-# %%
+# %% tags=["hide-input"]
 logs_dir = Path(study_logs) / "medgan"
 if logs_dir.is_dir():
     study = {p.stem.replace("metrics_medgan", ""): read_study_log(p) for p in sorted(logs_dir.glob("*.csv"))}

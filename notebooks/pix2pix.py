@@ -108,7 +108,7 @@ device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed (data order, dropout noise, initial weights); sampling below uses it too
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 

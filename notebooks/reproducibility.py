@@ -45,7 +45,7 @@ import os
 data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of real frames
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import pandas as pd

@@ -238,7 +238,7 @@ shared = os.environ.get("ECHOLIB_SHARED_DATA", str(REPO_ROOT.parent / "shared" /
 truncations = [1.0, 0.7]  # truncation psi of the final sample grids
 mix_cutoff = 4  # style mixing: the first this many style inputs (4x4 and 8x8 blocks) come from the row latents
 
-# %%
+# %% tags=["hide-input"]
 import math
 import tempfile
 from pathlib import Path

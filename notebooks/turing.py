@@ -47,7 +47,7 @@ study_csv = None  # expert-evaluation CSV of the study; None: look in $ECHOLIB_S
 seed = 0  # seed of the demonstration questionnaire and of the simulated observers
 out = None  # folder for the demonstration (sources, questionnaire, answers); None: a temporary folder
 
-# %%
+# %% tags=["hide-input"]
 import tempfile
 from pathlib import Path
 

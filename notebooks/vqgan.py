@@ -179,7 +179,7 @@ seed = 0  # training seed (data order, initial weights); sampling below uses it 
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 study_logs = str(shared_data() / "seed-reference" / "training-logs")  # the study's logs ($ECHOLIB_SHARED_DATA)
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -366,7 +366,7 @@ plt.show()
 # discriminator factor. The discriminator had stopped discriminating, as in the
 # first `cpu64` run, where the autoencoder outran it at taming's GAN weight.
 
-# %%
+# %% tags=["hide-input"]
 logs_dir = Path(study_logs) / "vqgan"
 if logs_dir.is_dir():
     rows = {}

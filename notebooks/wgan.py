@@ -111,7 +111,7 @@ seed = 0  # training seed (data order, latents, initial weights); sampling below
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 study_logs = str(shared_data() / "seed-reference" / "training-logs")  # the study's logs ($ECHOLIB_SHARED_DATA)
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -192,7 +192,7 @@ fig.tight_layout()
 # have flat, saturated losses at 2x, 4x, 50x and 100x W1's, and the best runs
 # (W3, W6) are the ones whose critic loss still moves.
 
-# %%
+# %% tags=["hide-input"]
 logs_dir = Path(study_logs) / "wgan"
 if logs_dir.is_dir():
     study = {p.stem.replace("metrics_wgan", ""): read_study_log(p) for p in sorted(logs_dir.glob("*.csv"))}

@@ -59,6 +59,8 @@ def lab(tmp_path_factory):
     (home / "settings" / "@jupyterlab" / "docmanager-extension").mkdir(parents=True)
     (home / "settings" / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings").write_text(
         json.dumps({"autosave": False}))
+    checkpoints = NOTEBOOK.parent / ".ipynb_checkpoints"  # JupyterLab's, made when it opens a file
+    had_checkpoints = checkpoints.exists()
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), TMPDIR=str(home / "tmp"), TQDM_DISABLE="1")
@@ -89,6 +91,8 @@ def lab(tmp_path_factory):
     except subprocess.TimeoutExpired:
         server.kill()
     log.close()
+    if not had_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
