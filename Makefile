@@ -48,8 +48,11 @@ $(LAB_SETTINGS): lab/overrides.json $(STAMP)
 	mkdir -p $(dir $@)
 	cp lab/overrides.json $@
 
+# JupyterLab refuses to run as root without being told (containers often are root).
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(LAB_SETTINGS) ## start JupyterLab on this project, notebooks/*.py opening as notebooks
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --ServerApp.preferred_dir=$(CURDIR)/notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --ContentsManager.preferred_dir=notebooks $(LAB_ROOT)
 
 # nbval executes the notebooks as .ipynb converted from their Jupytext sources;
 # their training runs (and the browser test's book build) share NBRUNS.
