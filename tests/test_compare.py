@@ -126,6 +126,7 @@ def test_a_second_evaluation_of_a_run_reuses_its_records_and_other_data_is_left_
     assert compare.find_runs(tmp_path / "runs", splits) == [] and compare.find_runs(tmp_path / "runs") == [run]
 
 
+@pytest.mark.slow
 def test_pix2pix_is_evaluated_on_the_contours_of_every_held_out_frame(tmp_path):
     from echolib.train.runs import ensure_run
 
