@@ -212,9 +212,9 @@ assert len(full) == len(table) + (0 if reported.empty else reported["architectur
 table_html = full.to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}", na_rep="–")
 if config.startswith("smoke"):  # the default build: say what its rows are where the reader looks
     where = "the built-in phantom" if data == "phantom" else "these frames"
-    table_html = table_html.replace(">", f"><caption>Our rows are smoke runs: each architecture's <code>{config}</code> "
-                                    f"configuration, trained for a fraction of a kimg on {where}. They show that the "
-                                    "pipeline runs end to end, not how good the architectures are.</caption>", 1)
+    table_html = (f"<p class='table-caption'><b>Our rows are smoke runs</b>: each architecture's <code>{config}</code> "
+                  f"configuration, trained for a fraction of a kimg on {where}. They show that the pipeline runs end "
+                  "to end, not how good the architectures are.</p>" + table_html)
 HTML(table_html)
 
 # %% [markdown]

@@ -48,7 +48,7 @@ measured = None  # folder of kept records; None: book/measured in this checkout
 from pathlib import Path
 
 from echolib.paths import PROJECT, shown_path
-from echolib.report.measured import measured_evaluations, measured_training
+from echolib.report.measured import measured_evaluations, measured_training, styled_measured
 
 root = Path(measured) if measured else PROJECT / "book" / "measured"
 print(f"records in {shown_path(root)}")
@@ -67,8 +67,7 @@ print(f"records in {shown_path(root)}")
 # %%
 training = measured_training(root)
 assert not training.empty, f"no kept runs under {root}"
-training.style.format({"kimg trained": "{:.1f}", "sec/kimg (median tick)": "{:.3g}",
-                       "trainer's best echo-FID": "{:.1f}", "at kimg": "{:.1f}"}, na_rep="–")
+styled_measured(training)
 
 # %% [markdown]
 # ## Against held-out videos
@@ -91,4 +90,4 @@ training.style.format({"kimg trained": "{:.1f}", "sec/kimg (median tick)": "{:.3
 evaluations = measured_evaluations(root)
 if evaluations.empty:
     print("no session in these records scored its runs against held-out videos")
-evaluations.style.format("{:.4g}", subset=[c for c in evaluations.columns if c != "protocol"], na_rep="–")
+styled_measured(evaluations)

@@ -159,6 +159,8 @@ def test_comparison_page_has_a_row_per_architecture(browser, server):
     browser.save_screenshot(str(SHOTS / "compare-table.png"))
     for arch in available_architectures():
         assert arch in table_text, f"no row for {arch}"
+    # the default build's rows are smoke runs, and the page says so where the table is
+    assert "Our rows are smoke runs" in browser.execute_script("return document.querySelector('main').innerText")
     if (STUDY / "stylegan2-ada-E4-samples").is_dir():  # the study's model, evaluated by our code
         assert "stylegan2_ada (published)" in table_text
     if (STUDY / "training-logs").is_dir():  # the study's own numbers

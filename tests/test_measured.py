@@ -20,8 +20,10 @@ from echolib.report.measured import (
     keep_session,
     measured_evaluations,
     measured_runs,
+    measured_table,
     measured_training,
     plot_measured,
+    styled_measured,
 )
 from echolib.train.loop import train
 
@@ -138,6 +140,10 @@ def test_the_measured_tables_are_the_records():
     assert evaluations.loc["h100-2026-11-27b/medgan-E4", "protocol"] == "1000 samples vs 468 held-out, echo"
     assert list(measured_evaluations(root, "medgan").index) == ["h100-2026-11-27b/medgan-E4"]
     assert measured_evaluations(root, "stylegan2_ada").empty  # trained, never scored against held-out videos
+    page = styled_measured(measured_table(root, "medgan", resolution=128)).to_html()
+    medgan = evaluations.loc["h100-2026-11-27b/medgan-E4"]
+    assert 'class="dataframe"' in page and f">{medgan['echo-FID']:.4g}<" in page and f">{medgan['kimg evaluated']:.1f}<" in page
+    assert measured_table(root, "diffusion", resolution=64).index.tolist() == ["cpu-2026-11-27/diffusion-cpu64"]
 
     training = measured_training(root)
     wgan = root / "h100-2026-11-27b" / "wgan-E4"

@@ -175,7 +175,7 @@ def measured_training(root: str | Path, arch: str | None = None) -> pd.DataFrame
             "sec/kimg (median tick)": round(float(log["sec_per_kimg"].median()), 3) if len(log) else np.nan,
             "trainer's best echo-FID": round(best["value"], 1) if best else np.nan,
             "at kimg": round(best["kimg"], 1) if best else np.nan,
-            "FID samples vs training frames": f"{best['n_fake']} vs {best['n_real']}" if best else "",
+            "FID n (samples vs frames)": f"{best['n_fake']} vs {best['n_real']}" if best else "",
         })
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 
@@ -221,7 +221,8 @@ def styled_measured(table: pd.DataFrame):
     """The tables above as a page shows them: kimg to 0.1, scores to four significant digits, blanks as dashes."""
     kimg = [c for c in table.columns if "kimg" in c and "sec/" not in c]
     numbers = [c for c in table.columns if c not in kimg and pd.api.types.is_numeric_dtype(table[c])]
-    return table.style.format("{:.1f}", subset=kimg, na_rep="–").format("{:.4g}", subset=numbers, na_rep="–")
+    return (table.style.format("{:.1f}", subset=kimg, na_rep="–").format("{:.4g}", subset=numbers, na_rep="–")
+            .set_table_attributes('class="dataframe"'))  # the book's compact style for wide tables
 
 
 def _write_lines(path: Path, records: list[dict[str, Any]]) -> Path:
