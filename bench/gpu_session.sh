@@ -29,13 +29,13 @@
 # and VQGAN E4's straight-through codebook collapsed before its prior started. To train the diffusion model
 # further, resume it alone on a warm machine: STAGES=train_diffusion,diffusion_steps; for VQGAN at 128 px
 # use CONFIG=E5 (EMA codebook with restarts) with STAGES=train_vqgan,evaluate_runs.
-# STAGES=issue3 answers what issue 3 asked and was measured on 2026-11-27 (README): the
+# STAGES=issue3 answers what issue 3 asked and was measured on 2026-11-27 (the StyleGAN2-ADA chapter, *Speed*): the
 # compiled step of `auto`, the official default network that the 5.3 s/kimg reference
 # most likely ran, the eager E4 step with and without ADA's 2x warp, and StyleGAN2-ADA E4
 # trained compiled on the frames, whose log.csv gives the trainer's compiled sec/kimg besides
 # the loss and p curves and grids. The eager E4 step with its profile, the compiled E4 step,
 # every architecture through the trainer and the 10k-vs-10k metrics were measured on an H100
-# on 2026-11-26 (README) and run with STAGES=all or by name.
+# on 2026-11-26 (the same section) and run with STAGES=all or by name.
 
 # On a lent machine the folder travels with the working tree: name `.gpu-data`
 # in the device call's carry. The script uses the machine's torch and installs

@@ -82,16 +82,25 @@
 # telling real from generated (0.5 = indistinguishable). Every column names the
 # feature extractor that produced it.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -110,7 +119,7 @@ extractor = "echo"  # feature extractor for fid/kid/precision/recall/memorisatio
 resolution = 128  # resolution of the comparison, as in the study; samples of runs at other sizes are resized
 shared = str(shared_data())  # reference files of the study: $ECHOLIB_SHARED_DATA, else ../shared/data
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +169,7 @@ pd.DataFrame({"run": [r.label for r in run_dirs]})
 # --real DATA --runs RUNS --extractor echo` prints these records, reference rows
 # included, and appends each run's to its `metrics.jsonl`.
 
-# %%
+# %% tags=["hide-input"]
 protocol = scoring.make_protocol(splits, n, extractor=extractor, seed=seed, device=device)
 print(f"{protocol.description}; {len(splits.train)} training frames; {n} images per row; protocol {protocol.id}")
 assert not set(splits.train.video_ids) & set(splits.heldout.video_ids)
@@ -197,8 +206,14 @@ if reported.empty:
     print(f"the study's logs are not at {study_logs}: no reported rows")
 full = compare.with_references(table, reported)
 assert len(full) == len(table) + (0 if reported.empty else reported["architecture"].nunique())
-HTML(compare.with_intervals(full).to_html(index=False, classes="comparison", float_format=lambda v: f"{v:.4g}",
-                                          na_rep="–"))
+table_html = compare.with_intervals(full).to_html(index=False, classes="comparison",
+                                                float_format=lambda v: f"{v:.4g}", na_rep="–")
+if config.startswith("smoke"):  # the default build: say what its rows are where the reader looks
+    where = "the built-in phantom" if data == "phantom" else "these frames"
+    table_html = (f"<p class='table-caption'><b>Our rows are smoke runs</b>: each architecture's <code>{config}</code> "
+                  f"configuration, trained for a fraction of a kimg on {where}. They show that the pipeline runs end "
+                  "to end, not how good the architectures are.</p>" + table_html)
+HTML(table_html)
 
 # %% [markdown]
 # Who leads? A row is said to lead by a metric only when its 95 % interval is

@@ -117,16 +117,25 @@
 # frame and the LV outline. That makes it the "expert" against which the study's
 # frame choice can be scored on as many clips as we like.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -141,7 +150,7 @@ n_clips = 20  # phantom clips on which the ED/ES heuristic is scored
 n_videos = 200  # real videos scored when echonet_root is given (about 0.1 s each)
 seed = 0  # phantom hearts and clips, the videos shown, the splits
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -158,6 +167,7 @@ from echolib.data.frames import FrameDataset
 from echolib.data.phantom import render_clip, render_hearts
 from echolib.data.sources import resolve_data
 from echolib.metrics.pixel import js_distance, sector_mask
+from echolib.paths import shown_path
 from echolib.report.data_figures import (
     bright_count_curve,
     by_video,
@@ -182,8 +192,8 @@ from echolib.report.data_figures import (
 pd.set_option("display.precision", 3)
 real_path = Path(real) if real else None
 have_real = real_path is not None and real_path.exists()
-print(f"real frames: {real_path if have_real else 'not available'}")
-print(f"EchoNet-Dynamic videos: {echonet_root or 'not given'}")
+print(f"real frames: {shown_path(real_path) if have_real else 'not available'}")
+print(f"EchoNet-Dynamic videos: {shown_path(echonet_root) if echonet_root else 'not given'}")
 
 # %% [markdown]
 # ## Phantom frames beside real frames
@@ -290,7 +300,7 @@ plt.show()
 # When `echonet_root` points at an EchoNet-Dynamic folder, the same steps run on
 # its first traced video, with the expert's ES and ED frames as the truth.
 
-# %%
+# %% tags=["hide-input"]
 real_video = None
 if echonet_root:
     root = Path(echonet_root)
@@ -325,7 +335,7 @@ else:
 # is the right way round, and two give the expected score of a frame drawn
 # uniformly from the clip.
 
-# %%
+# %% tags=["hide-input"]
 picks = clip_picks(clips)
 table = heuristic_table(picks)
 display(table)  # noqa: F821 (IPython)
@@ -380,7 +390,7 @@ plt.show()
 # moves this ratio by some per cent (the phantom shows how much); a ratio far
 # below 1 means the "fewest bright pixels" frame is dark for another reason.
 
-# %%
+# %% tags=["hide-input"]
 phantom_grid4 = np.stack([kept_frames(masked_clip(c.frames), int(p.systole), int(p.diastole))
                           for c, p in zip(clips, picks.itertuples())])
 contrast = {"phantom clips": pick_contrast(phantom_grid4, list(picks["video"]))}
@@ -457,7 +467,7 @@ else:
 # frames and videos of the data described here (`data`, the phantom by default)
 # and, when present, of the real frames, with an 80/10/10 split by video.
 
-# %%
+# %% tags=["hide-input"]
 data_path = resolve_data(data)
 ds = FrameDataset(data_path)
 datasets = {"phantom" if data == "phantom" else Path(str(data)).name: ds}
@@ -495,7 +505,7 @@ for name, d in datasets.items():
 # produces between two sets of real frames. The JS distance is the study's `jsd`
 # (pooled 256-bin histograms), over whole images and inside the real sector.
 
-# %%
+# %% tags=["hide-input"]
 phantom_ds = ds if data == "phantom" else FrameDataset(resolve_data("phantom"))  # this section is about the phantom
 hist_groups = {"phantom": phantom_ds.images}
 if real_ds is not None:

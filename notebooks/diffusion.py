@@ -156,25 +156,31 @@
 # `cpu64` is for readers without a GPU. It is not one of the study's configurations:
 # a 1.9 M-parameter EDM U-Net at $64\times64$ (width 32, attention at 8 px, batch 32)
 # that two CPU cores train on real frames at about 60 s/kimg. On the 10,000 shared
-# EchoNet frames it reached an `echo`-space FID of 28.7 against held-out videos after
-# 44 kimg (45 minutes) and 22.9 after 100 kimg. At that point KID was 0.098,
-# precision 0.84, recall 0.91, no sample was closer to a training frame than frames
-# of one video are to each other, and a classifier told samples from real frames
-# with AUC 0.66. The study's published StyleGAN2-ADA samples, downsized to 64 px and
-# scored the same way, give 29.8 (AUC 0.77). Steps matter at this stage of training:
-# the same 100-kimg model gives FID 416 with 5 Heun steps (9 network evaluations),
-# 45.0 with 10 (19) and 22.9 with 18 (35).
+# EchoNet frames, after 100 kimg, no sample is closer to a training frame than
+# frames of one video are to each other; its scores beside the other `cpu64` runs
+# and the study's published samples are in the comparison chapter. Steps matter at
+# this stage of training: the section *On real frames: the `cpu64` model after 100
+# kimg* below scores the same model with 5, 10 and 18 steps of each solver.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -190,7 +196,7 @@ step_counts = [1, 2, 4, 8, 18]  # ODE steps compared in the quality-versus-steps
 samplers = ["heun", "dpm2m"]  # ODE solvers compared there (heun, euler, dpm2m)
 n_eval = 32  # generated frames per step count for the statistics (2000+ for a meaningful FID)
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -206,10 +212,11 @@ from echolib.images import to_float, to_uint8
 from echolib.io import read_jsonl
 from echolib.models.diffusion import edm_sigmas, flow_times, frame_labels, network_evaluations
 from echolib.models.registry import load_config
-from echolib.report.measured import measured_runs, plot_measured
+from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.sampler_steps import compare_steps, steps_figure
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -227,7 +234,7 @@ run = ensure_run("diffusion", config, data, runs, kimg=kimg, device=device, seed
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 n_params = sum(p.numel() for p in model.nets["net"].parameters())
-print(f"run: {run}\ncheckpoint: {checkpoint.name}\nU-Net parameters: {n_params / 1e6:.2f} M")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}\nU-Net parameters: {n_params / 1e6:.2f} M")
 pd.Series(to_dict(cfg), name="value").to_frame().T
 
 # %% [markdown]
@@ -254,7 +261,7 @@ loss_curves(run, ["loss"]);
 # estimate of the clean frame from each (bottom). A trained model recovers the
 # fan and the chamber layout from heavy noise, and speckle only from light noise.
 
-# %%
+# %% tags=["hide-input"]
 dataset = FrameDataset(resolve_data(data, size=model.resolution), resolution=model.resolution)
 real = to_float(dataset.images[:256]).to(model.device)
 g = torch.Generator(device=model.device).manual_seed(seed)
@@ -362,27 +369,18 @@ steps_figure(by_steps_run.rows, ["jsd", "fid"]);
 # stopped and resumed once at 20 kimg), then scored by `bench/sampler_steps.py`:
 # 256 samples per row from the same starting noise, against the 944 frames of the
 # held-out videos, in the `echo` feature space (so the numbers compare rows, not
-# papers). Its record is in `book/measured/` (no images: the frames are licensed).
-#
-# | sampler | steps | NFE | echo-FID | KID | precision | recall | C2ST AUC | images/s (CPU) |
-# |---|---|---|---|---|---|---|---|---|
-# | Heun | 5 | 9 | 401 | 5.26 | 0.20 | 0.44 | 1.00 | 2.9 |
-# | Heun | 10 | 19 | 43.1 | 0.274 | 0.82 | 0.90 | 0.89 | 1.3 |
-# | Heun | 18 | 35 | 21.6 | 0.089 | 0.83 | 0.91 | 0.65 | 0.72 |
-# | DPM-Solver++(2M) | 5 | 5 | 33.0 | 0.191 | 0.80 | 0.91 | 0.98 | 5.2 |
-# | DPM-Solver++(2M) | 10 | 10 | 34.8 | 0.208 | 0.82 | 0.90 | 0.73 | 2.5 |
-# | DPM-Solver++(2M) | 18 | 18 | **20.9** | **0.084** | 0.83 | 0.90 | **0.63** | 1.4 |
+# papers). Its record is in `book/measured/` (no images: the frames are licensed),
+# and the table and figures below are drawn from it.
 #
 # DPM-Solver++(2M) matches Heun's 35-evaluation quality with 18 evaluations, so it
 # samples twice as fast at equal quality, and with 5 evaluations it gives usable
-# frames (FID 33) where 5 Heun steps give noise-speckled blur (401). Between 5 and
-# 10 steps its FID does not improve, while KID and the two-sample test do (AUC
-# 0.98 to 0.73): with 256 samples FID scatters by a few points, so read the three
-# together. The sample grid at 100 kimg (Heun, 18 steps) shows apical
-# four-chamber views at 64 px: the sector, the septum, four chambers and the
-# valve planes, with a few frames distorted. An earlier session's run of the
-# same configuration scored 22.9 with 18 Heun steps (README); StyleGAN2-ADA's
-# `cpu64` run scored 9.1 in 1 h 24 min, so on a CPU at 64 px the GAN still leads.
+# frames where 5 Heun steps give noise-speckled blur. Between 5 and 10 steps its
+# FID does not improve, while KID and the two-sample test do: with 256 samples FID
+# scatters by a few points, so read the three together. The sample grid at 100 kimg
+# (Heun, 18 steps) shows apical four-chamber views at 64 px: the sector, the
+# septum, four chambers and the valve planes, with a few frames distorted.
+# StyleGAN2-ADA's `cpu64` run scores better in less time (the comparison chapter),
+# so on a CPU at 64 px the GAN still leads.
 
 # %%
 cpu_run = REPO_ROOT / "book" / "measured" / "cpu-2026-11-27" / "diffusion-cpu64"
@@ -425,6 +423,9 @@ plot_measured(runs_128, ["loss"])
 print(f"{len(runs_128)} run(s) of diffusion at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
       or "none in this checkout")
 
+# %%
+styled_measured(measured_table(REPO_ROOT / "book" / "measured", "diffusion", resolution=128))
+
 # %% [markdown]
 # The sampler table of the H100 run at its two checkpoints: Heun and DPM-Solver++(2M) at 5,
 # 10 and 18 steps, 500 samples per row from one starting noise, against the 468 held-out
@@ -448,31 +449,28 @@ for measured_run in runs_128:
 # %% [markdown]
 # **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/diffusion-E4`: EDM, E1
 # without dropout, on 5,000 real frames, 128 px; the learning rate warmed up over 10 kimg
-# instead of 100). For six minutes the run shared one H100 with the four other architectures,
-# at 14 s/kimg, and reached 24.6 kimg. A second call then trained it alone at **2.67 s/kimg**
-# (20 GB) to 51.2 kimg. The loss fell from 1.58 to 0.12. Against the held-out videos at 23.7 kimg
-# (1,000 samples, Heun with 18 steps) it scores FID 65.8, KID 0.386, precision 0.75, recall 0.74
-# and a two-sample AUC of 0.873, with memorised fraction 0. At 51.2 kimg, with 500 samples (table
-# above), the FID is **33.4** with 18 DPM-Solver++(2M) steps and 34.7 with 18 Heun steps (35
-# evaluations). With 5 DPM-Solver++ steps it is 56.0, where 5 Heun steps give 657. Between the
-# two checkpoints the 18-step rows and the 10-step DPM-Solver++ row halved. The H100 samples at 67 images/s with
-# 18 DPM-Solver++ steps and at 233 with 5. The grid at 41 kimg shows recognisable apical
-# four-chamber views (sector, septum, valve planes, speckle), some with irregular chambers. Real
-# frames against real frames score 7.3 under this protocol (500 training frames against the 468
-# held-out ones).
+# instead of 100; the table after the curves is read from its records). For six minutes the
+# run shared one H100 with the four other architectures and reached about 24 kimg; a second
+# call then trained it alone, at about the speed of StyleGAN2-ADA E4 compiled, to 51 kimg (the
+# median tick in the table is that call's). The loss fell steadily (curve above). The held-out
+# evaluation in the table was made at the first checkpoint; the sampler tables above score both
+# checkpoints with 500 samples each: between the two, the 18-step rows and the 10-step
+# DPM-Solver++ row halved, 18 DPM-Solver++(2M) steps matched 18 Heun steps (35 evaluations),
+# and 5 DPM-Solver++ steps stayed usable where 5 Heun steps did not. The grid at 41 kimg shows
+# recognisable apical four-chamber views (sector, septum, valve planes, speckle), some with
+# irregular chambers. Real frames against real frames score 7.3 under this protocol (500
+# training frames against the 468 held-out ones).
 #
 # **How far it got against StyleGAN2-ADA.** The StyleGAN2-ADA E4 run of the same day
-# (`h100-2026-11-27`, the StyleGAN2-ADA chapter) trains at 2.76 s/kimg compiled, about the
-# diffusion model's speed, so equal kimg is equal H100 time. Its trainer's FID (1,000 samples
-# against 1,000 training frames, real-vs-real floor 2.9) was 332 at 40 kimg and 27.1 at 60 kimg.
-# Its best was 13.8 at 81 kimg, after which it rose to 18.0 at 121 kimg. At 51 kimg the diffusion
-# model scores 33.4 under the stricter held-out protocol, whose floor is 7.3, while the GAN passed
-# 27.1 (floor 2.9) only at 60 kimg. So at equal training the two are close. The diffusion model
-# has not yet reached StyleGAN2-ADA's best, and its FID halved between 24 and 51 kimg, still
-# falling when the session ended.
+# (`h100-2026-11-27`, the StyleGAN2-ADA chapter) trains at about the diffusion model's speed
+# (the *Measured runs* chapter has both), so equal kimg is equal H100 time. Its trainer's FID
+# (samples against training frames, whose real-vs-real floor of 2.9 is lower than the held-out
+# protocol's 7.3) first dropped below the diffusion model's 51-kimg sampler score after 60 kimg,
+# and reached its best near 80 kimg. So at equal training the two are close. The diffusion model
+# has not yet reached StyleGAN2-ADA's best, and its FID was still falling when the session ended.
 # Whether it passes StyleGAN2-ADA, as EchoNet-Synthetic and EchoFlow found, needs hours of
-# training, not the minutes a session lends. At 64 px on a CPU, StyleGAN2-ADA still leads (9.1
-# against 20.9, the table above).
+# training, not the minutes a session lends. At 64 px on a CPU, StyleGAN2-ADA still leads (the
+# comparison chapter).
 
 # %% [markdown]
 # ## Conditional samples: end-diastole and end-systole
@@ -486,7 +484,7 @@ for measured_run in runs_128:
 # thickness of the walls. The smoke model has seen 0.2 kimg, so here the labels
 # change the noise pattern more than any anatomy.
 
-# %%
+# %% tags=["hide-input"]
 cond_key = load_config("diffusion", cond_config).model.label_key if cond_config else None
 unlabelled = sum(v is None for v in frame_labels(dataset, cond_key)) if cond_config else 0
 if cond_config and not unlabelled:

@@ -77,27 +77,34 @@
 # the authors' thresholds and clipping on a DCGAN at $64\times64$ with 32 channels
 # at full resolution, capped at 256 (generator 1.1 M parameters, critic 0.7 M),
 # RMSprop at twice their rate ($10^{-4}$) and a 25-update warm-up. Two CPU cores
-# train it at about 6 s/kimg. On the 10,000 shared EchoNet frames, 120 kimg
-# (1,836 generator steps, 13 minutes) give recognisable apical four-chamber fans:
-# echo-FID 21.0 at 64 px against held-out videos (256 samples), KID 0.095,
-# precision 0.86, recall 0.86, no memorised frames, C2ST AUC 0.81, the best FID
-# of the `cpu64` runs (README, "No GPU?"). The schedule itself never acted in
+# train it at about 6 s/kimg. On the 10,000 shared EchoNet frames it gives
+# recognisable apical four-chamber fans with no memorised frames in minutes (the
+# comparison chapter's `cpu64` table has its scores). The schedule itself never acted in
 # that run: a critic this narrow, clipped at 0.01, keeps its margin $-L_D$ near
 # 0.03, far below $T_2 = 0.5$, and $L_G$ below $T_1$, so after the warm-up every
 # cycle is one critic and one generator update. The thresholds are absolute,
 # while the losses of a clipped critic scale with the clip and its width (the
 # WGAN chapter measures this), so they need scaling with the network.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -112,7 +119,7 @@ seed = 0  # training seed (data order, latents, initial weights); sampling below
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 study_logs = str(shared_data() / "seed-reference" / "training-logs")  # the study's logs ($ECHOLIB_SHARED_DATA)
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -123,10 +130,11 @@ from echolib.config import to_dict
 from echolib.models.medgan import schedule
 from echolib.models.registry import load_config
 from echolib.data.sources import REPO_ROOT
-from echolib.report.measured import measured_runs, plot_measured
+from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -160,7 +168,7 @@ table
 run = ensure_run("medgan", config, data, runs, kimg=kimg, device=device, seed=seed)
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
-print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}")
 pd.Series(to_dict(cfg), name="value").to_frame().T
 
 # %% [markdown]
@@ -193,7 +201,7 @@ print(f"after warm-up the critic trained in {after_warmup['critic_updates'].mean
 # figure shows the distribution of $-L_D$ per run. M2 -- the study's best, and
 # the authors' defaults -- has its margin centred on 0.5.
 
-# %%
+# %% tags=["hide-input"]
 logs_dir = Path(study_logs) / "medgan"
 if logs_dir.is_dir():
     study = {p.stem.replace("metrics_medgan", ""): read_study_log(p) for p in sorted(logs_dir.glob("*.csv"))}
@@ -254,18 +262,21 @@ plot_measured(runs_128, ["loss_D", "loss_G", "critic_updates"])
 print(f"{len(runs_128)} run(s) of medgan at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
       or "none in this checkout")
 
+# %%
+styled_measured(measured_table(REPO_ROOT / "book" / "measured", "medgan", resolution=128))
+
 # %% [markdown]
 # **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/medgan-E4`: the study's
-# M4, T1 0.3 and T2 0.4, on 5,000 real frames, 128 px). The run shared one H100 with the four
-# other architectures for six minutes (0.88 s/kimg, where it runs at 0.10 s/kimg alone) and
-# reached 404 kimg. The T1/T2 rule settled quickly: after the two warm-up cycles it skipped the
-# critic's update in about half of all cycles (`critic_updates` 0.53). Its `echo`-FID during
-# training was 9.0 at 254 kimg (1,000 samples against 1,000 training frames). Against the
-# held-out videos at 404 kimg (1,000 samples) it scores FID 17.0, KID 0.105, precision 0.78,
-# recall 0.91 and a two-sample AUC of 0.955, with no sample closer to a training frame than
-# training frames are to each other (memorised fraction 0). (For scale, real frames against real frames score 2.9 under the trainer's protocol, 1,000 training
-# frames against 1,000 others, and 6.1 under the comparison's, 1,000 training frames against the 468
-# held-out ones: `echo` features, measured on the same 5,000 frames.)
+# M4, T1 0.3 and T2 0.4, on 5,000 real frames, 128 px; the table above is read from its
+# records). The run shared one H100 with the four other architectures for six minutes, several
+# times slower than the 0.10 s/kimg it trains at alone, and still reached hundreds of kimg. The
+# T1/T2 rule settled quickly: after the two warm-up cycles it skipped the critic's update in
+# about half of all cycles (the `critic_updates` curve). Its held-out scores are the best of that
+# session (the *Measured runs* chapter has them side by side), with no sample closer to a
+# training frame than training frames are to each other. (For scale, real frames against real
+# frames score 2.9 under the trainer's protocol, 1,000 training frames against 1,000 others, and
+# 6.1 under the held-out one, 1,000 training frames against the 468 held-out ones: `echo`
+# features, measured on the same 5,000 frames.)
 #
 # The grid at 304 kimg shows clear apical four-chamber views: the sector, the septum, four
 # chambers and the valve planes. A few frames have bright specks along the sector's right edge.

@@ -67,27 +67,36 @@
 # half the widths (32 channels at full resolution, capped at 256: 7.3 M parameters
 # in the U-Net, 0.7 M in the PatchGAN), batch 16. Two CPU cores train it on real
 # frames at about 10 s/kimg. On the 10,000 shared EchoNet frames, 100 kimg
-# (21 minutes) translate the contours of held-out hearts into recognisable apical
-# four-chamber frames with PSNR 21.2 dB and SSIM 0.72 against the true frames
-# (training hearts: 22.6 dB, 0.76). Scored as a generator like the others (README,
-# "No GPU?": 256 samples, each translating the contours of one held-out frame),
-# they reach echo-FID 9.9, KID 0.033, precision 0.91, recall 0.84 and a two-sample
-# AUC of 0.67. This is not generation from nothing, since the contours come from the
-# frames they are compared with. Fed only the 64 contour maps the checkpoint stores
-# (the evaluation before 2026-11-27), the same run scores 41.1 with recall 0.02: 64
-# hearts, however many samples are drawn. Run this notebook with `config = "cpu64"`
-# and `data` set to the frames.
+# translate the contours of held-out hearts into recognisable apical four-chamber
+# frames with PSNR 21.2 dB and SSIM 0.72 against the true frames (training hearts:
+# 22.6 dB, 0.76). Scored as a generator like the others (the comparison chapter's
+# `cpu64` table: each sample translates the contours of one held-out frame), it
+# scores close to the best unconditional model. This is not generation from
+# nothing, since the contours come from the frames they are compared with. Fed only
+# the 64 contour maps the checkpoint stores (how it was evaluated at first), the
+# same run scores far worse and its recall collapses: 64 hearts, however many
+# samples are drawn. Run this notebook with `config = "cpu64"` and `data` set to
+# the frames.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -99,7 +108,7 @@ device = "auto"  # auto, cpu or cuda
 seed = 0  # training seed (data order, dropout noise, initial weights); sampling below uses it too
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -113,10 +122,11 @@ from echolib.data.sources import resolve_data
 from echolib.images import to_float
 from echolib.models.pix2pix import reconstruction_scores
 from echolib.data.sources import REPO_ROOT
-from echolib.report.measured import measured_runs, plot_measured
+from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.train.run_records import load_run_config
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -133,7 +143,7 @@ run = ensure_run("pix2pix", config, data, runs, kimg=kimg, device=device, seed=s
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 resolution = model.resolution
-print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}")
 pd.Series(to_dict(cfg), name="value").to_frame().T
 
 # %% [markdown]
@@ -260,22 +270,25 @@ plot_measured(runs_128, ["loss_D", "loss_G_gan", "loss_L1", "loss_G"])
 print(f"{len(runs_128)} run(s) of pix2pix at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
       or "none in this checkout")
 
+# %%
+styled_measured(measured_table(REPO_ROOT / "book" / "measured", "pix2pix", resolution=128))
+
 # %% [markdown]
 # **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/pix2pix-E4`: E4 is the
-# paper's L1-only baseline, Canny contours, on 5,000 real frames, 128 px). The run shared one H100
-# with the four other architectures for six minutes (1.25 s/kimg, where it runs at 0.49 s/kimg
-# alone) and reached 264 kimg. The L1 error fell from 0.21 to 0.041. The discriminator still
-# trains but does not reach the generator in E4, and it separates translations from frames
-# almost perfectly (its loss 0.003, the generator's unused GAN term 7.3): L1 alone makes frames
-# that are easy to tell apart. The grid at 240 kimg shows four-chamber frames that follow their
-# contours closely, smooth rather than speckled, as the paper's L1 baseline is.
+# paper's L1-only baseline, Canny contours, on 5,000 real frames, 128 px; the table above is
+# read from its records). The run shared one H100 with the four other architectures for six
+# minutes, more than twice as slow as the 0.49 s/kimg it trains at alone, and reached hundreds
+# of kimg. The L1 error fell steadily (curve above). The discriminator still trains but does
+# not reach the generator in E4, and it separates translations from frames almost perfectly
+# (its loss near zero, the generator's unused GAN term large): L1 alone makes frames that are
+# easy to tell apart. The grid at 240 kimg shows four-chamber frames that follow their contours
+# closely, smooth rather than speckled, as the paper's L1 baseline is.
 #
-# Its evaluation in that session (FID 56.2, precision 0.92, **recall 0.00**, AUC 0.999) was
-# made the old way: 1,000 samples drawn from the 64 held-out contour maps that the checkpoint
-# stores. 64 hearts cannot cover the held-out set, whatever the samples look like, so these
-# numbers are not comparable with the other rows. Since then, `evaluate --runs` and the
-# comparison chapter feed Pix2Pix the contours of every held-out frame in turn
-# (`compare.run_samples(..., conditions_from=splits.heldout)`). Its records say so
-# (`"conditions": "held-out frames"`), and a record made the old way is never reused. The
-# `cpu64` row in the README was measured again that way: FID 41.1 the old way,
-# 9.9 the new way, on the same run.
+# Its held-out evaluation in that session (table above; note its **recall**) was made the old
+# way: 1,000 samples drawn from the 64 held-out contour maps that the checkpoint stores. 64
+# hearts cannot cover the held-out set, whatever the samples look like, so these numbers are
+# not comparable with the other rows. Since then, `evaluate --runs` and the comparison chapter
+# feed Pix2Pix the contours of every held-out frame in turn
+# (`scoring.run_images(..., conditions_from=splits.heldout)`). Its records say so
+# (`"conditions": "held-out frames"`, shown in the table's protocol), and a record made the
+# old way is never reused.

@@ -19,16 +19,25 @@
 # This appendix records the software versions, the device, the data and the
 # feature extractors that produced the numbers of this build.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -36,12 +45,13 @@ import os
 data = "phantom"  # "phantom" (built-in) or a folder/zip/manifest of real frames
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import pandas as pd
 
 from echolib.data.sources import resolve_data
+from echolib.paths import shown_path
 from echolib.report.environment import device_info, folder_sha256, package_versions
 from echolib.report.extractors import extractor_table
 from echolib.report.records import run_summary
@@ -70,7 +80,7 @@ pd.Series(device_info(), name="value").to_frame()
 data_path = resolve_data(data)
 digest, count = folder_sha256(data_path)
 assert count > 0
-pd.DataFrame([{"data": str(data), "resolved": str(data_path), "frames": count, "sha256": digest}])
+pd.DataFrame([{"data": str(data), "resolved": shown_path(data_path), "frames": count, "sha256": digest}])
 
 # %% [markdown]
 # ## Feature extractors

@@ -197,23 +197,31 @@
 # maps up to 32 px, 32 at 64 px; 0.43 M parameters in $G$, 0.37 M in $D$), mapping
 # depth 2, batch 16, $\gamma = 0.1$, no path-length term. Two CPU cores train it on real
 # frames at about 42 s/kimg. On the 10,000 shared EchoNet frames its grids show fans
-# with a septum at 20 kimg and four chambers at 40. After 120 kimg (1 h 24 min) its
-# 256 samples against the held-out videos reach echo-FID 9.1, KID 0.021, precision
-# 0.85, recall 0.88 and a classifier two-sample AUC of 0.61, with no memorised frame:
-# the best of the `cpu64` runs (README, "No GPU?"). $D$ never overfitted in that
+# with a septum at 20 kimg and four chambers at 40. After 120 kimg it is the best of
+# the `cpu64` runs, with no memorised frame (the comparison chapter's `cpu64` table
+# has the scores). $D$ never overfitted in that
 # time ($r_t$ stayed under the target), so ADA left $p$ at 0. Run this notebook
 # with `config = "cpu64"` and `data` set to the frames.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -230,7 +238,7 @@ shared = os.environ.get("ECHOLIB_SHARED_DATA", str(REPO_ROOT.parent / "shared" /
 truncations = [1.0, 0.7]  # truncation psi of the final sample grids
 mix_cutoff = 4  # style mixing: the first this many style inputs (4x4 and 8x8 blocks) come from the row latents
 
-# %%
+# %% tags=["hide-input"]
 import math
 import tempfile
 from pathlib import Path
@@ -245,6 +253,7 @@ from echolib.report import stylegan_figures as sgf
 from echolib.report.plots import loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log, read_metrics
 from echolib.report.study_logs import load_study_logs, study_best
+from echolib.paths import shown_path
 from echolib.train.run_folder import RunFolder
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model, write_samples
@@ -305,7 +314,7 @@ model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 G = model.sampling_net("G", use_ema=True)
 n_params = {name: sum(p.numel() for p in net.parameters()) for name, net in model.nets.items()}
-print(f"run: {run}\ncheckpoint: {checkpoint.name}\nresolution: {model.resolution}, "
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}\nresolution: {model.resolution}, "
       + ", ".join(f"{k}: {v / 1e6:.3f} M parameters" for k, v in n_params.items())
       + f"\nstyle inputs (num_ws): {G.num_ws}, noise inputs: {len(G.noise_resolutions)}")
 
@@ -370,7 +379,7 @@ else:
 
 # %%
 if read_metrics(run).empty:
-    print(f"{run} has no metric records (metrics_kimg = {load_config('stylegan2_ada', config).train.metrics_kimg})")
+    print(f"{shown_path(run)} has no metric records (metrics_kimg = {load_config('stylegan2_ada', config).train.metrics_kimg})")
 else:
     fig = metric_curves(run, ["fid", "kid"])
 
@@ -592,7 +601,7 @@ else:
 # | E4 step, before the banded-matrix filters and `conv_grads` | 7.73 s/kimg (239 ms/step, 106 TFLOP/s) | not finished in the 140 s left for compiling |
 # | E4 step, 2026-11-26 | 5.20 s/kimg (142 ms/step, 159 TFLOP/s) | 2.92 s/kimg (89 ms/step, 284 TFLOP/s; 94 s to compile) |
 # | E4 step, 2026-11-27 (one-call discriminator update) | 4.20 s/kimg (136 ms/step) | |
-# | E4 **trained** on 5,000 real frames, 131 kimg, 2026-11-27 | | **2.76 s/kimg** (63 ticks, 2.66–3.03; 10.6 GB) |
+# | E4 **trained** on 5,000 real frames, 2026-11-27 | | the median tick of its `log.csv`, printed below |
 # | `auto` step, 2026-11-27 | | **2.10 s/kimg** (51 ms/step, 6.1 GB) |
 # | official stylegan2-ada-pytorch, custom CUDA kernels (H200; most likely `auto`) | 5.3 s/kimg, 6.3 GB | |
 #
@@ -602,27 +611,20 @@ else:
 # CUDA kernels on an H200 (which has 1.4 times the H100's memory bandwidth), and
 # inside the target of at most 2.5 s/kimg. (The `auto` rule's R1 gamma, 0.1024,
 # differs from E4's 8; the value scales a term and costs nothing.) The study's
-# 2.7-times-costlier E4 network trains at 2.76 s/kimg compiled through the real
-# trainer, ticks, grids, checkpoints and echo-FID included: 300 TFLOP/s over
-# the whole run. The profiler table of the compiled `auto` step shows
+# 2.7-times-costlier E4 network trains compiled through the real trainer, ticks,
+# grids, checkpoints and echo-FID included, at the speed printed below, close to
+# the compiled step's. The profiler table of the compiled `auto` step shows
 # the host busy for longer than the GPU (16 steps: 1.3 s of CPU time, 0.71 s of
 # CUDA time, under profiling), so CUDA graphs are the next lever there. The
 # pair of eager E4 steps with and without ADA's 2x warp read 4.20 and 4.52
 # s/kimg: noise, since the step bench starts at $p = 0$ and warps few images.
 #
 # What 131 kimg (about 4 minutes of training, 29 passes over 4,532 training
-# frames) gave, with echo-FID on 1,000 generated images against 1,000
-# held-out frames after each 20 kimg:
-#
-# | kimg | 20 | 40 | 60 | 81 | 101 | 121 |
-# |---|---|---|---|---|---|---|
-# | echo-FID | 703 | 332 | 27.1 | 13.8 | 15.0 | 18.0 |
-# | $D$ loss (tick mean) | 1.06 | 1.22 | 1.31 | 1.28 | 1.26 | 1.24 |
-# | $G$ loss | 2.26 | 1.45 | 0.98 | 0.96 | 1.00 | 1.01 |
-#
-# The losses settle near the equilibrium of the logistic loss ($2\ln 2 = 1.39$
-# for $D$, $\ln 2 = 0.69$ for $G$), $r_t$ stays below the 0.6 target, so ADA's
-# $p$ never rises above 0.011: the discriminator does not yet overfit 4,532
+# frames) gave, with the trainer's echo-FID (1,000 generated images against 1,000
+# training frames) every 20 kimg, is in the table and curves below, read from the
+# run's records. The losses settle near the equilibrium of the logistic loss
+# ($2\ln 2 = 1.39$ for $D$, $\ln 2 = 0.69$ for $G$), $r_t$ stays below the 0.6
+# target, so ADA's $p$ stays near 0: the discriminator does not yet overfit 4,532
 # frames at 29 passes (the study's 40,120 frames would make it later still).
 # The grid at 131 kimg shows apical four-chamber views: sector, septum, both
 # atria and ventricles and the valve planes, a few frames still blurred or
@@ -637,6 +639,14 @@ measured = REPO_ROOT / "book" / "measured" / "h100-2026-11-27" / "stylegan2_ada-
 if RunFolder(measured).log_file.is_file():
     h100_log = read_log(measured)
     assert h100_log["kimg"].iloc[-1] > 100 and h100_log["loss_D"].map(math.isfinite).all()
+    speed = h100_log["sec_per_kimg"]
+    print(f"trained compiled: median {speed.median():.2f} s/kimg over {len(speed)} ticks "
+          f"({speed.min():.2f}-{speed.max():.2f}), peak {h100_log['mem_gb'].max():.1f} GB, "
+          f"{h100_log['kimg'].iloc[-1]:.0f} kimg")
+    fids = read_metrics(measured).pivot_table(index="kimg", columns="metric", values="value")[["fid", "kid"]]
+    at_fid = pd.merge_asof(fids.reset_index(), h100_log[["kimg", "loss_D", "loss_G", "augment_p"]],
+                           on="kimg", direction="nearest")
+    display(at_fid.set_index("kimg").round(3).T)  # noqa: F821 -- IPython's display
     loss_curves(measured, ["loss_G", "loss_D", "D_real", "D_fake", "augment_p", "ada_rt"])
     fid_figure = metric_curves(measured, ["fid", "kid"])
     for ax in fid_figure.axes:

@@ -22,23 +22,32 @@
 #    blinded questionnaire, a rater app for JupyterLab, and the same analysis;
 # 4. runs a small demonstration end to end with simulated observers.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 study_csv = None  # expert-evaluation CSV of the study; None: look in $ECHOLIB_SHARED_DATA, then ../shared/data
 seed = 0  # seed of the demonstration questionnaire and of the simulated observers
 out = None  # folder for the demonstration (sources, questionnaire, answers); None: a temporary folder
 
-# %%
+# %% tags=["hide-input"]
 import tempfile
 from pathlib import Path
 
@@ -46,6 +55,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from echolib.paths import shown_path
 from echolib.turing import plots
 from echolib.turing.analysis import roc, summarize
 from echolib.turing.answers import collect_responses
@@ -137,7 +147,7 @@ have_study = csv_path is not None and csv_path.is_file()
 if have_study:
     study_responses = load_study_csv(csv_path)
     study = summarize(study_responses)
-    print(f"study answer sheet: {csv_path}")
+    print(f"study answer sheet: {shown_path(csv_path)}")
 else:
     study = None
     print("The study's answer sheet is not available here (set ECHOLIB_SHARED_DATA or pass study_csv=...); "
@@ -301,9 +311,19 @@ if not qdir.exists():
     build_questionnaire(real, generated, qdir, counts={"one_of_two": 8, "two_of_four": 4, "one_of_four": 4,
                                                        "per_image": 12}, seed=seed)
 questionnaire, key = load_questionnaire(qdir), load_key(default_key_path(qdir))
-print(f"{len(questionnaire.questions)} questions in {qdir}; key in {key.path}")
+print(f"{len(questionnaire.questions)} questions in {shown_path(qdir)}; key in {shown_path(key.path)}")
 assert key.path.parent != qdir and "source" not in (qdir / "questions.json").read_text()
 plots.plot_question(questionnaire, questionnaire.questions[8].id);
+
+# %% [markdown]
+# **Try it.** In JupyterLab the next cell opens the rater app on this
+# questionnaire, as a rater sees it: enter any rater id, pick the real images and
+# press *Next*. Your answers go to `your-answers/<rater id>.jsonl` in the
+# demonstration folder, apart from the simulated observers' below. (The HTML book
+# shows nothing here: the app needs a running kernel.)
+
+# %% tags=["remove-output"]
+TuringApp(questionnaire, demo / "your-answers")
 
 # %%
 for k, noise in enumerate([0.05, 0.2, 0.5]):

@@ -107,10 +107,9 @@
 # straight-through codebook collapsed to about 12 codes within 4 kimg on two CPU
 # cores, hence the EMA codebook, which kept all 256 in use (perplexity 191). On
 # the 10,000 shared EchoNet frames, 80 kimg (20 for the autoencoder, then 60 for
-# the prior; 40 minutes) reconstruct held-out frames at PSNR 23.5 dB and SSIM
-# 0.77 and generate recognisable four-chamber fans: echo-FID 38.0 at 64 px
-# against held-out videos (256 samples), KID 0.281, precision 0.80, recall 0.82,
-# C2ST AUC 0.98 (README, "No GPU?"). Prior training is cheap (8 s/kimg) and
+# the prior) reconstruct held-out frames at PSNR 23.5 dB and SSIM 0.77 and
+# generate recognisable four-chamber fans (the comparison chapter's `cpu64` table
+# has their scores). Prior training is cheap (8 s/kimg) and
 # pays: at 40 kimg (prior at 5.3 bits per code) the same run scored echo-FID 60.6
 # and KID 0.444; at 80 kimg the prior is at 5.0 bits and still improving. The
 # first run of this recipe, with the study's GAN weight (below), reached 19.9 dB,
@@ -147,16 +146,25 @@
 # below). The E configurations keep taming's 0.8, as the study ran them: to try
 # the fix at 128 px, add `--set model.disc_weight=0.1`.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -171,7 +179,7 @@ seed = 0  # training seed (data order, initial weights); sampling below uses it 
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 study_logs = str(shared_data() / "seed-reference" / "training-logs")  # the study's logs ($ECHOLIB_SHARED_DATA)
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -184,11 +192,12 @@ from echolib.data.sources import resolve_data
 from echolib.images import make_grid, to_float
 from echolib.models.vqgan import reconstruction_metrics
 from echolib.data.sources import REPO_ROOT
-from echolib.report.measured import measured_runs, plot_measured
+from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log, read_run_meta
 from echolib.report.study_logs import read_log as read_study_log
 from echolib.train.run_records import load_run_config
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -205,7 +214,7 @@ run = ensure_run("vqgan", config, data, runs, kimg=kimg, device=device, seed=see
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
 resolution = model.resolution
-print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}")
 facts = read_run_meta(run).get("model", {})  # run.json: what `auto` resolved to on the training machine
 print(f"perceptual loss used: {facts.get('perceptual', model.perceptual)} (config: {cfg.perceptual}; "
       f"weights sha256 {(facts.get('perceptual_weights_sha256') or '-')[:16]})")
@@ -357,7 +366,7 @@ plt.show()
 # discriminator factor. The discriminator had stopped discriminating, as in the
 # first `cpu64` run, where the autoencoder outran it at taming's GAN weight.
 
-# %%
+# %% tags=["hide-input"]
 logs_dir = Path(study_logs) / "vqgan"
 if logs_dir.is_dir():
     rows = {}
@@ -423,21 +432,24 @@ plot_measured(runs_128, ["loss_rec", "loss_perceptual", "loss_q", "loss_D", "cod
 print(f"{len(runs_128)} run(s) of vqgan at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
       or "none in this checkout")
 
+# %%
+styled_measured(measured_table(REPO_ROOT / "book" / "measured", "vqgan", resolution=128))
+
 # %% [markdown]
 # **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/vqgan-E4`: the taming
 # recipe with a straight-through codebook of 512 codes, on 5,000 real frames, 128 px; the
-# discriminator started at 20 kimg and the prior was set to start at 60). The run shared one H100
-# with the four other architectures for six minutes. It ran at 11.8 s/kimg, where it runs at
-# 2.15 alone, and reached only 28 kimg, all of it stage 1. **The codebook collapsed**: the first
-# tick used 342 of the 512 codes (perplexity 7.2); by 4 kimg it used 8 (perplexity 2.6), and it
-# never recovered (4.2 at 28 kimg). The commitment term spiked to 170 and decayed to 18. This is
-# the collapse that the `cpu64` header records for the straight-through codebook at 64 px (about
-# 12 codes by 4 kimg). The reconstruction L1 fell from 0.24 to 0.088 at 20 kimg, then rose to
-# 0.13 once the discriminator came in at weight 0.8, as in the probes above.
+# discriminator started at 20 kimg and the prior was set to start at 60; the table above is
+# read from its records). The run shared one H100 with the four other architectures for six
+# minutes, about five times slower than the 2.15 s/kimg it trains at alone, and reached only
+# tens of kimg, all of it stage 1. **The codebook collapsed**: the first tick used 342 of the
+# 512 codes; by 4 kimg it used 8, and it never recovered (the perplexity curve above). The
+# commitment term spiked and then decayed. This is the collapse that the `cpu64` header records
+# for the straight-through codebook at 64 px (about 12 codes by 4 kimg). The reconstruction L1
+# fell until 20 kimg, then rose once the discriminator came in at weight 0.8, as in the probes
+# above.
 #
-# The prior never trained, so the evaluation row of that session (FID 1,329, precision 0.03)
-# scores decoded random codes: it says nothing about VQGAN as a generator. The grid at 20 kimg
-# shows exactly that, grey squares with a few blobs. At 128 px, use E5 (EMA codebook with
-# dead-code restarts, the codebook of `cpu64`) and start the prior sooner. With `cpu64`'s
-# recipe, this architecture generates recognisable four-chamber frames at 64 px (echo-FID 38.0,
-# README).
+# The prior never trained, so the evaluation row of that session scores decoded random codes:
+# it says nothing about VQGAN as a generator. The grid at 20 kimg shows exactly that, grey
+# squares with a few blobs. At 128 px, use E5 (EMA codebook with dead-code restarts, the
+# codebook of `cpu64`) and start the prior sooner. With `cpu64`'s recipe, this architecture
+# generates recognisable four-chamber frames at 64 px (the comparison chapter).

@@ -72,24 +72,31 @@
 # at $64\times64$ with 32 channels at full resolution, capped at 256 (generator
 # 1.1 M parameters, critic 0.7 M). Two CPU cores train it at about 6 s/kimg, where
 # kimg counts the critic's real images, five batches per generator step. On the
-# 10,000 shared EchoNet frames, 250 kimg (782 generator steps, 29 minutes) give
-# coarse sector-shaped frames with a septum and chambers: echo-FID 28.5 at 64 px
-# against held-out videos (256 samples), precision 0.81, recall 0.85, no memorised
-# frames, but a classifier still tells them from real frames (C2ST AUC 0.97) and
-# their intensity histogram is off (JSD 0.23; real frames 0.01). The critic's
-# Wasserstein estimate fell from 54 to 4 over the run. The README's "No GPU?" table
-# compares it with the other `cpu64` runs.
+# 10,000 shared EchoNet frames it gives coarse sector-shaped frames with a septum
+# and chambers and no memorised frames, but a classifier still tells them from real
+# frames and their intensity histogram is off (JSD 0.23; real frames 0.01). The
+# critic's Wasserstein estimate fell from 54 to 4 over the run. The comparison
+# chapter's `cpu64` table scores it beside the other `cpu64` runs.
 
-# %%
-# Colab / fresh kernels: install echolib when it is missing.
-import subprocess
-import sys
+# %% tags=["remove-cell"]
+# Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
+# notebook sits in, or from ECHOLIB_SOURCE, a checkout's path or a pip URL of this repository.
+ECHOLIB_SOURCE = ""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
 
-try:
-    import echolib  # noqa: F401
-except ImportError:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "echolib @ git+https://github.com/echo-gen/echo-gen-book"])
+if importlib.util.find_spec("echolib") is None:
+    here = [Path.cwd(), *Path.cwd().parents]
+    checkout = next((p for p in here if (p / "echolib").is_dir() and (p / "pyproject.toml").is_file()), None)
+    src = ECHOLIB_SOURCE or os.environ.get("ECHOLIB_SOURCE") or (str(checkout) if checkout else "")
+    if not src:
+        print("echolib is not installed: set ECHOLIB_SOURCE in this cell to a checkout or pip URL of this repository.")
+    elif Path(src).expanduser().is_dir():
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", src])
+        sys.path.insert(0, str(Path(src).expanduser().resolve()))  # a running kernel does not read the new .pth
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", src])
+        importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 import os
@@ -104,7 +111,7 @@ seed = 0  # training seed (data order, latents, initial weights); sampling below
 runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 study_logs = str(shared_data() / "seed-reference" / "training-logs")  # the study's logs ($ECHOLIB_SHARED_DATA)
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -114,10 +121,11 @@ import torch
 
 from echolib.config import to_dict
 from echolib.data.sources import REPO_ROOT
-from echolib.report.measured import measured_runs, plot_measured
+from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
+from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 
@@ -135,7 +143,7 @@ pd.set_option("display.precision", 4)
 run = ensure_run("wgan", config, data, runs, kimg=kimg, device=device, seed=seed)
 model, checkpoint = load_model(run, device=device)
 cfg = model.cfg
-print(f"run: {run}\ncheckpoint: {checkpoint.name}")
+print(f"run: {shown_path(run)}\ncheckpoint: {checkpoint.name}")
 pd.Series(to_dict(cfg), name="value").to_frame().T
 
 # %% [markdown]
@@ -184,7 +192,7 @@ fig.tight_layout()
 # have flat, saturated losses at 2x, 4x, 50x and 100x W1's, and the best runs
 # (W3, W6) are the ones whose critic loss still moves.
 
-# %%
+# %% tags=["hide-input"]
 logs_dir = Path(study_logs) / "wgan"
 if logs_dir.is_dir():
     study = {p.stem.replace("metrics_wgan", ""): read_study_log(p) for p in sorted(logs_dir.glob("*.csv"))}
@@ -246,21 +254,23 @@ plot_measured(runs_128, ["loss_D", "loss_G", "loss_gp"])
 print(f"{len(runs_128)} run(s) of wgan at 128 px kept:", ", ".join(f"{r.parent.name}/{r.name}" for r in runs_128)
       or "none in this checkout")
 
+# %%
+styled_measured(measured_table(REPO_ROOT / "book" / "measured", "wgan", resolution=128))
+
 # %% [markdown]
 # **The H100 session of 2026-11-27** (`book/measured/h100-2026-11-27b/wgan-E4`: the study's
-# W4, weight clipping at 0.02, on 5,000 real frames, 128 px). The run shared one H100 with the
-# four other architectures for six minutes (0.42 s/kimg, where it runs at 0.12 s/kimg alone) and
-# reached 788 kimg. Its `echo`-FID during training (1,000 samples against 1,000 training frames)
-# was 80.5 at 256 kimg and 84.0 at 502 kimg, and the grids up to then show fan-shaped
-# four-chamber views with streaky, blotched speckle. Then the generator collapsed: at 707 kimg
-# every frame of the grid is the same small bright blob repeated in a 4x4 tiling on black, and the
-# FID at 758 kimg is 3,769. The critic's loss gave no warning. It stayed between -8 and -12 all
-# along (curve above), so only the grids and the FID show the collapse. The evaluation against
-# the held-out videos at 797 kimg (1,000 samples) reads FID 548, precision 0.16 and a two-sample
-# AUC of 1.0.
+# W4, weight clipping at 0.02, on 5,000 real frames, 128 px; the table above is read from its
+# records). The run shared one H100 with the four other architectures for six minutes, several
+# times slower than the 0.12 s/kimg it trains at alone, and still reached hundreds of kimg. Its
+# trainer's `echo`-FID (samples against training frames, curve above) stayed level through
+# 500 kimg, and the grids up to then show fan-shaped four-chamber views with streaky, blotched
+# speckle. Then the generator collapsed: at 707 kimg every frame of the grid is the same small
+# bright blob repeated in a 4x4 tiling on black, and the FID curve leaps by more than an order of
+# magnitude. The critic's loss gave no warning: it stayed in the same band all along (curve
+# above), so only the grids and the FID show the collapse. Against the held-out videos at the
+# end of the run, a classifier tells every sample from a real frame.
 #
-# This matches the study: its clipped WGANs were its worst models (best Inception FID 68 for W6
-# and 153 for W4, table above). Weight clipping lets a critic with batch norm find one direction
-# that separates everything, and the generator then chases it. Use the gradient-penalty
-# configuration: `cpu64` (WGAN-GP) trains stably to echo-FID 28.5 at 64 px on two CPU cores
-# (README).
+# This matches the study: its clipped WGANs were its worst models (the study's table above).
+# Weight clipping lets a critic with batch norm find one direction that separates everything,
+# and the generator then chases it. Use the gradient-penalty configuration: `cpu64` (WGAN-GP)
+# trains stably at 64 px on two CPU cores (the comparison chapter).

@@ -15,7 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
+pytestmark = pytest.mark.slow  # each runs a benchmark script in a subprocess: not for make test-fast
 
 
 def bench(script: str, *args: str, cwd: Path, expect_rc: int = 0) -> list[dict]:

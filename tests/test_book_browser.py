@@ -22,11 +22,14 @@ from echolib.pipeline.book import build, chapters
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "_build" / "screenshots"
 STUDY = Path(os.environ.get("ECHOLIB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "seed-reference"
+pytestmark = [pytest.mark.browser, pytest.mark.book]
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory) -> Path:
-    runs = os.environ.get("ECHOLIB_RUNS") or str(tmp_path_factory.mktemp("book_runs"))
+def book() -> Path:
+    # inside the project, as `make test` has it: a chapter shows its parameters, and a temporary
+    # folder's absolute path in a page is what test_no_page_shows_noise_or_build_paths refuses
+    runs = os.environ.get("ECHOLIB_RUNS") or str(ROOT / "_build" / "test-runs")
     index = build("phantom", runs, device="cpu", progress=False)
     return index.parent
 
@@ -156,6 +159,8 @@ def test_comparison_page_has_a_row_per_architecture(browser, server):
     browser.save_screenshot(str(SHOTS / "compare-table.png"))
     for arch in available_architectures():
         assert arch in table_text, f"no row for {arch}"
+    # the default build's rows are smoke runs, and the page says so where the table is
+    assert "Our rows are smoke runs" in browser.execute_script("return document.querySelector('main').innerText")
     if (STUDY / "stylegan2-ada-E4-samples").is_dir():  # the study's model, evaluated by our code
         assert "stylegan2_ada (published)" in table_text
     if (STUDY / "training-logs").is_dir():  # the study's own numbers
@@ -173,3 +178,47 @@ def test_bibliography_labels_are_short(browser, server):
     labels = browser.execute_script("return [...document.querySelectorAll('span.label')].map(e => e.textContent);")
     assert len(labels) >= 20
     assert [x for x in labels if not re.fullmatch(r"\[[A-Za-z]{1,5}\+?\d{2}[a-z]?\]", x)] == []
+
+
+# What a reader must never see in a page: a progress bar (tqdm draws "%|"), a warning, or a path of
+# the machine that built the book.
+NOISE = ("%|", "/tmp/", "/root/", "/home/", "/work/", "Warning")
+
+_PAGE_TEXT_JS = """
+const main = document.querySelector('main') || document.body;
+const cut = [...main.querySelectorAll('pre')].filter(p => {
+  const style = getComputedStyle(p);
+  const scrolls = ['auto', 'scroll'].includes(style.overflowX);
+  return p.scrollWidth > p.clientWidth + 1 && !scrolls;
+}).map(p => p.innerText.split('\\n')[0].slice(0, 80));
+return {text: main.innerText, cut: cut};
+"""
+
+
+def _pages(book: Path) -> list[str]:
+    """Every page of the built book, as paths relative to its root."""
+    skip = {"genindex.html", "search.html"}
+    return sorted(str(p.relative_to(book)) for p in book.rglob("*.html")
+                  if p.name not in skip and not {"_static", "_sources", "_images"} & set(p.relative_to(book).parts))
+
+
+@pytest.mark.slow
+def test_no_page_shows_noise_or_build_paths(browser, server, book):
+    """Every page's visible text is free of progress bars, warnings and build-machine paths, and no code
+    block is cut off at the right edge (it wraps or scrolls)."""
+    pages = _pages(book)
+    assert {"book/intro.html", "book/developer.html", "book/generated/compare.html",
+            "book/generated/measured.html"} <= set(pages)
+    found, cut = {}, {}
+    for page in pages:
+        browser.get(f"{server}/{page}")
+        seen = browser.execute_script(_PAGE_TEXT_JS)
+        lines = [line.strip() for line in seen["text"].splitlines() if any(n in line for n in NOISE)]
+        if lines:
+            found[page] = lines[:5]
+        if seen["cut"]:
+            cut[page] = seen["cut"][:5]
+    browser.get(f"{server}/book/generated/compare.html")
+    browser.save_screenshot(str(SHOTS / "compare-clean.png"))
+    assert found == {}, f"progress bars, warnings or build-machine paths in pages: {found}"
+    assert cut == {}, f"code cut off at the right edge: {cut}"

@@ -27,6 +27,7 @@ def real_book(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.book
 @pytest.mark.realdata
 @pytest.mark.parametrize("chapter", chapters())
 def test_chapter_executes_on_real_frames(chapter, real_book):

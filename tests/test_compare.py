@@ -205,6 +205,7 @@ def test_new_extractor_weights_invalidate_earlier_records(smoke_runs, tmp_path, 
     assert scoring.earlier_evaluation(run, retrained) is None  # same name, other weights: not the same protocol
 
 
+@pytest.mark.slow
 def test_pix2pix_is_evaluated_on_the_contours_of_every_held_out_frame(smoke_runs):
     run = smoke_runs["pix2pix"]
     frames = scoring.load_frames("phantom", 128)  # the run trained at 64 px: conditions at its size

@@ -47,6 +47,7 @@ def test_a_compile_failure_on_first_call_falls_back_to_eager(capfd):
     assert "failed" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_compiled_stylegan2_trains_like_eager(noise_frames, tmp_path):
     """Both tables compiled (the updated network and its peer), then two steps: the same losses and weights."""
     states, losses = {}, {}

@@ -1,4 +1,4 @@
-"""The ``cpu64`` recipes: real-data training on machines without a GPU (README, "No GPU?").
+"""The ``cpu64`` recipes: real-data training on machines without a GPU (the comparison chapter).
 
 Every built-in architecture has one. They are not study configurations, so they are held
 to what makes them laptop-sized: 64 px, no metrics inside the loop, under ten million
@@ -21,6 +21,7 @@ def test_every_built_in_architecture_has_a_cpu_recipe():
     assert recipes >= set(BUILT_IN)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", BUILT_IN)
 def test_cpu_recipe_is_laptop_sized_and_trains(arch, noise_frames, tmp_path):
     run = load_config(arch, "cpu64")

@@ -384,6 +384,7 @@ def test_checkpoint_round_trip_of_a_conditional_model(phantom64, tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_flow_matching_smoke_run_trains_end_to_end(phantom64, tmp_path):
     run = load_config("diffusion", "smoke", {"model": {"formulation": "flow"}, "train": {"kimg": 0.04,
                                                                                           "tick_kimg": 0.02}})
@@ -407,6 +408,7 @@ def test_flow_matching_smoke_run_trains_end_to_end(phantom64, tmp_path):
     assert refused.returncode == 2 and "--steps expects positive integers" in refused.stderr
 
 
+@pytest.mark.slow
 def test_compare_steps_scores_every_solver_and_step_count_from_the_same_noise(phantom64):
     """The untrained denoiser is ``c_skip x``, whose ODE ends at ``x(sigma_max) sigma_d / sigma_max``: standard
     deviation ``sigma_d`` = 0.5. One step returns the denoiser's mean guess (almost 0); enough steps of either solver

@@ -75,6 +75,7 @@ def phantom64(tmp_path_factory) -> FrameDataset:
     return FrameDataset(folder / "manifest.csv", resolution=64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_training_steps_make_no_host_round_trips(arch, phantom64):
     model, opts = steps_of(arch, phantom64, 0, 1)  # the first step may create optimizer state

@@ -133,6 +133,7 @@ def test_a_sensible_metric_on_held_out_real_videos(real_frames):
 
 def test_extractor_table_names_the_weights_here_and_the_records_they_did_not_make(tmp_path, monkeypatch):
     from echolib.metrics.records import append_records, make_record
+    from echolib.paths import shown_path
     from echolib.report.extractors import extractor_table
 
     monkeypatch.delenv(features.ENV_ECHO_WEIGHTS, raising=False)
@@ -159,5 +160,6 @@ def test_extractor_table_names_the_weights_here_and_the_records_they_did_not_mak
     inception = tmp_path / "pt_inception.pth"  # any weights file named by the variable is the one in use
     torch.save({"w": torch.zeros(2)}, inception)
     monkeypatch.setenv(fidelity.ENV_INCEPTION_WEIGHTS, str(inception))
-    assert extractor_table().loc[fidelity.INCEPTION, "weights"] == str(inception)
+    assert extractor_table().loc[fidelity.INCEPTION, "weights"] == shown_path(inception)  # no build-machine path
+    assert extractor_table().loc["echo", "weights"] == "echolib/assets/echo_extractor.pt"
     assert "records" not in extractor_table().columns  # no runs folder, no record counts

@@ -103,6 +103,7 @@ def install(site: Path, dist: str, entry_points: dict[str, str]) -> Path:
     return site
 
 
+@pytest.mark.slow
 def test_an_installed_architecture_trains_and_samples_through_the_cli(noise_frames, tmp_path):
     site = install(tmp_path / "site", "toyarch", {"pixel_gaussian": "toyarch:PixelGaussian"})
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), OMP_NUM_THREADS="1")

@@ -37,3 +37,20 @@ def test_no_module_makes_its_own_bar():
     root = Path(echolib.__file__).parent
     direct = [str(p.relative_to(root)) for p in root.rglob("*.py") if p.name != "progress.py" and "tqdm" in p.read_text()]
     assert direct == []
+
+
+def test_a_notebook_kernels_bar_follows_the_environment_too(monkeypatch):
+    """In a Jupyter kernel ``tqdm.auto`` is ``tqdm.notebook.tqdm``, which ignores ``TQDM_DISABLE``: the
+    comparison chapter showed ``features (echo): 0%|`` frozen in the book until progress_bar read it itself."""
+    import tqdm.auto
+    import tqdm.notebook
+
+    from echolib.progress import progress_bar
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.notebook.tqdm)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    with progress_bar(range(3), desc="bar", display=False) as bar:
+        assert bar.disable
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    with progress_bar(range(3), desc="bar", display=False) as bar:
+        assert not bar.disable

@@ -169,6 +169,7 @@ def test_sample_writes_requested_count_deterministically(noise_frames, tmp_path)
             write_samples(model, 7, tmp_path / "c", batch=batch, progress=False)
 
 
+@pytest.mark.slow
 def test_cli_train_and_sample(noise_frames, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     run = tmp_path / "run"
@@ -346,6 +347,7 @@ def test_the_first_step_copies_the_generator_into_the_ema_as_the_official_loop_d
     assert all(torch.equal(ema[k], g[k]) for k in g)
 
 
+@pytest.mark.slow
 def test_a_run_folder_being_trained_is_refused_to_a_second_process(noise_frames, tmp_path):
     out = tmp_path / "run"
     first = Trainer(smoke(kimg=0.04), noise_frames, out, device="cpu", progress=False)

@@ -494,6 +494,7 @@ def test_stage_two_step_trains_only_the_prior(phantom64):
     assert all(not torch.equal(a, b) for a, b in zip(prior0, model.nets["prior"].parameters()))
 
 
+@pytest.mark.slow
 def test_discriminator_probe_continues_a_stage_one_checkpoint(phantom64, tmp_path):
     import json
     import subprocess

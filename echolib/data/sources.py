@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from echolib.errors import DataError
+from echolib.paths import PROJECT
 
 PHANTOM = "phantom"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = PROJECT
 
 
 def default_cache_dir() -> Path:

@@ -19,6 +19,7 @@ import yaml
 
 from echolib.data.sources import is_phantom
 from echolib.errors import ConfigError, EchoError
+from echolib.paths import shown_path
 from echolib.pipeline.notebooks import NOTEBOOKS, REPO, execute, parameters
 
 GENERATED = "book/generated"
@@ -56,7 +57,7 @@ def build(
 ) -> Path:
     """Execute every chapter notebook and render ``_build/html``; returns the index page."""
     runs = Path(runs).resolve()
-    data_arg = data if is_phantom(data) else str(Path(data).resolve())
+    data_arg = data if is_phantom(data) else _as_parameter(Path(data).resolve())
     if not is_phantom(data) and not Path(data).exists():
         raise ConfigError(f"--data {data}: no such folder, zip or manifest (or use 'phantom')")
     names = chapters()
@@ -72,7 +73,7 @@ def build(
                 continue
             src = NOTEBOOKS / f"{name}.py"
             declared = parameters(src)
-            given = {"data": data_arg, "runs": str(runs), "device": device}
+            given = {"data": data_arg, "runs": _as_parameter(runs), "device": device}
             params = {k: v for k, v in given.items() if k in declared}
             t0 = time.perf_counter()
             print(f"[book] executing {src.relative_to(REPO)} ...", flush=True)
@@ -93,6 +94,18 @@ def build(
     if missing:
         raise BookError(f"chapters not executed yet: {', '.join(missing)} (run without --no-execute)")
     return render()
+
+
+def _as_parameter(path: Path) -> str:
+    """A path as a chapter's parameter: relative to the project when inside or beside it, else absolute.
+
+    papermill writes parameters into a cell of the page, and a chapter runs with
+    the project as its working folder, so ``runs`` or ``../shared/data/frames``
+    reach the same files as the absolute path without showing the build
+    machine's layout to every reader.
+    """
+    shown = shown_path(path)
+    return str(path) if shown.startswith(("~", "…")) else shown
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from echolib.errors import ConfigError
+from echolib.paths import PROJECT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = PROJECT
 NOTEBOOKS = REPO / "notebooks"
 
 

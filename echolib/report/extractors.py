@@ -20,6 +20,7 @@ from echolib.metrics.fidelity import ENV_INCEPTION_WEIGHTS, INCEPTION, PIXEL, ex
 from echolib.metrics.lpips import ENV_LPIPS_WEIGHTS, ENV_VGG16_WEIGHTS, lpips_weights_paths
 from echolib.metrics.lpips import NAME as LPIPS
 from echolib.metrics.records import read_records
+from echolib.paths import shown_path
 
 # (extractor as records name it, the variable that overrides its weights, what it scores)
 EXTRACTORS: tuple[tuple[str, str, str], ...] = (
@@ -57,7 +58,7 @@ def extractor_table(runs: str | Path | None = None) -> pd.DataFrame:
     for name, env, scores in EXTRACTORS:
         try:
             path = _weights_here(name)
-            weights, sha = str(path), file_sha256(path)
+            weights, sha = shown_path(path), file_sha256(path)
         except ConfigError:  # the metric's own error says where to put the file
             weights, sha = "not found", None
         mine = {k: n for k, n in counts.items() if k[0] == name}

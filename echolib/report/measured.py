@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from echolib.errors import ConfigError
@@ -151,6 +152,96 @@ def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("data"), str):
         out["data"] = Path(out["data"]).name
     return out
+
+
+# held-out metrics in the order the comparison reads them, and their column names
+HELD_OUT = {"fid": "echo-FID", "kid": "KID", "precision": "precision", "recall": "recall",
+            "memorized_fraction": "memorised", "c2st_auc": "C2ST AUC"}
+
+
+def _kept_name(run: Path) -> str:
+    return f"{run.parent.name}/{run.name}"
+
+
+def _arch_of(name: str) -> str:
+    return name.split("/")[-1].split("-")[0]
+
+
+def measured_training(root: str | Path, arch: str | None = None) -> pd.DataFrame:
+    """One row per kept run: where it trained, how far, how fast, and the trainer's best echo-FID.
+
+    Read from each run's ``log.csv`` (kimg reached, the median tick's sec/kimg),
+    ``metrics.jsonl`` (the trainer's own FID records: samples against training
+    frames) and ``config.yaml`` (resolution), and the session's ``machine.txt``:
+    the prose of a chapter can then say what happened without retyping a number.
+    """
+    root = Path(root)
+    rows = []
+    for run in sorted(p.parent for p in root.glob("*/*/log.csv")):
+        if arch is not None and _arch_of(run.name) != arch:
+            continue
+        log = pd.read_csv(run / "log.csv")
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        machine = run.parent / "machine.txt"
+        fids = [r for r in (read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else [])
+                if r.get("metric") == "fid" and r.get("source", "train") == "train"]
+        best = min(fids, key=lambda r: r["value"]) if fids else None
+        rows.append({
+            "run": _kept_name(run),
+            "device": machine.read_text().split(",")[0].strip() if machine.is_file() else "",
+            "resolution": cfg.get("train", {}).get("resolution"),
+            "kimg trained": round(float(log["kimg"].iloc[-1]), 1) if len(log) else 0.0,
+            "sec/kimg (median tick)": round(float(log["sec_per_kimg"].median()), 3) if len(log) else np.nan,
+            "trainer's best echo-FID": round(best["value"], 1) if best else np.nan,
+            "at kimg": round(best["kimg"], 1) if best else np.nan,
+            "FID n (samples vs frames)": f"{best['n_fake']} vs {best['n_real']}" if best else "",
+        })
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def measured_evaluations(root: str | Path, arch: str | None = None) -> pd.DataFrame:
+    """One row per run a kept session scored against its held-out videos (``<label>/evaluate_runs.jsonl``).
+
+    The columns are the metrics that rank models, with the protocol each row was
+    scored under (samples, held-out frames, extractor): rows of two protocols
+    are different numbers, and the table says which is which.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(root).glob("*/evaluate_runs.jsonl")):
+        for rec in read_jsonl(path):
+            name = rec.get("run", "")
+            if rec.get("metric") not in HELD_OUT or (arch is not None and _arch_of(name) != arch):
+                continue
+            row = rows.setdefault(name, {"run": name, "kimg evaluated": round(float(rec.get("kimg") or 0), 1)})
+            row[HELD_OUT[rec["metric"]]] = rec["value"]
+            if rec["metric"] == "fid":
+                row["protocol"] = (f"{rec.get('n_fake')} samples vs {rec.get('n_real')} held-out, {rec.get('extractor')}"
+                                   + (f"; conditions: {rec['conditions']}" if rec.get("conditions") else ""))
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(list(rows.values())).set_index("run").sort_index()
+    return table[[c for c in ["kimg evaluated", *HELD_OUT.values(), "protocol"] if c in table.columns]]
+
+
+def measured_table(root: str | Path, arch: str, *, resolution: int | None = None) -> pd.DataFrame:
+    """A chapter's view of its kept runs (of one ``resolution`` if given): how far each trained
+    (:func:`measured_training`) beside its held-out scores (:func:`measured_evaluations`), one row per run;
+    blank where a run was not scored."""
+    training, evaluations = measured_training(root, arch), measured_evaluations(root, arch)
+    if training.empty:
+        return evaluations
+    if resolution is not None:
+        training = training[training["resolution"] == resolution]
+    columns = ["kimg trained", "sec/kimg (median tick)", "trainer's best echo-FID", "at kimg"]
+    return training[columns].join(evaluations, how="left")
+
+
+def styled_measured(table: pd.DataFrame):
+    """The tables above as a page shows them: kimg to 0.1, scores to four significant digits, blanks as dashes."""
+    kimg = [c for c in table.columns if "kimg" in c and "sec/" not in c]
+    numbers = [c for c in table.columns if c not in kimg and pd.api.types.is_numeric_dtype(table[c])]
+    return (table.style.format("{:.1f}", subset=kimg, na_rep="–").format("{:.4g}", subset=numbers, na_rep="–")
+            .set_table_attributes('class="dataframe"'))  # the book's compact style for wide tables
 
 
 def _write_lines(path: Path, records: list[dict[str, Any]]) -> Path:
