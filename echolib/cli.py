@@ -22,6 +22,7 @@ COMMANDS = (
     "train",
     "sample",
     "evaluate",
+    "metrics",
     "sweep",
     "turing",
     "book",

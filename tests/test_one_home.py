@@ -35,7 +35,8 @@ def test_metric_directions_live_in_the_registry_alone():
     pattern = re.compile(r"^\s*(DIRECTION|RANKED|RANKING|DEFAULT_METRICS)\s*[:=]", re.M)
     assert [p.relative_to(ROOT) for p in SOURCES if p != home and pattern.search(p.read_text())] == []
     assert registry.DEFAULT_METRICS == tuple(s.name for s in registry.REGISTRY.values() if s.default)
-    assert set(registry.ranking_metrics()) == {"fid", "kid", "precision", "recall", "jsd", "jsd_sector", "c2st_auc"}
+    assert set(registry.ranking_metrics()) == {"fid", "kid", "precision", "recall", "jsd", "jsd_sector", "c2st_auc",
+                                               "c2st_pixel_auc"}
     assert registry.best_of("fid", [3.0, 1.0]) == 1.0 and registry.best_of("recall", [0.2, 0.7]) == 0.7
     assert registry.best_of("c2st_auc", [0.9, 0.45, 0.6]) == 0.45
 

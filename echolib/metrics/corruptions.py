@@ -237,7 +237,7 @@ SUITE_STRENGTHS: dict[str, tuple[float, ...]] = {
     "gamma": (0.1, 0.2, 0.4),  # exponent - 1
     "contrast": (0.1, 0.2, 0.4),  # relative loss of contrast
     "checkerboard": (3.0, 6.0, 12.0),  # grey levels
-    "blockiness": (2.0, 4.0, 8.0),  # block side, px at 128 px
+    "blockiness": (4.0, 8.0, 16.0),  # block side, px at 128 px (2 px at 64 px is the smallest block there)
     "edge_softening": (1.0, 2.0, 4.0),  # px at 128 px
     "geometry": (0.05, 0.1, 0.2),  # relative widening of the fan
     "duplicates": (0.25, 0.5, 0.9),  # share of images that are copies of 8 others

@@ -225,6 +225,20 @@ def evaluate(
                 scales=levels,
                 real_value=pixel.ms_ssim(r_img[ra], r_img[rb], levels=levels).mean().item(),
             )
+    if "c2st_pixel_auc" in wanted:
+        with clock("c2st_pixel_auc"):
+            from echolib.metrics.c2st_pixels import Recipe, c2st_pixels
+
+            test = c2st_pixels(r_img, f_img, groups_real, groups_fake, seed)
+        record(
+            "c2st_pixel_auc",
+            test.auc,
+            space="pixel",
+            interval=[test.ci_low, test.ci_high],
+            interval_method="score interval on the clustered DeLong variance",
+            folds=test.folds,
+            classifier=f"CNN {Recipe.widths}, {Recipe.epochs} epochs, 64 px, folds grouped by video",
+        )
     if "memorized_fraction_pixel" in wanted:
         with clock("memorized_fraction_pixel"):
             mem = memorization.pixel_memorization(f_img, train_set.images, train_set.video_ids, memorization_quantile)
@@ -250,12 +264,13 @@ def _check_sets(wanted: list[str], real: ImageSet, fake: ImageSet, train: ImageS
             )
         warnings.warn("memorization skipped: the training set has no videos with several frames", stacklevel=3)
         wanted = [m for m in wanted if not m.startswith("memorized")]
-    if "c2st_auc" in wanted and (few := min(len(set(real.video_ids)), len(set(fake.video_ids)))) < 4:
+    tests = [m for m in ("c2st_auc", "c2st_pixel_auc") if m in wanted]
+    if tests and (few := min(len(set(real.video_ids)), len(set(fake.video_ids)))) < 4:
         reason = f"the classifier test needs at least 4 videos (or generated images) per set, the smaller has {few}"
         if explicit:
             raise DataError(reason)
-        warnings.warn(f"c2st_auc skipped: {reason}", stacklevel=3)
-        wanted = [m for m in wanted if m != "c2st_auc"]
+        warnings.warn(f"{', '.join(tests)} skipped: {reason}", stacklevel=3)
+        wanted = [m for m in wanted if m not in tests]
     paired = {"ssim", "psnr", "ssim_nn", "psnr_nn", "jsd_sector", "lpips", "memorized_fraction_pixel"} & set(wanted)
     if paired and real.images.shape[-2:] != fake.images.shape[-2:]:
         raise DataError(

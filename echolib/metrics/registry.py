@@ -68,6 +68,8 @@ _SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("memorized_fraction_pixel", "the same in pixel space", "lower", False, True, "pixel"),
     MetricSpec("c2st_auc", "out-of-fold ROC AUC of a classifier telling real from generated features "
                "(0.5 = indistinguishable)", "chance", True, True, "features"),
+    MetricSpec("c2st_pixel_auc", "out-of-fold ROC AUC of a small CNN telling real from generated images "
+               "(pixels, 64 px)", "chance", True, False, "pixel"),
     MetricSpec("lpips", "mean LPIPS (VGG16) over random real/generated pairs; needs weights files", "lower", False,
                False, "perceptual"),
 )

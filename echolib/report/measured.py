@@ -177,14 +177,14 @@ def measured_training(root: str | Path, arch: str | None = None) -> pd.DataFrame
     """
     root = Path(root)
     rows = []
-    for run in sorted(p.parent for p in root.glob("*/*/log.csv")):
+    for run in sorted(p.parent for p in root.glob(f"*/*/{RunFolder.LOG}")):
         if arch is not None and _arch_of(run.name) != arch:
             continue
-        log = pd.read_csv(run / "log.csv")
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        folder = RunFolder(run)
+        log = pd.read_csv(folder.log_file)
+        cfg = yaml.safe_load(folder.config_file.read_text()) or {}
         machine = run.parent / "machine.txt"
-        fids = [r for r in (read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else [])
-                if r.get("metric") == "fid" and r.get("source", "train") == "train"]
+        fids = [r for r in folder.records() if r.get("metric") == "fid" and r.get("source", "train") == "train"]
         best = min(fids, key=lambda r: r["value"]) if fids else None
         rows.append({
             "run": _kept_name(run),

@@ -173,8 +173,8 @@ def make_protocol(splits: Splits, n_fake: int, *, extractor: str = "echo", seed:
 
 # -- runs -------------------------------------------------------------------------------------------
 def run_images(run: RunFolder, n: int, *, size: int = 128, seed: int = 0, device: str = "auto", batch: int = 64,
-               conditions_from: FrameDataset | None = None) -> ImageSet:
-    """``n`` samples of the run's latest EMA generator as an image set at ``size`` px (drawn once, reused).
+               conditions_from: FrameDataset | None = None, checkpoint: Path | None = None) -> ImageSet:
+    """``n`` samples of the run's latest EMA generator (or ``checkpoint``'s) as an image set at ``size`` px.
 
     Samples of a run trained at another resolution are resized (area when
     shrinking, bilinear when enlarging). An image-conditioned model (Pix2Pix)
@@ -186,7 +186,7 @@ def run_images(run: RunFolder, n: int, *, size: int = 128, seed: int = 0, device
     from echolib.images import to_uint8
     from echolib.train.sampling import load_model
 
-    model, _ = load_model(run.path, device=device)
+    model, _ = load_model(run.path if checkpoint is None else checkpoint, device=device)
     conditions, sources = None, None
     if model.image_conditioned and conditions_from is not None and len(conditions_from):
         at_size = frames_at(conditions_from, model.resolution)

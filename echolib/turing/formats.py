@@ -32,6 +32,10 @@ FORMATS: dict[str, Format] = {
         Format("two_of_four", 4, 2, "Two of these four echocardiograms are real. Select the two real ones.", "2 of 4"),
         Format("one_of_four", 4, 1, "One of these four echocardiograms is real. Select the real one.", "1 of 4"),
         Format("per_image", 1, None, "Is this echocardiogram real or synthetic, and how sure are you?", "per image"),
+        # the metric validation suite's human judgments (echolib.turing.set_pairs): no image is "real" here,
+        # the pick is the grid that looks more like real echoes
+        Format("set_of_two", 2, 1, "Which of these two grids looks more like real echocardiograms? Select it.",
+               "better of 2 grids"),
     )
 }
 

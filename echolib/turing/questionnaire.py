@@ -372,6 +372,9 @@ def load_key(path: str | Path) -> Key:
     if not path.is_file():
         raise ConfigError(f"{path}: no such key file (written by build_questionnaire next to the questionnaire)")
     data = _read_json(path)
+    if "kind" in data:  # another kind of key, e.g. a two-set questionnaire's (echolib.turing.set_pairs)
+        raise ConfigError(f"{path}: a {data['kind']} key, not a real-vs-synthetic one; the metric validation suite "
+                          "reads two-set keys (python -m echolib metrics validate --human KEY --answers DIR)")
     try:
         questions = tuple(
             KeyQuestion(
