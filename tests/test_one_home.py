@@ -18,7 +18,7 @@ SOURCES = [p for folder in ("echolib", "bench", "notebooks") for p in (ROOT / fo
 
 def test_no_run_folder_file_name_is_spelled_outside_the_run_folder_module():
     names = [RunFolder.CONFIG, RunFolder.META, RunFolder.LOG, RunFolder.METRICS, RunFolder.DONE, RunFolder.BEST]
-    pattern = re.compile("|".join(rf"[\"']{re.escape(n)}[\"']" for n in names) + r"|/ [\"'](checkpoints|samples)[\"']")
+    pattern = re.compile("(" + "|".join(re.escape(n) for n in names) + r")[\"']|/ [\"'](checkpoints|samples)[\"']")
     home = ROOT / "echolib" / "train" / "run_folder.py"
     offenders = []
     for path in SOURCES:
