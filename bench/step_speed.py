@@ -69,7 +69,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     def step(i: int) -> dict[str, torch.Tensor]:
         gen.manual_seed(i)
         ctx = StepContext(step=i, nimg=i * batch, batch=batch, device=device, generator=gen, next_real=next_real,
-                          autocast=cast)  # fmt: skip
+                          autocast=cast, channels_last=channels_last)  # fmt: skip
         with cast():
             out = model.train_step(ctx, opts)
         for name, ema in model.ema.items():
