@@ -34,13 +34,16 @@ class KeptSession:
     files: list[Path] = field(default_factory=list)
 
 
-def keep_run(run: str | Path, dest: str | Path, name: str) -> Path:
+def keep_run(run: str | Path, dest: str | Path, name: str, *, meta: bool = False) -> Path:
     """Copy a run's record into ``dest``, naming it ``name`` in every metric record.
 
     ``log.csv`` and ``config.yaml`` are required (a folder without them is not a
     run); ``metrics.jsonl`` is optional (a run cut off before its first
     evaluation has none). Records keep their values; ``run`` becomes ``name``,
     because the trainer wrote the path of a folder on the machine that trained it.
+    ``meta``: keep ``run.json`` too (device, precision, threads, torch), less
+    the held-out video names (licensed data: only their count stays) and with
+    the data's path cut to its last two folders.
     """
     run, dest = Path(run), Path(dest)
     missing = [f for f in ("log.csv", "config.yaml") if not (run / f).is_file()]
@@ -50,6 +53,11 @@ def keep_run(run: str | Path, dest: str | Path, name: str) -> Path:
         atomic_write_text(dest / fname, (run / fname).read_text())
     if (run / "metrics.jsonl").is_file():
         _write_lines(dest / "metrics.jsonl", [{**r, "run": name} for r in read_jsonl(run / "metrics.jsonl")])
+    if meta and (run / "run.json").is_file():
+        facts = json.loads((run / "run.json").read_text())
+        facts["heldout_videos"] = len(facts.get("heldout_videos", []))
+        facts["data"] = "/".join(Path(str(facts.get("data", ""))).parts[-2:])
+        atomic_write_text(dest / "run.json", json.dumps(facts, indent=2) + "\n")
     return dest
 
 
