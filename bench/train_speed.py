@@ -24,6 +24,13 @@ the CPU comparison of the reproducibility chapter:
   beyond a steady tick's: compiling the graphs (a fresh Inductor cache, as on a
   first run) and nothing else worth counting.
 
+``--rounds R`` measures the variants R times in turn and ends each architecture
+with a ``summary`` line per variant (medians over rounds): on a shared machine
+the load drifts, and in turn it drifts over every variant alike. ``--threads 1``
+runs every variant on one thread, where other processes on the machine cost a
+variant its share of a core, not the stalls of a two-thread barrier waiting for
+a descheduled thread.
+
 Each record carries ``speedup`` over the same architecture's ``fp32-1thread``
 and ``speedup_vs_fp32`` over ``fp32`` (when measured), its settings (precision,
 channels_last, compile, threads), the GFLOP/s achieved (``--flops``: the FLOPs
@@ -150,15 +157,13 @@ def bench_one(arch: str, config: str, data: str, device: str, ticks: int, tick_k
     return result
 
 
-def run_case(spec: dict, threads: int | None) -> dict:
-    """:func:`bench_one` in a fresh process with its own Inductor cache and ``threads`` (None: inherited)."""
-    env = dict(os.environ)
+def run_case(spec: dict, threads: int | None, cache: str) -> dict:
+    """:func:`bench_one` in a fresh process with the Inductor cache ``cache`` and ``threads`` (None: inherited)."""
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
-    with tempfile.TemporaryDirectory() as cache:
-        env["TORCHINDUCTOR_CACHE_DIR"] = cache  # a compiled case pays the compilation a first run pays
-        done = subprocess.run([sys.executable, __file__, "--case", json.dumps(spec)], capture_output=True, text=True,
-                              env=env, check=False)  # fmt: skip
+    done = subprocess.run([sys.executable, __file__, "--case", json.dumps(spec)], capture_output=True, text=True,
+                          env=env, check=False)  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if lines:
         return json.loads(lines[-1])
@@ -166,18 +171,25 @@ def run_case(spec: dict, threads: int | None) -> dict:
     return {"architecture": spec["arch"], "config": spec["config"], "error": f"exit {done.returncode}: {tail}"}
 
 
-def variant_overrides(name: str, measured: dict[str, dict]) -> tuple[dict, str | None]:
+def variant_overrides(name: str, measured: dict[str, float]) -> tuple[dict, str | None]:
     """The ``train:`` overrides of variant ``name`` and, for ``compiled``, the eager variant it builds on."""
     v = VARIANTS[name]
     if not v.on_fastest:
         return dict(v.train), None
-    eager = {k: r for k, r in measured.items() if k != BASELINE and "sec_per_kimg" in r and not r.get("compile")}
-    base = min(eager, key=lambda k: eager[k]["sec_per_kimg"]) if eager else None
+    eager = {k: t for k, t in measured.items() if k != BASELINE and not VARIANTS[k].on_fastest
+             and not VARIANTS[k].train.get("compile")}  # fmt: skip
+    base = min(eager, key=eager.__getitem__) if eager else None
     return {**(VARIANTS[base].train if base else {}), **v.train}, base
 
 
 def bench_arch(arch: str, args: argparse.Namespace, variants: list[str], config: str) -> list[dict]:
-    """Every variant of one architecture, one after another (interleaved in time with nothing else of ours)."""
+    """Every variant of one architecture, ``--rounds`` times in turn, so that a change in the machine's load
+    falls on every variant alike; then, with more than one round, a summary line per variant (medians).
+
+    A compiled variant keeps its Inductor cache from round to round: the first
+    round pays a first run's compilation (its ``compile_s``), the later ones
+    only tracing, and time the same steady state.
+    """
     flops = None
     if args.flops or args.tick_steps:
         from step_flops import measure
@@ -189,35 +201,77 @@ def bench_arch(arch: str, args: argparse.Namespace, variants: list[str], config:
     tick_kimg = args.tick_kimg
     if args.tick_steps and flops:  # whole steps, so lazy regularisers (R1 every 16) weigh in every tick alike
         tick_kimg = round(args.tick_steps * flops["batch"] * flops["real_batches_per_step"] / 1000, 6)
-    measured: dict[str, dict] = {}
+    by_variant: dict[str, list[dict]] = {name: [] for name in variants}
+    bases: dict[str, str | None] = {}
     out = []
-    for name in variants:
-        train_over, base = variant_overrides(name, measured)
-        if name == "config" and args.compile:
-            train_over["compile"] = True
-        over = {"train": train_over}
-        if args.steady_state and arch in STEADY_STATE:
-            over = {**STEADY_STATE[arch], **over}
-        spec = {"arch": arch, "config": config, "data": args.data, "device": args.device, "ticks": args.ticks,
-                "tick_kimg": tick_kimg, "batch": args.batch, "overrides": over, "sample_n": args.sample_n}
-        r = {"variant": name, **run_case(spec, VARIANTS[name].threads)}
-        if base:
-            r["on"] = base
-        if "sec_per_kimg" in r:
-            measured[name] = r
-            if name == "compiled" or r.get("compile"):
-                steady_tick = r["sec_per_kimg"] * r["tick_kimg"]
-                r["compile_s"] = round(r["warmup_tick_s"] - steady_tick, 1)
-            if flops and args.flops:
-                r["gflop_per_kimg"] = flops["gflop_per_kimg"]
-                r["achieved_gflops"] = round(flops["gflop_per_kimg"] / r["sec_per_kimg"], 1)
-            for key, ref in (("speedup", BASELINE), ("speedup_vs_fp32", BASELINE_ALL_CORES)):
-                if ref in measured and ref != name:
-                    r[key] = round(measured[ref]["sec_per_kimg"] / r["sec_per_kimg"], 2)
-            if STEADY_STATE.get(arch) and args.steady_state:
-                r["steady_state_overrides"] = STEADY_STATE[arch]
-        out.append(r)
-        print(json.dumps(r), flush=True)
+    with tempfile.TemporaryDirectory() as caches:
+        for round_ in range(args.rounds):
+            for name in variants:
+                done = {k: statistics.median(r["sec_per_kimg"] for r in rs) for k, rs in by_variant.items() if rs}
+                train_over, base = variant_overrides(name, done) if name not in bases else variant_overrides(
+                    name, {bases[name]: 0.0} if bases[name] else {})  # the same base in every round
+                bases[name] = base
+                if name == "config" and args.compile:
+                    train_over["compile"] = True
+                over = {"train": train_over}
+                if args.steady_state and arch in STEADY_STATE:
+                    over = {**STEADY_STATE[arch], **over}
+                spec = {"arch": arch, "config": config, "data": args.data, "device": args.device,
+                        "ticks": args.ticks, "tick_kimg": tick_kimg, "batch": args.batch, "overrides": over,
+                        "sample_n": args.sample_n}  # fmt: skip
+                threads = VARIANTS[name].threads or args.threads
+                r = {"variant": name, "round": round_, **run_case(spec, threads, f"{caches}/{name}")}
+                if base:
+                    r["on"] = base
+                if "sec_per_kimg" in r:
+                    if r.get("compile"):
+                        r["compile_s"] = round(r["warmup_tick_s"] - r["sec_per_kimg"] * r["tick_kimg"], 1)
+                    by_variant[name].append(r)
+                    this_round = {k: rs[-1] for k, rs in by_variant.items() if rs and rs[-1]["round"] == round_}
+                    _add_rates(r, flops if args.flops else None, this_round)
+                    if args.steady_state and arch in STEADY_STATE:
+                        r["steady_state_overrides"] = STEADY_STATE[arch]
+                out.append(r)
+                print(json.dumps(r), flush=True)
+    if args.rounds > 1:
+        for summary in summarise(by_variant, flops if args.flops else None):
+            out.append(summary)
+            print(json.dumps(summary), flush=True)
+    return out
+
+
+def _add_rates(r: dict, flops: dict | None, measured: dict[str, dict]) -> None:
+    """GFLOP/s achieved and the speed-ups over the baselines among ``measured`` (records of the same round)."""
+    if flops:
+        r["gflop_per_kimg"] = flops["gflop_per_kimg"]
+        r["achieved_gflops"] = round(flops["gflop_per_kimg"] / r["sec_per_kimg"], 1)
+    for key, ref in (("speedup", BASELINE), ("speedup_vs_fp32", BASELINE_ALL_CORES)):
+        if ref in measured and ref != r["variant"]:
+            r[key] = round(measured[ref]["sec_per_kimg"] / r["sec_per_kimg"], 2)
+
+
+def summarise(by_variant: dict[str, list[dict]], flops: dict | None) -> list[dict]:
+    """One line per variant over its rounds: median s/kimg, its rates, the first round's compile time."""
+    out, medians = [], {}
+    for name, rounds in by_variant.items():
+        if not rounds:
+            continue
+        first = rounds[0]
+        s = {k: first[k] for k in ("architecture", "config", "device", "torch", "batch", "resolution", "precision",
+                                   "channels_last", "compile", "threads", "tick_kimg", "on") if k in first}  # fmt: skip
+        s.update(variant=name, summary=True, rounds=len(rounds),
+                 sec_per_kimg=round(statistics.median(r["sec_per_kimg"] for r in rounds), 4),
+                 sec_per_kimg_rounds=[r["sec_per_kimg"] for r in rounds],
+                 peak_mem_gb=max(r["peak_mem_gb"] for r in rounds),
+                 load_avg_before=min(r["load_avg_before"] for r in rounds),
+                 load_avg_after=max(r["load_avg_after"] for r in rounds),
+                 losses_finite=all(r["losses_finite"] for r in rounds))  # fmt: skip
+        if "compile_s" in first:
+            s["compile_s"] = first["compile_s"]
+        medians[name] = s
+        out.append(s)
+    for s in out:
+        _add_rates(s, flops, medians)
     return out
 
 
@@ -239,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steady-state", action="store_true",
                    help=f"start the phases of {', '.join(STEADY_STATE)} that a short run never reaches at once")
     p.add_argument("--sample-n", type=int, default=256, help="images for the sampling speed; 0 = do not time it")
+    p.add_argument("--rounds", type=int, default=1, help="measure every variant this many times, in turn")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads of every variant that sets none (default: the trainer's rule)")
     p.add_argument("--case", help=argparse.SUPPRESS)  # one case, in this process: how the parent runs each
     args = p.parse_args(argv)
     if args.case:

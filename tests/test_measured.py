@@ -157,15 +157,21 @@ def test_cpu_speed_tables_come_from_the_records_and_mark_what_the_config_trains_
         {**case, "variant": "bf16", "precision": "bf16", "channels_last": False, "compile": False, "threads": 2,
          "sec_per_kimg": 4.0, "speedup": 2.0, "speedup_vs_fp32": 1.25},
         {"variant": "compiled", "architecture": "wgan", "config": "smoke", "error": "exit 1: no compiler"},
+        # two rounds of one variant and their summary: the table shows the summary only
+        *({**case, "architecture": "pix2pix", "variant": "fp32", "round": i, "precision": "fp32", "sec_per_kimg": t}
+          for i, t in enumerate((3.0, 5.0))),
+        {**case, "architecture": "pix2pix", "variant": "fp32", "summary": True, "rounds": 2, "precision": "fp32",
+         "sec_per_kimg": 4.0},
     ]  # fmt: skip
     (folder / "train_speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert latest_cpu_records(root) == folder
     table = speed_table(folder)
-    assert list(table.index.get_level_values("variant")) == ["fp32-1thread", "fp32", "bf16", "compiled"]
+    assert list(table.index) == [("pix2pix", "fp32"), *(("wgan", v) for v in ("fp32-1thread", "fp32", "bf16", "compiled"))]
+    assert table.loc[("pix2pix", "fp32"), "s/kimg"] == 4.0 and table.loc[("pix2pix", "fp32"), "rounds"] == 2
     assert table.loc[("wgan", "fp32-1thread"), "speed-up"] == 1.0 and table.loc[("wgan", "bf16"), "vs fp32"] == 1.25
     assert table.loc[("wgan", "compiled"), "error"] == "exit 1: no compiler"
     # wgan's smoke config trains as written in fp32, contiguous, eager, on every core: the "fp32" case
-    assert list(table["cpu64 uses"]) == ["", "yes", "", ""]
+    assert list(table["cpu64 uses"]) == ["yes", "", "yes", "", ""]
     assert config_speedups(folder).loc["wgan", "s/kimg"] == 5.0
 
     for precision, seed, fid in (("fp32", 0, 20.0), ("fp32", 1, 24.0), ("bf16", 0, 22.0)):

@@ -39,13 +39,15 @@ def latest_cpu_records(root: str | Path) -> Path | None:
 def speed_table(folder: str | Path) -> pd.DataFrame:
     """One row per (architecture, variant): s/kimg, GFLOP/s, peak memory, speed-ups, and what the config uses.
 
+    With ``--rounds`` the row is the variant's median over its rounds.
+
     ``speed-up`` is over eager fp32 on one thread (how the cpu64 runs trained
     before), ``vs fp32`` over eager fp32 on every core; ``compile s`` is the
     warm-up tick's time beyond a steady tick's (compiled variants only);
     ``cpu64 uses`` marks the variant that trains the way the configuration is
     written today (read from it, not from the record).
     """
-    records = [r for r in read_jsonl(Path(folder) / SPEED) if "variant" in r]
+    records = _cases(read_jsonl(Path(folder) / SPEED))
     uses = {(arch, config): _config_settings(arch, config) for arch, config in {(r["architecture"], r["config"]) for r in records}}
     rows = []
     for r in records:
@@ -54,6 +56,7 @@ def speed_table(folder: str | Path) -> pd.DataFrame:
             "variant": r["variant"] + (f" (on {r['on']})" if r.get("on") else ""),
             "threads": r.get("threads"),
             "s/kimg": r.get("sec_per_kimg"),
+            "rounds": r.get("rounds", 1 if "sec_per_kimg" in r else None),
             "GFLOP/s": r.get("achieved_gflops"),
             "peak GB": r.get("peak_mem_gb"),
             "speed-up": r.get("speedup", 1.0 if r["variant"] == "fp32-1thread" else None),
@@ -72,6 +75,12 @@ def speed_table(folder: str | Path) -> pd.DataFrame:
     table["_order"] = [order.get(v.split(" ")[0], len(order)) for v in table["variant"]]
     table = table.sort_values(["architecture", "_order"], kind="stable").drop(columns="_order")
     return table.set_index(["architecture", "variant"])
+
+
+def _cases(records: list[dict]) -> list[dict]:
+    """An architecture's summary lines (medians over ``--rounds``) where it has them, else its single cases."""
+    summarised = {r["architecture"] for r in records if r.get("summary")}
+    return [r for r in records if "variant" in r and bool(r.get("summary")) == (r["architecture"] in summarised)]
 
 
 def _settings(record: dict) -> tuple | None:
