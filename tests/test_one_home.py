@@ -32,7 +32,7 @@ def test_no_run_folder_file_name_is_spelled_outside_the_run_folder_module():
 
 def test_metric_directions_live_in_the_registry_alone():
     home = ROOT / "echolib" / "metrics" / "registry.py"
-    pattern = re.compile(r"^\s*(DIRECTION|RANKED|RANKING|DEFAULT_METRICS)\s*[:=]", re.M)
+    pattern = re.compile(r"^\s*(DIRECTION|RANKED|RANKING|DEFAULT_METRICS)\s*[:=]", re.MULTILINE)
     assert [p.relative_to(ROOT) for p in SOURCES if p != home and pattern.search(p.read_text())] == []
     assert registry.DEFAULT_METRICS == tuple(s.name for s in registry.REGISTRY.values() if s.default)
     assert set(registry.ranking_metrics()) == {"fid", "kid", "precision", "recall", "jsd", "jsd_sector", "c2st_auc",
