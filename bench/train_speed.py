@@ -8,8 +8,8 @@ in a fresh process, so its peak memory, thread pool and compilation are its own.
 
     python bench/train_speed.py --arch stylegan2_ada --config E4 --data frames/ --device cuda
     python bench/train_speed.py --device cpu            # every architecture, smoke configs
-    python bench/train_speed.py --device cpu --config cpu64 --variants cpu --flops --steady-state --tick-steps 16 \
-        --sample-n 0
+    python bench/train_speed.py --device cpu --config cpu64 --variants cpu --flops --steady-state \
+        --tick-steps 16,wgan=4,diffusion=4,vqgan=8 --sample-n 0
 
 ``--variants`` names the ways to train the same configuration (``config``: as
 written, the default); ``cpu`` stands for ``fp32-1thread,fp32,bf16,bf16-cl,compiled``,
@@ -200,8 +200,9 @@ def bench_arch(arch: str, args: argparse.Namespace, variants: list[str], config:
         except Exception as exc:  # noqa: BLE001 -- the timings stand without it
             print(f"{arch}: FLOP count failed ({type(exc).__name__}: {exc})", file=sys.stderr)
     tick_kimg = args.tick_kimg
-    if args.tick_steps and flops:  # whole steps, so lazy regularisers (R1 every 16) weigh in every tick alike
-        tick_kimg = round(args.tick_steps * flops["batch"] * flops["real_batches_per_step"] / 1000, 6)
+    steps = tick_steps(args.tick_steps, arch) if args.tick_steps else None
+    if steps and flops:  # whole steps, so lazy regularisers (R1 every 16) weigh in every tick alike
+        tick_kimg = round(steps * flops["batch"] * flops["real_batches_per_step"] / 1000, 6)
     by_variant: dict[str, list[dict]] = {name: [] for name in variants}
     bases: dict[str, str | None] = {}
     out = []
@@ -239,6 +240,18 @@ def bench_arch(arch: str, args: argparse.Namespace, variants: list[str], config:
             out.append(summary)
             print(json.dumps(summary), flush=True)
     return out
+
+
+def tick_steps(spec: str, arch: str) -> int:
+    """Steps per tick for ``arch`` from ``"16,wgan=4"``: the plain number for every architecture not named."""
+    default, named = None, {}
+    for part in spec.split(","):
+        name, _, steps = part.rpartition("=")
+        if name:
+            named[name] = int(steps)
+        else:
+            default = int(steps)
+    return named.get(arch, default)
 
 
 def _add_rates(r: dict, flops: dict | None, measured: dict[str, dict]) -> None:
@@ -284,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--ticks", type=int, default=3, help="timed ticks after one warm-up tick")
     p.add_argument("--tick-kimg", type=float, default=None, help="kimg per tick (default: the config's)")
-    p.add_argument("--tick-steps", type=int, default=None,
-                   help="ticks of this many training steps (images per step counted as step_flops.py does)")
+    p.add_argument("--tick-steps", default=None,
+                   help="ticks of this many training steps (images per step counted as step_flops.py does); "
+                        "'16,wgan=4' gives WGAN 4")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--variants", default="config",
                    help=f"comma-separated, from {', '.join(VARIANTS)}; or {', '.join(GROUPS)} (see above)")
