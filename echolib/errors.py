@@ -25,5 +25,9 @@ class TrainingError(EchoError, RuntimeError):
     """Training cannot continue (e.g. a non-finite loss)."""
 
 
+class InstallError(EchoError):
+    """A part of echolib itself cannot be imported: the installation is broken, not the input."""
+
+
 class OutputError(EchoError, PermissionError):
     """An output folder cannot be written (read-only, missing permissions, not a folder)."""

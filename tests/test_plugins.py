@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from echolib.errors import ConfigError
+from echolib import cli
+from echolib.errors import ConfigError, InstallError
+from echolib.models import registry
 from echolib.models.registry import architecture_names, config_names, load_config, model_class
 from echolib.train import checkpoint as ckpt
 
@@ -143,3 +145,20 @@ def test_bad_registrations_name_the_package_and_the_problem(tmp_path, monkeypatc
     monkeypatch.syspath_prepend(str(install(tmp_path, "toyarch", entry)))
     with pytest.raises(ConfigError, match=message):
         model_class(next(iter(entry)))
+
+
+def test_a_built_in_whose_module_fails_to_import_is_an_error_naming_it(tmp_path, monkeypatch, capsys):
+    """A broken installation must not quietly drop a model from the book's comparison."""
+    (tmp_path / "broken_builtin.py").write_text("import a_dependency_nobody_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.ARCHITECTURES, "vqgan", "broken_builtin:VQGAN")
+    message = (r"built-in architecture 'vqgan': module broken_builtin fails to import \(ModuleNotFoundError: "
+               r"No module named 'a_dependency_nobody_installed'\)")
+    with pytest.raises(InstallError, match=message):
+        registry.available_architectures()
+    with pytest.raises(InstallError, match=message):
+        model_class("vqgan")
+    assert model_class("wgan").arch == "wgan"  # the others still load on their own
+    assert cli.main(["configs"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "module broken_builtin fails to import" in err

@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from echolib.config import ConfigError, from_dict, merge, read_yaml, to_dict
+from echolib.errors import InstallError
 from echolib.models.base import GenerativeModel
 from echolib.train.config import TrainConfig, upgrade_train_block
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 
-#: registry name -> "module:Class"; a module may be absent until it is written
+#: registry name -> "module:Class"; every one ships with echolib, so one that cannot be imported is an error
 ARCHITECTURES: dict[str, str] = {
     "stylegan2_ada": "echolib.models.stylegan2:StyleGAN2ADA",
     "wgan": "echolib.models.wgan:WGAN",
@@ -60,13 +60,27 @@ ENTRY_POINT_GROUP = "echolib.architectures"
 
 
 def available_architectures() -> list[str]:
-    """The built-in architectures whose module exists in this installation (the book compares these)."""
-    out = []
-    for name, target in ARCHITECTURES.items():
-        module = target.split(":")[0]
-        if importlib.util.find_spec(module) is not None:
-            out.append(name)
-    return out
+    """The built-in architectures (the book compares these), each imported to prove it works.
+
+    A built-in whose module fails to import raises :class:`InstallError` naming
+    the module and the exception, rather than dropping out of the list: a broken
+    installation must not build a book that quietly compares fewer models.
+    """
+    for arch in ARCHITECTURES:
+        _import_builtin(arch)
+    return list(ARCHITECTURES)
+
+
+def _import_builtin(arch: str) -> Any:
+    """The module of built-in architecture ``arch``; any failure to import it is an :class:`InstallError`."""
+    module = ARCHITECTURES[arch].partition(":")[0]
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:  # ImportError, or whatever the module's own top level raises
+        raise InstallError(
+            f"built-in architecture {arch!r}: module {module} fails to import ({type(exc).__name__}: {exc}); "
+            "the echolib installation is broken"
+        ) from exc
 
 
 def plugin_architectures() -> dict[str, str]:
@@ -89,12 +103,12 @@ def architecture_names() -> list[str]:
 
 def model_class(arch: str) -> type[GenerativeModel]:
     plugins = plugin_architectures()  # first: a plugin shadowing a built-in name is an error, not ignored
-    target = ARCHITECTURES[arch] if arch in available_architectures() else plugins.get(arch)
+    target = ARCHITECTURES.get(arch) or plugins.get(arch)
     if target is None:
         raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(architecture_names())}")
     module, _, attr = target.partition(":")
     try:
-        cls = getattr(importlib.import_module(module), attr)
+        cls = getattr(_import_builtin(arch) if arch in ARCHITECTURES else importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"architecture {arch!r}: cannot load {target} ({type(exc).__name__}: {exc})") from exc
     if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
