@@ -21,6 +21,19 @@ class CheckpointError(EchoError, ValueError):
     """A checkpoint is truncated, foreign, or does not match the model."""
 
 
+class CheckpointUnreadableError(CheckpointError):
+    """A checkpoint that cannot be used at all: missing, truncated, corrupt, not echolib's, or refused
+    because it holds code. Resuming passes over it to the previous checkpoint."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A sound checkpoint of another run (other architecture, resolution or network shapes).
+
+    Resuming stops here rather than falling back: an older checkpoint of the same
+    folder would continue the wrong run just as well.
+    """
+
+
 class TrainingError(EchoError, RuntimeError):
     """Training cannot continue (e.g. a non-finite loss)."""
 

@@ -13,10 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from echolib.errors import CheckpointError, ConfigError, TrainingError
+from echolib.errors import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointUnreadableError,
+    ConfigError,
+    TrainingError,
+)
 from echolib.models.registry import load_config
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import Trainer, train
+from echolib.train.run_folder import RunFolder
 from echolib.train.sampling import load_model, write_samples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +163,55 @@ def test_checkpoint_refusals(noise_frames, tmp_path):
     with pytest.raises(CheckpointError, match="refused"):
         ckpt.load(tmp_path / "evil2.pt")
     assert not marker.exists()
+
+
+class _Touch:
+    """Pickles as a call to ``touch``: a checkpoint holding code, which loading must refuse, not run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("damage, why", [("truncated", "is truncated or corrupt"), ("code", "refused: it contains")])
+def test_resume_past_an_unloadable_newest_checkpoint_warns_and_records_it(noise_frames, tmp_path, capsys, damage, why):
+    out = train(smoke(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    *_, previous, newest = ckpt.list_checkpoints(out / "checkpoints")
+    if damage == "truncated":
+        newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    else:
+        torch.save({"format": ckpt.FORMAT, "x": _Touch(tmp_path / "pwned")}, newest)
+    capsys.readouterr()
+    trainer = Trainer(smoke(), noise_frames, out, device="cpu", progress=False)
+    err = capsys.readouterr().err
+    assert trainer.resumed_from == previous and not (tmp_path / "pwned").exists()
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"warning: resuming from {previous.name}, not the newer {newest.name}: checkpoint {newest} ")
+    assert why in err and err.rstrip().endswith(f"it is kept as {newest.name}.skipped")
+    trainer.fit()  # trains the lost stretch again, writing a sound checkpoint under the newest name
+    assert ckpt.load(newest)["trainer"]["nimg"] == round(ckpt.checkpoint_kimg(newest) * 1000)
+    assert newest.with_name(newest.name + ".skipped").exists()
+    train(smoke(), noise_frames, out, device="cpu", progress=False)  # a later rerun keeps the note
+    (note,) = RunFolder(out).skipped_checkpoints()
+    assert note["file"] == newest.name and note["resumed_from"] == previous.name and why in note["reason"]
+    assert note["set_aside_as"] == f"{newest.name}.skipped" and note["time"]
+    assert json.loads((out / "run.json").read_text())["arch"] == "wgan"
+
+
+def test_checkpoint_failures_are_typed_and_a_mismatch_is_not_skipped(noise_frames, tmp_path):
+    """Resume decides by exception type: a checkpoint of another run stops it, an unreadable one is passed over."""
+    out = train(smoke(), noise_frames, tmp_path / "run", device="cpu", progress=False)
+    folder = out / "checkpoints"
+    with pytest.raises(CheckpointMismatchError, match="is for architecture 'wgan', not 'stylegan2_ada'"):
+        ckpt.load_latest(folder, arch="stylegan2_ada")
+    with pytest.raises(CheckpointMismatchError, match="is for resolution 64, not 128"):
+        ckpt.load_latest(folder, resolution=128)
+    for path in ckpt.list_checkpoints(folder):
+        path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointUnreadableError, match="no loadable checkpoint: checkpoint .* is truncated or corrupt"):
+        ckpt.load_latest(folder, arch="wgan")
 
 
 def test_sample_writes_requested_count_deterministically(noise_frames, tmp_path):

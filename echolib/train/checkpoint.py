@@ -15,12 +15,12 @@ import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from echolib import __version__
-from echolib.errors import CheckpointError
+from echolib.errors import CheckpointError, CheckpointMismatchError, CheckpointUnreadableError
 from echolib.io import atomic_torch_save, fsync_dir
 
 FORMAT = "echolib.checkpoint/1"
@@ -56,43 +56,69 @@ def save(state: Mapping[str, Any], path: Path) -> None:
 
 
 def load(path: Path, *, arch: str | None = None, resolution: int | None = None, map_location: Any = "cpu") -> dict:
-    """Load and validate a checkpoint; every failure is a CheckpointError naming the file."""
+    """Load and validate a checkpoint; every failure is a CheckpointError naming the file.
+
+    A file that cannot be used at all raises :class:`CheckpointUnreadableError`;
+    a sound checkpoint for another ``arch`` or ``resolution`` raises
+    :class:`CheckpointMismatchError`, so callers choose by type, not by message.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointUnreadableError(f"checkpoint {path} does not exist")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(
+        raise CheckpointUnreadableError(
             f"checkpoint {path} refused: it contains objects other than tensors and plain data "
             f"(weights_only loading; nothing was executed). Details: {str(exc).splitlines()[0]}"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointUnreadableError(
+            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an echolib checkpoint (expected format {FORMAT!r})")
+        raise CheckpointUnreadableError(f"{path} is not an echolib checkpoint (expected format {FORMAT!r})")
     if arch is not None and data.get("arch") != arch:
-        raise CheckpointError(f"checkpoint {path} is for architecture {data.get('arch')!r}, not {arch!r}")
+        raise CheckpointMismatchError(f"checkpoint {path} is for architecture {data.get('arch')!r}, not {arch!r}")
     if resolution is not None and data.get("resolution") != resolution:
-        raise CheckpointError(
+        raise CheckpointMismatchError(
             f"checkpoint {path} is for resolution {data.get('resolution')}, not {resolution}"
         )
     return data
 
 
-def load_latest(folder: Path, **kwargs: Any) -> tuple[Path, dict] | None:
-    """Newest checkpoint that loads; a corrupt newest one (e.g. disk trouble) falls back to the previous."""
-    errors = []
+class SkippedCheckpoint(NamedTuple):
+    """A checkpoint a resume passed over, and why (the refusal's message, on one line)."""
+
+    path: Path
+    reason: str
+
+
+class LatestCheckpoint(NamedTuple):
+    """The newest checkpoint that loads, its contents, and the newer ones that did not load."""
+
+    path: Path
+    state: dict
+    skipped: list[SkippedCheckpoint]
+
+
+def load_latest(folder: Path, **kwargs: Any) -> LatestCheckpoint | None:
+    """Newest checkpoint that loads; None in a folder without checkpoints.
+
+    An unreadable newest one (disk trouble, a kill mid-copy, a file holding code)
+    is passed over for the previous one and listed in ``skipped``, for the caller
+    to report. A checkpoint of another architecture or resolution is an error
+    (:class:`CheckpointMismatchError`): the folder belongs to another run. When
+    none loads, the error lists why each was refused.
+    """
+    skipped: list[SkippedCheckpoint] = []
     for path in reversed(list_checkpoints(folder)):
         try:
-            return path, load(path, **kwargs)
-        except CheckpointError as exc:
-            if "is for architecture" in str(exc) or "is for resolution" in str(exc):
-                raise
-            errors.append(str(exc))
-            continue
-    if errors:
-        raise CheckpointError("no loadable checkpoint: " + "; ".join(errors))
+            return LatestCheckpoint(path, load(path, **kwargs), skipped)
+        except CheckpointUnreadableError as exc:
+            skipped.append(SkippedCheckpoint(path, " ".join(str(exc).split())))
+    if skipped:
+        raise CheckpointUnreadableError("no loadable checkpoint: " + "; ".join(s.reason for s in skipped))
     return None
 
 
@@ -120,4 +146,4 @@ def load_state_strict(module: torch.nn.Module, state: Mapping[str, Any], what: s
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[:4]
-        raise CheckpointError(f"checkpoint {path}: {what} does not match this model: {' '.join(first)}") from exc
+        raise CheckpointMismatchError(f"checkpoint {path}: {what} does not match this model: {' '.join(first)}") from exc

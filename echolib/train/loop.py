@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,8 @@ class Trainer:
             self.optimizers = self.model.make_optimizers()
             self._check_run_folder()
             self.resumed_from: Path | None = None
+            #: checkpoints this resume passed over, recorded in ``run.json`` when fitting starts
+            self.skipped_checkpoints: list[dict[str, Any]] = []
             if resume:
                 self._resume()
         except BaseException:
@@ -249,7 +252,9 @@ class Trainer:
             if self.dist.is_main:  # a run killed before its first checkpoint starts over: drop what it logged
                 run_records.truncate_records(self.out, 0.0)
             return
-        path, state = found
+        path, state = found.path, found.state
+        for skipped in found.skipped:
+            self._skipped_checkpoint(skipped, path)
         m = self.model
         for name, net in m.nets.items():
             ckpt.load_state_strict(net, state["nets"][name], f"network {name!r}", path)
@@ -267,6 +272,22 @@ class Trainer:
         self.resumed_from = path
         if self.dist.is_main:
             run_records.truncate_records(self.out, self.clock.nimg / 1000.0)
+
+    def _skipped_checkpoint(self, skipped: ckpt.SkippedCheckpoint, resumed_from: Path) -> None:
+        """Say that a newer checkpoint did not load, set it aside, and keep a note for ``run.json``."""
+        if not self.dist.is_main:
+            return
+        set_aside = self.folder.set_aside(skipped.path) if skipped.path.exists() else None
+        kept = f"; it is kept as {set_aside.name}" if set_aside is not None else ""
+        print(f"warning: resuming from {resumed_from.name}, not the newer {skipped.path.name}: {skipped.reason}{kept}",
+              file=sys.stderr)  # fmt: skip
+        self.skipped_checkpoints.append({
+            "file": skipped.path.name,
+            "reason": skipped.reason,
+            "resumed_from": resumed_from.name,
+            "set_aside_as": set_aside.name if set_aside is not None else None,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
 
     # -- the loop -------------------------------------------------------
     def fit(self) -> Path:
@@ -640,6 +661,7 @@ class Trainer:
             meta["threads"] = self.threads
         if facts := self.model.run_facts():
             meta["model"] = facts
+        meta[RunFolder.SKIPPED_CHECKPOINTS] = self.skipped_checkpoints  # appended to earlier resumes' notes
         self.folder.write_meta(meta)
 
     def _tensorboard(self):

@@ -3,11 +3,13 @@
 A run folder ``runs/<arch>/<config>`` holds::
 
     config.yaml     the resolved configuration it was trained with
-    run.json        meta: data and its fingerprint, the held-out videos, device, versions, model facts
+    run.json        meta: data and its fingerprint, the held-out videos, device, versions, model facts,
+                    and the checkpoints a resume skipped because they did not load
     log.csv         one row per tick (losses, speed)
     metrics.jsonl   metric records, appended (training-time and later evaluations)
     samples/        grid-<nimg>.png and a model's previews (<kind>-<nimg>.png)
-    checkpoints/    ckpt-<nimg>.pt (see :mod:`echolib.train.checkpoint`) and best.pt
+    checkpoints/    ckpt-<nimg>.pt (see :mod:`echolib.train.checkpoint`) and best.pt; a checkpoint
+                    that did not load when resuming is kept aside as ckpt-<nimg>.pt.skipped
     tb/             TensorBoard event files
     done.json       written when the run reached its length
 
@@ -54,6 +56,10 @@ class RunFolder:
     CHECKPOINTS = "checkpoints"
     BEST = "best.pt"
     TENSORBOARD = "tb"
+    #: suffix of a checkpoint set aside by a resume (no longer listed, resumed from, or counted by pruning)
+    SET_ASIDE = ".skipped"
+    #: ``run.json`` key: the checkpoints resumes skipped, oldest first
+    SKIPPED_CHECKPOINTS = "skipped_checkpoints"
 
     def __init__(self, path: str | Path) -> None:
         object.__setattr__(self, "path", Path(path))
@@ -119,11 +125,24 @@ class RunFolder:
         return json.loads(self.meta_file.read_text()) if self.meta_file.exists() else {}
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
-        """Write ``run.json`` atomically, adding the held-out set's fingerprint to its list of videos."""
+        """Write ``run.json`` atomically, adding the held-out set's fingerprint to its list of videos.
+
+        The list of skipped checkpoints is a history: entries ``meta`` brings are
+        appended to those already recorded, and rewriting the meta at the next
+        resume keeps them.
+        """
         meta = dict(meta)
         if "heldout_videos" in meta:
             meta["heldout_fingerprint"] = videos_fingerprint(meta["heldout_videos"])
+        history = self.skipped_checkpoints()
+        history += [e for e in meta.pop(self.SKIPPED_CHECKPOINTS, []) if e not in history]
+        if history:
+            meta[self.SKIPPED_CHECKPOINTS] = history
         atomic_write_text(self.meta_file, json.dumps(meta, indent=2))
+
+    def skipped_checkpoints(self) -> list[dict[str, Any]]:
+        """Checkpoints resumes passed over (``file``, ``reason``, ``resumed_from``, ``set_aside_as``, ``time``)."""
+        return list(self.meta().get(self.SKIPPED_CHECKPOINTS, []))
 
     def heldout_videos(self) -> list[str] | None:
         """The videos the trainer kept aside (never trained on); None when ``run.json`` does not say.
@@ -153,6 +172,18 @@ class RunFolder:
 
     def has_checkpoints(self) -> bool:
         return bool(self.checkpoints())
+
+    def set_aside(self, checkpoint: Path) -> Path:
+        """Rename a checkpoint that did not load so it is no longer the newest.
+
+        Left in place it would be resumed from (and refused) again, report a
+        length the run never reached, and be kept by pruning while good,
+        newer-trained checkpoints of a lower number were deleted. Returns the
+        new path; the bytes are kept for whoever wants to inspect them.
+        """
+        target = checkpoint.with_name(checkpoint.name + self.SET_ASIDE)
+        checkpoint.replace(target)
+        return target
 
     # -- records --------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
