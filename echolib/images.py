@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from echolib.errors import DataError
 from echolib.io import atomic_write_bytes
 
 
@@ -37,7 +38,9 @@ def read_gray(path: str | Path | typing.BinaryIO, name: str | None = None) -> np
     Accepts 8-bit grayscale, 16-bit grayscale (scaled to 8 bits), RGB whose
     channels are equal (the study's samples), palette images, and RGBA/LA whose
     alpha is ignored. RGB with differing channels is refused: silently converting
-    colour images would hide a wrong dataset.
+    colour images would hide a wrong dataset. A file that cannot be read is a
+    :class:`~echolib.errors.DataError` naming it, so every command reports it as
+    the one-line error (exit status 2) rather than a traceback.
     """
     if name is None:
         name = str(path)
@@ -51,7 +54,7 @@ def read_gray(path: str | Path | typing.BinaryIO, name: str | None = None) -> np
             mode = img.mode
             arr = np.asarray(img)
     except Exception as exc:  # PIL raises many types for corrupt or non-image files
-        raise ValueError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
+        raise DataError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
     if mode.startswith("I;16") or mode == "I":
         arr = arr.astype(np.float64)
         top = 255.0 if mode == "I" and arr.max() <= 255 else 65535.0
@@ -63,9 +66,9 @@ def read_gray(path: str | Path | typing.BinaryIO, name: str | None = None) -> np
     if mode in ("RGB", "RGBA"):
         rgb = arr[..., :3]
         if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-            raise ValueError(f"{name}: colour image (RGB channels differ); expected grayscale")
+            raise DataError(f"{name}: colour image (RGB channels differ); expected grayscale")
         return rgb[..., 0].copy()
-    raise ValueError(f"{name}: unsupported image mode {mode!r}; expected 8/16-bit grayscale or gray RGB")
+    raise DataError(f"{name}: unsupported image mode {mode!r}; expected 8/16-bit grayscale or gray RGB")
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +18,8 @@ from echolib.data.frames import FrameDataset
 from echolib.errors import ConfigError, DataError
 from echolib.models.registry import load_config
 from echolib.train.loop import train
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def frame(value: int = 100, size: int = 32) -> np.ndarray:
@@ -118,3 +125,46 @@ def test_an_empty_manifest_cell_and_a_zero_limit_are_named(tmp_path):
         FrameDataset(tmp_path / "manifest.csv")
     with pytest.raises(DataError, match="limit must be a positive number of frames, got 0"):
         FrameDataset(tmp_path, limit=0)
+
+
+def _truncate(png: Path) -> None:
+    png.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
+
+
+def _shrink(png: Path) -> None:
+    Image.open(png).resize((32, 32)).save(png)
+
+
+def _shrink_all(png: Path) -> None:
+    for other in png.parent.glob("*.png"):
+        _shrink(other)
+
+
+@pytest.mark.parametrize(
+    "command, damage, message",
+    [("evaluate --fake", _truncate, "0XNOISE001_f2.png: not a readable image (OSError: image file is truncated)"),
+     ("evaluate --real", _truncate, "0XNOISE001_f2.png: not a readable image (OSError: image file is truncated)"),
+     ("evaluate --fake", _shrink, "mixed image sizes: 0XNOISE000_f0.png is 64x64 but 0XNOISE001_f2.png is 32x32"),
+     ("evaluate --fake", _shrink_all, "real images are (64, 64) but generated ones (32, 32)"),
+     ("train", _truncate, "0XNOISE001_f2.png: not a readable image (OSError: image file is truncated)")],
+    ids=["evaluate-truncated-fake", "evaluate-truncated-real", "evaluate-mixed-sizes", "evaluate-other-size",
+         "train-truncated"],
+)  # fmt: skip
+def test_commands_report_a_broken_frame_in_one_line_with_status_2(noise_frames, tmp_path, command, damage, message):
+    """The README's promise: an input the user can fix is one line on stderr and exit status 2, never a traceback."""
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    shutil.copytree(noise_frames, real)
+    shutil.copytree(noise_frames, fake)
+    damage((real if command == "evaluate --real" else fake) / "0XNOISE001_f2.png")
+    if command == "train":
+        args = ["train", "wgan", "--config", "smoke", "--data", str(fake), "--out", str(tmp_path / "run"),
+                "--device", "cpu", "--no-progress"]
+    else:
+        args = ["evaluate", "--real", str(real), "--fake", str(fake), "--metrics", "ssim", "--extractor", "echo",
+                "--device", "cpu", "--no-cache", "--records", str(tmp_path / "metrics.jsonl")]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", ECHOLIB_RUNS=str(tmp_path / "runs"))
+    r = subprocess.run([sys.executable, "-m", "echolib", *args], capture_output=True, text=True, env=env,
+                       timeout=300, check=False)  # fmt: skip
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr[-3000:]
+    assert message in r.stderr
