@@ -6,7 +6,7 @@ that number can be counted anywhere, the CPU included:
 * **FLOPs** (``torch.utils.flop_counter``: convolutions, matrix products and
   their first and second derivatives, so R1 and path-length regularisation
   count). The FIR resampling's products with banded matrices (batched
-  matmuls with a broadcast, stride-0 matrix: ``echolib.models.layers``) are
+  matmuls with a broadcast, stride-0 matrix: ``echolib.resampling``) are
   left out: cuBLAS multiplies their zeros too, but that is not the model's
   work. Divided by a GPU's peak throughput they give a floor on sec/kimg
   that no implementation beats; divided by a measured sec/kimg

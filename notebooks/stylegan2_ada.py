@@ -515,7 +515,7 @@ else:
 #
 # Two places where plain PyTorch was slow needed their own formulation.
 # **The $[1,3,3,1]$ resampling filters** are products with small banded
-# matrices, one per axis (`echolib.models.layers.apply_along`): permuted to
+# matrices, one per axis (`echolib.resampling.apply_along`): permuted to
 # the tensor's memory order, every reshape is a view, so under channels_last
 # the filter is one batched GEMM per axis, one read and one write of the
 # activations, and matmuls differentiate any number of times into matmuls. A

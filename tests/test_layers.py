@@ -38,8 +38,6 @@ ALLOWED_MODEL_IMPORTS: dict[tuple[str, str], str] = {
 ALLOWED_PACKAGE_EDGES: dict[tuple[str, str], str] = {
     ("echolib.models", "echolib.train"):
         "issue 28 item 3: models/registry.py assembles run configurations (the train block); that moves to train/",
-    ("echolib.augment", "echolib.models"):
-        "issue 28 item 2: the FIR resampling ADA shares with the style-based GANs moves below both",
 }
 
 

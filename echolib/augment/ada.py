@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echolib.models.layers import downsample2d, upsample2d
+from echolib.resampling import downsample2d, upsample2d
 
 # -- random draws ---------------------------------------------------------------
 

@@ -34,7 +34,8 @@ from torch import nn
 from echolib.augment.ada import PIPES, AdaptiveAugment, GeneratorDraws
 from echolib.errors import ConfigError
 from echolib.models.base import GenerativeModel, StepContext, backward, frozen, make_adam, uncompiled
-from echolib.models.layers import EqualConv2d, EqualLinear, bias_act, modulated_conv2d, upsample2d
+from echolib.models.layers import EqualConv2d, EqualLinear, bias_act, modulated_conv2d
+from echolib.resampling import upsample2d
 
 
 @dataclass
