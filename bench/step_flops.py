@@ -39,6 +39,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from echolib.images import to_float
+from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import GenerativeModel, RealBatch, StepContext
 from echolib.models.registry import build_model, load_config
 from echolib.train.ema import update_ema
@@ -126,6 +127,7 @@ def count(arch: str, config: str, batch: int, overrides: dict | None = None,
     res = run.train.resolution
     data = torch.randint(0, 256, (64, 1, res, res), dtype=torch.uint8)
     model = build_model(run)
+    model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
     model.setup(Frames(data), heldout=None)
     model.to(memory_format=torch.channels_last)  # the layout the trainer and step_speed.py train in on a GPU
     opts = model.make_optimizers()

@@ -33,6 +33,7 @@ import torch
 from echolib.config import parse_overrides
 from echolib.devices import autocast_dtype
 from echolib.images import to_float
+from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, load_config
 from echolib.train.compiling import wire_forwards
@@ -50,6 +51,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     batch, res = run.train.batch, run.train.resolution
     data = torch.randint(0, 256, (max(4096, 4 * batch), 1, res, res), dtype=torch.uint8, device=device)
     model = build_model(run)
+    model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
     model.setup(Frames(data), heldout=None)
     model.to(device)
     if channels_last:

@@ -30,6 +30,7 @@ from echolib.config import merge, parse_overrides
 from echolib.data.frames import FrameDataset, holdout_split
 from echolib.errors import ConfigError
 from echolib.images import to_float
+from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, from_plain
 from echolib.train import checkpoint as ckpt
@@ -63,6 +64,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = build_model(run)  # a fresh discriminator of the (possibly overridden) kind
+    model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
     model.nets["autoencoder"].load_state_dict(state["nets"]["autoencoder"])
     optimizers = model.make_optimizers()
     optimizers["autoencoder"].load_state_dict(state["optimizers"]["autoencoder"])

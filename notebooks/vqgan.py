@@ -190,7 +190,7 @@ import torch
 from echolib.data.frames import FrameDataset, split_holdout
 from echolib.data.sources import resolve_data
 from echolib.images import make_grid, to_float
-from echolib.models.vqgan import reconstruction_metrics
+from echolib.report.reconstruction import reconstruction_metrics
 from echolib.data.sources import REPO_ROOT
 from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline

@@ -14,6 +14,7 @@ from conftest import trainer_context
 
 from echolib.devices import autocast_dtype, cpu_threads, uses_channels_last
 from echolib.errors import ConfigError
+from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.registry import available_architectures, build_model, from_plain, load_config
 from echolib.train.compiling import wire_forwards
 from echolib.train.distributed import DistInfo
@@ -70,6 +71,7 @@ def last_step(arch: str, precision: str) -> tuple[dict[str, float], MatmulDtypes
     data = torch.randint(0, 256, (64, 1, res, res), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     torch.manual_seed(0)
     model = build_model(run)
+    model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
     model.setup(Frames(data), heldout=None)
     with torch.no_grad():
         for p in model.nets.parameters():

@@ -20,6 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from echolib.data.frames import FrameDataset
 from echolib.images import to_float
+from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import ARCHITECTURES, build_model, load_config
 from echolib.train.loop import train
@@ -51,6 +52,7 @@ def steps_of(arch: str, frames: FrameDataset, first: int, last: int, model=None,
     if model is None:
         torch.manual_seed(0)
         model = build_model(run)
+        model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
         model.setup(frames, heldout=None)
         opts = model.make_optimizers()
     gen = torch.Generator()

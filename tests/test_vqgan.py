@@ -12,20 +12,19 @@ import torch
 from echolib.data.frames import FrameDataset
 from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
+from echolib.metrics.perceptual import PERCEPTUAL_LOSSES, EchoPerceptual, resolve_perceptual
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, config_names, load_config
 from echolib.models.vqgan import (
     CodePrior,
-    EchoPerceptual,
     VectorQuantizer,
     VQAutoencoder,
     adaptive_weight,
     code_statistics,
     generate_codes,
-    reconstruction_metrics,
-    resolve_perceptual,
     sample_logits,
 )
+from echolib.report.reconstruction import reconstruction_metrics
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import Trainer
 from echolib.train.sampling import load_model
@@ -50,9 +49,12 @@ def smoke_run(phantom64, tmp_path_factory):
 
 
 def smoke_model(resolution: int = 64, **model):
+    """A smoke VQGAN as the trainer builds it: with the perceptual distances handed in (``auto`` resolved)."""
     run = load_config("vqgan", "smoke", {"model": model, "train": {"resolution": resolution}})
     torch.manual_seed(0)
-    return build_model(run)
+    built = build_model(run)
+    built.use_perceptual(PERCEPTUAL_LOSSES)
+    return built
 
 
 def real_batch(folder: Path, n: int = 8) -> torch.Tensor:

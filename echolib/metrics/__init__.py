@@ -12,7 +12,8 @@ Modules: :mod:`~echolib.metrics.fidelity` (FID/KID/precision-recall via
 torch-fidelity, Inception weights), :mod:`~echolib.metrics.features` (the ``echo``
 extractor), :mod:`~echolib.metrics.pixel` (JSD, SSIM, PSNR, MS-SSIM),
 :mod:`~echolib.metrics.memorization`, :mod:`~echolib.metrics.c2st`,
-:mod:`~echolib.metrics.lpips`, :mod:`~echolib.metrics.records`,
+:mod:`~echolib.metrics.lpips`, :mod:`~echolib.metrics.perceptual` (the perceptual losses the
+trainer hands to models), :mod:`~echolib.metrics.records`,
 :mod:`~echolib.metrics.registry` (what each metric is, its direction, whether it ranks),
 :mod:`~echolib.metrics.intervals` (uncertainty of set-to-set metrics),
 :mod:`~echolib.metrics.corruptions` (sanity-check degradations),

@@ -24,6 +24,12 @@ Rules that keep training exactly resumable and DDP-equivalent:
   autocast is for forward passes only.
 * Return losses as detached 0-dim tensors; never call ``.item()`` in a step (it
   stalls the GPU). The trainer averages them per tick with one host sync.
+
+What a model needs from outside is handed in, never fetched: the frames through
+``ctx`` and :meth:`GenerativeModel.setup`, perceptual distances through
+:meth:`GenerativeModel.use_perceptual` (a :class:`PerceptualLosses`). A model
+module imports nothing from ``echolib.metrics``, ``echolib.data`` or
+``echolib.report`` and reads no weights files of its own.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -85,6 +91,26 @@ class StepContext:
         return self.local(torch.randint(high, global_shape, generator=self.generator, device=self.device))
 
 
+class PerceptualLosses(Protocol):
+    """The perceptual distances the trainer offers a model (:mod:`echolib.metrics.perceptual` implements it).
+
+    Names: ``lpips``, ``echo`` (the domain extractor's features) and ``none``;
+    ``auto`` resolves to the best whose weights are present here.
+    """
+
+    def resolve(self, kind: str) -> str:
+        """``auto`` -> ``lpips``, ``echo`` or ``none`` by the weights present; any other name unchanged."""
+        ...
+
+    def build(self, kind: str, device: torch.device) -> nn.Module | None:
+        """A frozen ``(x, y) -> [B]`` distance for images in [-1, 1] on ``device``; None for ``none``."""
+        ...
+
+    def weights_sha256(self, kind: str) -> str | None:
+        """The sha256 of the weights behind ``kind`` (for ``run.json``); None for ``none``."""
+        ...
+
+
 class GenerativeModel(nn.Module):
     """Base class: subclasses set ``arch``, ``Config`` and implement the abstract methods."""
 
@@ -128,6 +154,13 @@ class GenerativeModel(nn.Module):
 
         The held-out videos are never trained on; a model may keep a few of
         their conditions (e.g. Pix2Pix contours) to sample from unseen hearts.
+        """
+
+    def use_perceptual(self, losses: PerceptualLosses) -> None:
+        """Called by the trainer (and by anything else that trains the model) before :meth:`setup`.
+
+        A model whose loss includes a perceptual distance keeps ``losses`` and
+        builds the one it needs from it; the others ignore it.
         """
 
     def make_conditions(self, dataset: Any) -> torch.Tensor:

@@ -22,8 +22,9 @@ only the commitment term is then a loss. Codes whose usage falls below a
 threshold can be restarted on random encoder outputs of the batch.
 
 The autoencoder is trained as a GAN generator: L1 plus a perceptual distance
-(LPIPS, or the domain ``echo`` extractor's intermediate features; see
-:func:`resolve_perceptual`) as reconstruction loss, and, after ``disc_start_kimg``,
+(LPIPS, or the domain ``echo`` extractor's intermediate features, handed in by
+the trainer through :meth:`VQGAN.use_perceptual`; see
+:mod:`echolib.metrics.perceptual`) as reconstruction loss, and, after ``disc_start_kimg``,
 a PatchGAN discriminator ``D`` with the hinge loss. The GAN term is weighted
 adaptively at the decoder's last layer ``G_L``,
 
@@ -61,7 +62,7 @@ metrics. :meth:`VQGAN.sample` always
 samples from the prior (also before it has trained: the frames are then
 decodings of near-uniform random codes, i.e. meaningless), so sample grids and
 training-time FID measure *generation*; reconstructions are measured separately
-by :func:`reconstruction_metrics` (PSNR/SSIM on held-out frames), and shown in
+by :func:`echolib.report.reconstruction.reconstruction_metrics` (PSNR/SSIM on held-out frames), and shown in
 stage 1 by the ``recon-*.png`` grids the trainer writes beside each sample grid
 (:meth:`VQGAN.previews`). The study
 mixed the two; here they never share a number.
@@ -72,7 +73,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -80,10 +80,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from echolib.errors import ConfigError
-from echolib.images import to_float, to_uint8
-from echolib.metrics.features import echo_weights_path, file_sha256, load_echo_encoder
-from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam
-from echolib.progress import progress_bar
+from echolib.images import to_float
+from echolib.models.base import GenerativeModel, PerceptualLosses, StepContext, backward, eval_mode, frozen, make_adam
 
 Perceptual = Literal["auto", "lpips", "echo", "none"]
 #: integer codes of the resolved perceptual loss, as stored in checkpoints (extra_state holds no strings)
@@ -442,89 +440,6 @@ def adaptive_weight(rec_loss: torch.Tensor, gan_loss: torch.Tensor, last_layer: 
     return weight.clamp(0.0, max_weight).detach()
 
 
-# -- perceptual distance ---------------------------------------------------------
-def resolve_perceptual(kind: str) -> str:
-    """``auto`` -> the best distance available here: ``lpips``, else ``echo``, else ``none``.
-
-    LPIPS needs both its files, VGG16 and the linear layers
-    (``ECHOLIB_VGG16_WEIGHTS`` / ``ECHOLIB_LPIPS_WEIGHTS`` or torch's hub cache;
-    nothing is downloaded); ``echo`` needs the domain extractor's weights
-    (``echolib/assets`` or ``ECHOLIB_ECHO_WEIGHTS``). The resolved value, never
-    ``auto``, is what a run records in its checkpoints and ``run.json``.
-    """
-    from echolib.metrics.lpips import lpips_available
-
-    if kind != "auto":
-        return kind
-    if lpips_available():
-        return "lpips"
-    if _echo_available():
-        return "echo"
-    return "none"
-
-
-def _echo_available() -> bool:
-    try:
-        echo_weights_path()
-    except ConfigError:
-        return False
-    return True
-
-
-def perceptual_weights(kind: str) -> Path | None:
-    """The weights file behind a resolved perceptual loss (LPIPS: its linear layers), for the run record."""
-    if kind == "echo":
-        return echo_weights_path()
-    if kind == "lpips":
-        from echolib.metrics.lpips import lpips_weights_paths
-
-        return lpips_weights_paths()[1]
-    return None
-
-
-class EchoPerceptual(nn.Module):
-    """An LPIPS-like distance on the frozen ``echo`` extractor: no learned layer weights.
-
-    Every SiLU activation of the extractor (five resolutions) is unit-normalised
-    along channels, as LPIPS does, and the squared differences are averaged over
-    positions and layers. Frames are resized to the extractor's 128x128 first.
-    """
-
-    def __init__(self, encoder: nn.Module, resolution: int = 128) -> None:
-        super().__init__()
-        self.body = encoder.body
-        self.resolution = resolution
-        self.requires_grad_(False).eval()
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        h = torch.cat([x, y])
-        if h.shape[-1] != self.resolution:
-            h = F.interpolate(h, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
-        total, taps = h.new_zeros(n, dtype=torch.float32), 0
-        for layer in self.body:
-            h = layer(h)
-            if isinstance(layer, nn.SiLU):
-                f = h.float()
-                f = f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10)
-                total = total + (f[:n] - f[n:]).square().sum(1).mean((1, 2))
-                taps += 1
-        return total / taps
-
-
-def build_perceptual(kind: str, device: torch.device) -> nn.Module | None:
-    """A frozen ``(x, y) -> [B]`` distance for images in [-1, 1], or None for ``none``."""
-    if kind == "none":
-        return None
-    if kind == "echo":
-        return EchoPerceptual(load_echo_encoder()).to(device)
-    if kind == "lpips":  # a missing weights file is a ConfigError naming it and where it may go
-        from echolib.metrics.lpips import LPIPSLoss
-
-        return LPIPSLoss().to(device)
-    raise ConfigError(f"model.perceptual: expected one of auto, lpips, echo, none, got {kind!r}")
-
-
 # -- the prior --------------------------------------------------------------------
 class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
@@ -661,7 +576,9 @@ class VQGAN(GenerativeModel):
         self.nets["D"] = PatchDiscriminator(channels, cfg.disc_channels, cfg.disc_layers, cfg.disc_norm)
         self.nets["prior"] = CodePrior(cfg.codebook_size, self.code_size**2, cfg.prior_dim, cfg.prior_layers,
                                        cfg.prior_heads, cfg.prior_dropout)
-        self.perceptual = resolve_perceptual(cfg.perceptual)
+        #: the perceptual distance: the configured name until :meth:`use_perceptual` resolves ``auto``
+        self.perceptual: str = cfg.perceptual
+        self._perceptual_losses: PerceptualLosses | None = None  # handed in by the trainer (use_perceptual)
         self._perceptual_fn: dict[str, Any] = {}  # built lazily: only training needs it, on the training device
         self._code_counts: torch.Tensor | None = None  # code histogram since the last tick
         self._stage = 1
@@ -744,9 +661,29 @@ class VQGAN(GenerativeModel):
         # bits per code: comparable across codebook sizes (log2 K for a uniform prior)
         return {"loss_prior": loss.detach(), "prior_bits_per_code": loss.detach() / math.log(2.0)}
 
-    def _perceptual(self, device: torch.device):
+    def use_perceptual(self, losses: PerceptualLosses) -> None:
+        """Take the trainer's perceptual distances and resolve ``perceptual: auto`` against the weights present.
+
+        A resumed run's checkpoint then restores the name it started with
+        (:meth:`load_extra_state`), wherever it resumes.
+        """
+        self._perceptual_losses = losses
+        if self.perceptual == "auto":
+            self.perceptual = losses.resolve("auto")
+
+    def _losses(self) -> PerceptualLosses:
+        if self._perceptual_losses is None:
+            raise RuntimeError(
+                f"vqgan: perceptual loss {self.perceptual!r} needs the distances handed in first: call "
+                "model.use_perceptual(echolib.metrics.perceptual.PERCEPTUAL_LOSSES), as the trainer does"
+            )
+        return self._perceptual_losses
+
+    def _perceptual(self, device: torch.device) -> nn.Module | None:
+        if self.perceptual == "none":
+            return None
         if self.perceptual not in self._perceptual_fn:
-            self._perceptual_fn[self.perceptual] = build_perceptual(self.perceptual, device)
+            self._perceptual_fn[self.perceptual] = self._losses().build(self.perceptual, device)
         return self._perceptual_fn[self.perceptual]
 
     def _count_codes(self, codes: torch.Tensor) -> None:
@@ -779,11 +716,13 @@ class VQGAN(GenerativeModel):
         return {"recon": (pairs, 8)}
 
     def run_facts(self) -> dict[str, Any]:
-        weights = perceptual_weights(self.perceptual)
+        sha = None if self.perceptual == "none" else self._losses().weights_sha256(self.perceptual)
         return {"perceptual": self.perceptual, "perceptual_config": self.cfg.perceptual,
-                "perceptual_weights_sha256": None if weights is None else file_sha256(weights)}
+                "perceptual_weights_sha256": sha}
 
     def extra_state(self) -> dict[str, Any]:
+        if self.perceptual == "auto":  # never written to a checkpoint: use_perceptual resolves it first
+            self._losses()
         state: dict[str, Any] = {"perceptual": PERCEPTUAL_CODES[self.perceptual]}
         if self._code_counts is not None:  # a checkpoint in mid-tick keeps the partial histogram
             state["code_counts"] = self._code_counts.detach().cpu()
@@ -852,31 +791,3 @@ def _validate(cfg: VQGANConfig, resolution: int) -> None:
         raise ConfigError(f"model.top_k must be at least 1 or null, got {cfg.top_k}")
     if cfg.temperature <= 0:
         raise ConfigError(f"model.temperature must be positive, got {cfg.temperature}")
-
-
-# -- reconstruction metrics ---------------------------------------------------------
-@torch.no_grad()
-def reconstruction_metrics(model: VQGAN, frames: Any, *, n: int | None = None, batch: int = 64,
-                           progress: bool = False) -> dict[str, float]:
-    """PSNR (dB, pooled MSE as :func:`echolib.metrics.pixel.psnr`) and mean SSIM of frames vs their reconstructions.
-
-    Paired, unlike the study's random real/generated pairs, so the numbers
-    measure the autoencoder alone (what stage 2 can at best reach). ``frames``:
-    a :class:`~echolib.data.frames.FrameDataset` or a uint8 tensor ``[N, 1, H, W]``;
-    pass frames of videos the model never saw for a held-out score.
-    """
-    from echolib.metrics.pixel import psnr, ssim
-
-    images = frames.images if hasattr(frames, "images") else frames
-    if n is not None:
-        images = images[:n]
-    if len(images) == 0:
-        raise ValueError("reconstruction_metrics needs at least one frame")
-    originals, recons = [], []
-    with eval_mode(model):
-        for i in progress_bar(range(0, len(images), batch), enabled=progress, desc="reconstructing"):
-            x = images[i : i + batch]
-            originals.append(x.cpu())
-            recons.append(to_uint8(model.reconstruct(x)).cpu())
-    a, b = torch.cat(originals), torch.cat(recons)
-    return {"psnr": float(psnr(a, b)), "ssim": float(ssim(a, b).mean()), "n": len(a)}

@@ -51,6 +51,7 @@ from echolib.devices import (
 from echolib.errors import ConfigError, TrainingError
 from echolib.images import make_grid, to_float, write_gray
 from echolib.io import atomic_write_text, check_writable
+from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.metrics.registry import ranking_score
 from echolib.models.base import GenerativeModel, RealBatch, StepContext, eval_mode
 from echolib.models.registry import RunConfig, build_model
@@ -230,6 +231,7 @@ class Trainer:
     def _build_model(self) -> GenerativeModel:
         torch.manual_seed(seed_for(self.cfg.seed, 0, stream=99))
         model = build_model(self.run)
+        model.use_perceptual(PERCEPTUAL_LOSSES)
         model.setup(self.dataset, heldout=self.heldout)
         model.to(self.device)
         self.channels_last = self.channels_last and getattr(model, "channels_last", True)  # a model may opt out
