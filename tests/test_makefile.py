@@ -37,6 +37,17 @@ def test_make_help_lists_every_target_on_one_line(make):
     assert all(len(line.split(None, 2)) == 3 for line in listed.values()), out
 
 
+def test_make_test_lints_first_and_the_tree_is_clean():
+    """``make test`` fails on a lint error; so the tree must pass ``ruff check`` as it stands."""
+    prerequisites = re.search(r"^test:([^#\n]*)", MAKEFILE, re.MULTILINE).group(1).split()
+    assert "lint" in prerequisites
+    recipe = re.search(r"^lint:.*\n\t(.*)", MAKEFILE, re.MULTILINE).group(1)
+    assert recipe == "$(PY) -m ruff check echolib tests bench"
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "echolib", "tests", "bench"], cwd=ROOT,
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
 def test_make_test_fast_leaves_out_the_book_the_browsers_and_slow_tests():
     expression = re.search(r'^test-fast:.*?-m "([^"]+)"', MAKEFILE, re.MULTILINE | re.DOTALL).group(1)
     heavy = ["tests/test_book_browser.py", "tests/test_lab_browser.py", "tests/test_book_on_real_frames.py"]
