@@ -120,7 +120,7 @@ from echolib.config import to_dict
 from echolib.data.frames import FrameDataset, split_holdout
 from echolib.data.sources import resolve_data
 from echolib.images import to_float
-from echolib.models.pix2pix import reconstruction_scores
+from echolib.report.reconstruction import reconstruction_scores
 from echolib.data.sources import REPO_ROOT
 from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline

@@ -16,8 +16,9 @@ from conftest import trainer_context
 from echolib.data import conditions
 from echolib.data.frames import FrameDataset, holdout_split, split_holdout
 from echolib.errors import ConfigError, DataError
-from echolib.models.pix2pix import PatchGAN, UNet, receptive_field, reconstruction_scores
+from echolib.models.pix2pix import PatchGAN, UNet, receptive_field
 from echolib.models.registry import build_model, config_names, load_config
+from echolib.report.reconstruction import reconstruction_scores
 from echolib.train.loop import Trainer
 from echolib.train.sampling import load_model
 

@@ -46,7 +46,7 @@ from torch import nn
 
 from echolib.data import conditions
 from echolib.errors import ConfigError
-from echolib.images import to_float, to_uint8
+from echolib.images import to_float
 from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam
 
 Norm = Literal["batch", "instance", "none"]
@@ -312,23 +312,3 @@ class Pix2Pix(GenerativeModel):
 
 def _drawer(generator: torch.Generator):
     return lambda *shape: torch.rand(shape, generator=generator, device=generator.device)
-
-
-@torch.no_grad()
-def reconstruction_scores(model: Pix2Pix, dataset, *, batch: int = 64, seed: int = 0) -> dict[str, float]:
-    """Translate every frame's own condition and compare with the frame, on 8-bit images (range 255).
-
-    ``psnr``: mean over frames of each pair's PSNR in dB; ``ssim``: mean SSIM (Gaussian window,
-    :func:`echolib.metrics.pixel.ssim`). On held-out videos this measures how much of a frame its
-    condition pins down; unlike the study's SSIM/PSNR between random unpaired frames, these pairs correspond.
-    """
-    from echolib.metrics.pixel import ssim
-
-    cond = model.make_conditions(dataset)
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    outs = [to_uint8(model.translate(cond[i : i + batch], g)).cpu() for i in range(0, len(cond), batch)]
-    fake, real = torch.cat(outs), dataset.images.cpu()
-    mse = (fake.double() - real.double()).pow(2).mean((1, 2, 3)).clamp_min(1e-10 * 255.0**2)
-    psnr = 10.0 * torch.log10(255.0**2 / mse)
-    return {"psnr": float(psnr.mean()), "ssim": float(torch.as_tensor(ssim(fake, real)).double().mean()),
-            "n": len(real)}

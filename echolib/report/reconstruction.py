@@ -1,6 +1,7 @@
-"""How well an autoencoding model reconstructs frames: VQGAN's stage 1 measured on its own.
+"""How well a model gives back the frames it was handed: VQGAN's autoencoder, Pix2Pix's translations.
 
-Kept out of the model module, which imports no metrics (see :mod:`echolib.models.base`).
+Paired scores (each output against the frame it came from), kept out of the
+model modules, which import no metrics (see :mod:`echolib.models.base`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from echolib.images import to_uint8
 from echolib.metrics.pixel import psnr, ssim
 from echolib.models.base import eval_mode
+from echolib.models.pix2pix import Pix2Pix
 from echolib.models.vqgan import VQGAN
 from echolib.progress import progress_bar
 
@@ -39,3 +41,21 @@ def reconstruction_metrics(model: VQGAN, frames: Any, *, n: int | None = None, b
             recons.append(to_uint8(model.reconstruct(x)).cpu())
     a, b = torch.cat(originals), torch.cat(recons)
     return {"psnr": float(psnr(a, b)), "ssim": float(ssim(a, b).mean()), "n": len(a)}
+
+
+@torch.no_grad()
+def reconstruction_scores(model: Pix2Pix, dataset, *, batch: int = 64, seed: int = 0) -> dict[str, float]:
+    """Translate every frame's own condition and compare with the frame, on 8-bit images (range 255).
+
+    ``psnr``: mean over frames of each pair's PSNR in dB; ``ssim``: mean SSIM (Gaussian window,
+    :func:`echolib.metrics.pixel.ssim`). On held-out videos this measures how much of a frame its
+    condition pins down; unlike the study's SSIM/PSNR between random unpaired frames, these pairs correspond.
+    """
+    cond = model.make_conditions(dataset)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    outs = [to_uint8(model.translate(cond[i : i + batch], g)).cpu() for i in range(0, len(cond), batch)]
+    fake, real = torch.cat(outs), dataset.images.cpu()
+    mse = (fake.double() - real.double()).pow(2).mean((1, 2, 3)).clamp_min(1e-10 * 255.0**2)
+    psnr_db = 10.0 * torch.log10(255.0**2 / mse)  # per pair, then averaged (psnr() pools the MSE instead)
+    return {"psnr": float(psnr_db.mean()), "ssim": float(torch.as_tensor(ssim(fake, real)).double().mean()),
+            "n": len(real)}
