@@ -37,7 +37,7 @@ copy. A low rate says the test is blind to such leaks, not that there are none.
 against 9,056 training frames at 128 px): exact copies, copies with noise of 2
 and 4 grey levels, shifted by 1 to 3 px, with the gain changed by 5 % and with
 the speckle re-drawn are flagged by the filter (either space) in >= 95 % of
-cases; see ``tests/test_memorization_power.py``.
+cases; see ``tests/test_metrics_memorization.py``.
 
 **Before ``calibrated/1``** the threshold was the 10th percentile of the
 same-video distances among training frames, records carried ``quantile`` and no
