@@ -21,6 +21,7 @@ COMMANDS = (
     "configs",
     "train",
     "sample",
+    "synthesize",
     "evaluate",
     "metrics",
     "sweep",
