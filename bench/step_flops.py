@@ -115,10 +115,11 @@ def step_code(model: GenerativeModel) -> set[types.CodeType]:
     return codes
 
 
-def count(arch: str, config: str, batch: int) -> tuple[float, float, collections.Counter[str], dict[str, float]]:
+def count(arch: str, config: str, batch: int, overrides: dict | None = None,
+          ) -> tuple[float, float, collections.Counter[str], dict[str, float]]:
     """FLOPs, real images drawn (what kimg counts), dispatched ops and FLOP shares by step line, per step."""
     torch.manual_seed(0)
-    run = load_config(arch, config)
+    run = load_config(arch, config, overrides or None)
     run.train.batch = batch
     if hasattr(run.model, "mbstd_group"):
         run.model.mbstd_group = min(run.model.mbstd_group, batch)
@@ -139,7 +140,7 @@ def count(arch: str, config: str, batch: int) -> tuple[float, float, collections
     def step(i: int) -> None:
         gen.manual_seed(i)
         ctx = StepContext(step=i, nimg=i * batch, batch=batch, device=torch.device("cpu"), generator=gen,
-                          next_real=next_real)  # fmt: skip
+                          next_real=next_real, channels_last=True)  # fmt: skip
         model.train_step(ctx, opts)
         for name, ema in model.ema.items():
             update_ema(ema, model.nets[name], 0.999)
@@ -154,6 +155,34 @@ def count(arch: str, config: str, batch: int) -> tuple[float, float, collections
     return work.flops / CYCLE, drawn[0] / CYCLE / batch, work.ops, shares
 
 
+def measure(arch: str, config: str, batches: list[int], peak_tflops: float = H100_BF16_TFLOPS,
+            overrides: dict | None = None) -> dict:
+    """The JSON record of one config: FLOPs per step and per kimg at its batch, fitted over ``batches``."""
+    target = load_config(arch, config, overrides or None).train.batch
+    measured = [(b, *count(arch, config, b, overrides)) for b in batches]
+    (b0, f0, _, _, _), (b1, f1, batches_drawn, ops1, shares) = measured[0], measured[-1]
+    slope = (f1 - f0) / (b1 - b0)
+    flops = f0 + slope * (target - b0)
+    per_kimg = flops * 1000 / (batches_drawn * target)
+    return {
+        "arch": arch,
+        "config": config,
+        "batch": target,
+        "measured_batches": batches,
+        "gflop_per_image_step": round(slope / 1e9, 2),
+        "real_batches_per_step": batches_drawn,
+        "tflop_per_step": round(flops / 1e12, 3),
+        "tflop_per_kimg": round(per_kimg / 1e12, 1),
+        "gflop_per_kimg": round(per_kimg / 1e9, 1),  # the same, to three significant digits for small models
+        "floor_sec_per_kimg": round(per_kimg / (peak_tflops * 1e12), 3),
+        "peak_tflops": peak_tflops,
+        "ops_per_step": round(sum(ops1.values()) / CYCLE),
+        "top_ops": {k: round(v / CYCLE, 1) for k, v in ops1.most_common(8)},
+        # at the largest measured batch; lines under 1 % of the FLOPs are left out
+        "flop_share_by_step_line": {k: round(v, 3) for k, v in shares.items() if v >= 0.01},
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="stylegan2_ada")
@@ -164,28 +193,7 @@ def main() -> None:
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     for config in args.configs.split(","):
-        target = load_config(args.arch, config).train.batch
-        measured = [(b, *count(args.arch, config, b)) for b in batches]
-        (b0, f0, _, _, _), (b1, f1, batches_drawn, ops1, shares) = measured[0], measured[-1]
-        slope = (f1 - f0) / (b1 - b0)
-        flops = f0 + slope * (target - b0)
-        per_kimg = flops * 1000 / (batches_drawn * target)
-        print(json.dumps({
-            "arch": args.arch,
-            "config": config,
-            "batch": target,
-            "measured_batches": batches,
-            "gflop_per_image_step": round(slope / 1e9, 2),
-            "real_batches_per_step": batches_drawn,
-            "tflop_per_step": round(flops / 1e12, 3),
-            "tflop_per_kimg": round(per_kimg / 1e12, 1),
-            "floor_sec_per_kimg": round(per_kimg / (args.peak_tflops * 1e12), 3),
-            "peak_tflops": args.peak_tflops,
-            "ops_per_step": round(sum(ops1.values()) / CYCLE),
-            "top_ops": {k: round(v / CYCLE, 1) for k, v in ops1.most_common(8)},
-            # at the largest measured batch; lines under 1 % of the FLOPs are left out
-            "flop_share_by_step_line": {k: round(v, 3) for k, v in shares.items() if v >= 0.01},
-        }), flush=True)  # fmt: skip
+        print(json.dumps(measure(args.arch, config, batches, args.peak_tflops)), flush=True)
 
 
 if __name__ == "__main__":

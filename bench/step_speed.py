@@ -1,6 +1,6 @@
 """Time one architecture's training steps outside the trainer, in variants, for GPU tuning.
 
-Each step is ``model.train_step`` under bf16 autocast (on CUDA) with a
+Each step is ``model.train_step`` under bf16 autocast (on CUDA; ``--precision``) with a
 StepContext whose real images come from a uint8 tensor resident on the device
 (random frames: speed does not depend on content), followed by the EMA update.
 Timed steps are a multiple of 16, so lazy regularisers (StyleGAN2's R1 every 16
@@ -31,6 +31,7 @@ import warnings
 import torch
 
 from echolib.config import parse_overrides
+from echolib.devices import autocast_dtype
 from echolib.images import to_float
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import build_model, load_config
@@ -41,7 +42,7 @@ from echolib.train.ema import update_ema
 
 def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, cudnn_benchmark: bool,
           compile_: bool, profile: str | None = None, sample: bool = False, sync_debug: bool = False,
-          flops: bool = False, overrides: dict | None = None) -> dict:
+          flops: bool = False, overrides: dict | None = None, precision: str = "auto") -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.manual_seed(0)
@@ -56,7 +57,8 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     wire_forwards(model, device, DistInfo(), compile_)  # as the trainer does: fwd and peer compiled
     opts = model.make_optimizers()
     gen = torch.Generator(device=device)
-    cast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
+    dtype = autocast_dtype(precision, device)  # as the trainer reads train.precision
+    cast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
 
     drawn = [0]  # real images consumed: what kimg counts (a WGAN critic draws a batch per update)
 
@@ -69,7 +71,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     def step(i: int) -> dict[str, torch.Tensor]:
         gen.manual_seed(i)
         ctx = StepContext(step=i, nimg=i * batch, batch=batch, device=device, generator=gen, next_real=next_real,
-                          autocast=cast)  # fmt: skip
+                          autocast=cast, channels_last=channels_last)  # fmt: skip
         with cast():
             out = model.train_step(ctx, opts)
         for name, ema in model.ema.items():
@@ -107,6 +109,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
         "channels_last": channels_last,
         "cudnn_benchmark": cudnn_benchmark,
         "compile": compile_,
+        "precision": "bf16" if dtype is not None else "fp32",
         "params_m": round(sum(p.numel() for p in model.nets.parameters()) / 1e6, 2),
         "sec_per_kimg": round(seconds / (images / 1000), 3),
         "step_ms_median": round(statistics.median(times), 1) if times else None,
@@ -161,7 +164,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
             for i in range(16):
                 step(i)
             sync()
-        key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+        key = "cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"  # CPU: where time is spent
         with open(profile, "w") as fh:
             fh.write(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=60))
     return result
@@ -199,6 +202,8 @@ def main() -> None:
     parser.add_argument("--profile", help="write a profiler table of 16 steps of the first run to this file")
     parser.add_argument("--sync-debug", action="store_true", help="count host-device synchronisations (GPU only)")
     parser.add_argument("--flops", action="store_true", help="count FLOPs and ops of 16 steps; report TFLOP/s achieved")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                        help="autocast as train.precision means it (auto: bf16 on CUDA, fp32 on the CPU)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set model.ada_supersample=false")
     args = parser.parse_args()
@@ -207,7 +212,8 @@ def main() -> None:
     for config in args.configs.split(","):
         for variant in args.variants.split(","):
             result = bench(args.arch, config, args.steps, args.warmup, profile=profile, sample=args.sample,
-                           sync_debug=args.sync_debug, flops=args.flops, overrides=overrides, **VARIANTS[variant])
+                           sync_debug=args.sync_debug, flops=args.flops, overrides=overrides, precision=args.precision,
+                           **VARIANTS[variant])
             profile = None
             print(json.dumps({"variant": variant, "set": args.set, **result}), flush=True)
 

@@ -9,78 +9,42 @@
 # # The comparison
 #
 # Every architecture of this book, trained by the same trainer on the same
-# frames, evaluated by the same code against the same held-out videos — videos
-# no model saw during training. Reference rows anchor the numbers:
+# frames, scored by one **protocol** against the same held-out videos, the
+# videos each run's own `run.json` says it never saw. A protocol fixes
+# everything a number depends on: the real frames it is measured against, how
+# many images each row contributes, the feature extractor and the sha256 of
+# its weights, and the seed. Every record carries the protocol's id, and a
+# table refuses rows of two protocols. Reference rows are scored under the
+# same protocol, on the same number of images:
 #
-# * **the data itself**: training frames scored against the held-out ones, i.e.
-#   what a generator that copies its training set would obtain — the floor of
-#   FID/KID, precision and recall near 1, and a memorised fraction near 1, which
-#   is what that metric is for;
-# * **the published model**: the 2,000 samples of the study's best
-#   StyleGAN2-ADA (configuration E4, 764 kimg) {cite}`hernandez2025comparative`,
-#   evaluated here by exactly the same call as our models;
-# * **the built-in phantom**, when the book is built on other frames: how far
-#   the default data is from them;
+# * **training frames (a copier)**: frames the generators trained on, of
+#   videos the feature extractor never saw: what copying the training set
+#   scores: the floor of FID and KID, and a memorised fraction of 1, which is
+#   what that metric is for;
+# * **the published model**: the study's StyleGAN2-ADA E4 samples (764 kimg)
+#   {cite}`hernandez2025comparative`, scored by exactly the same call as ours;
+# * **the built-in phantom**, when the comparison is on other frames.
 #
-# and the study's **reported** numbers, read from its training logs, show what
-# it measured with its own code and Inception features — a different metric,
-# kept for continuity.
-#
-# ```{note}
-# The default build trains each architecture's *smoke* configuration for a
-# fraction of a kimg on the built-in phantom, on a CPU. Its numbers show that
-# the pipeline runs end to end, not how good the architectures are. Run
-# `make book DATA=<frames>` after full training runs for the real comparison.
-# ```
-#
-# **Without a GPU.** Every architecture has a `cpu64`
-# configuration, its model at $64\times64$ and narrower, and this notebook with
-# `config = "cpu64"`, `resolution = 64` and `data` set to real frames trains
-# whichever of those runs are missing and scores them. On the 10,000 shared
-# EchoNet frames and two CPU cores, with 256 samples per row:
-#
-# | run | training | echo-FID | KID | precision | recall | memorised | C2ST AUC |
-# |---|---|---|---|---|---|---|---|
-# | StyleGAN2-ADA | 120 kimg, 1 h 24 min | 9.1 | 0.021 | 0.85 | 0.88 | 0 | 0.61 |
-# | MedGAN | 120 kimg, 13 min | 21.0 | 0.095 | 0.86 | 0.86 | 0 | 0.81 |
-# | diffusion (EDM) | 100 kimg, 1 h 40 min | 22.9 | 0.098 | 0.84 | 0.91 | 0 | 0.66 |
-# | WGAN-GP | 250 kimg, 29 min | 28.5 | 0.167 | 0.81 | 0.85 | 0 | 0.97 |
-# | VQGAN + prior | 80 kimg (20 + 60), 40 min | 38.0 | 0.281 | 0.80 | 0.82 | 0 | 0.98 |
-# | Pix2Pix, from the held-out frames' contours | 100 kimg, 21 min | 9.9 | 0.033 | 0.91 | 0.84 | 0 | 0.67 |
-# | the study's StyleGAN2-ADA E4 samples, downsized | 764 kimg, GPU | 29.8 | 0.171 | 0.97 | 0.80 | 0 | 0.77 |
-# | training frames (a copier) | | 9.6 | −0.012 | 0.93 | 0.95 | 1.0 | 0.41 |
-#
-# FID from 256 samples is strongly biased upwards, so these rows compare with
-# each other only. Our StyleGAN2-ADA leads, as it did in the study: its FID is at
-# the floor 256 samples allow (the training frames themselves score 9.6), and
-# the classifier two-sample test tells its samples from real frames least often
-# (AUC 0.61), though more often than it tells training frames (0.41). By FID, a
-# 13-minute MedGAN and the diffusion model also score better than the published
-# model's samples downsized to this size; the two-sample test separates those two,
-# and the diffusion samples come second. The diffusion row is an earlier session's
-# run, scored the same way; retrained, the same configuration scores 21.6 with its
-# 18 Heun steps and 20.9 with 18 steps of DPM-Solver++(2M), half the network
-# evaluations (the diffusion chapter's steps table).
-#
-# Pix2Pix is not generating from nothing: each of its samples translates the
-# contours of one held-out frame, the very frames it is compared with, so its row
-# measures how well contours pin a frame down, an advantage no unconditional
-# model has. Fed only the 64 contour maps its checkpoint stores (as this chapter
-# did before 2026-11-27), the same run scores FID 41.1 with recall 0.02: 256
-# samples of 64 hearts. Now every held-out frame's contours are translated in turn.
+# Every ranked number has a 95 % interval: half-samples of the videos for FID,
+# KID, precision, recall and JSD, a score interval for a classifier's AUC. A
+# row is said to *lead* only where its interval is clear of every other row's.
+# The study's **reported** numbers, read from its training logs, follow in
+# columns of their own: its code, Inception features and real set make them
+# another metric, kept for continuity.
 #
 # **Metrics.** FID and KID compare Gaussian / kernel statistics of features
 # {cite}`heusel2017fid,binkowski2018kid`; precision and recall
 # {cite}`kynkaanniemi2019prc` separate fidelity from coverage; JSD, SSIM and PSNR
 # are the study's pixel statistics (SSIM and PSNR on *random unpaired* pairs, as
 # the study computed them: they score real-vs-real like real-vs-generated and
-# cannot rank models); MS-SSIM among generated images measures diversity (five
-# scales; a 64 px comparison has room for four, and its records say so);
+# cannot rank models); MS-SSIM among generated images measures diversity;
 # the memorised fraction counts generated images closer to a training frame than
-# frames of one video are to each other; the classifier two-sample test
-# {cite}`lopezpaz2017c2st` reports the out-of-fold ROC AUC of a classifier
-# telling real from generated (0.5 = indistinguishable). Every column names the
-# feature extractor that produced it.
+# frames of one video are to each other; the classifier two-sample tests
+# {cite}`lopezpaz2017c2st` report the out-of-fold ROC AUC of a classifier
+# telling real from generated (0.5 = indistinguishable), one on the extractor's
+# features and one, a small CNN, on the pixels. Every column names the feature
+# extractor that produced it. Which metric leads the ranking is decided below
+# by the metric validation suite, not assumed.
 
 # %% tags=["remove-cell"]
 # Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
@@ -125,12 +89,67 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from IPython.display import HTML, display
+
 from echolib.report import compare, plots, scoring
 from echolib.train.runs import ensure_run
 
 pd.set_option("display.precision", 4)
 study_samples = Path(shared) / "seed-reference" / "stylegan2-ada-E4-samples"
 study_logs = Path(shared) / "seed-reference" / "training-logs"
+
+# %% [markdown]
+# ## Measured on real frames at 64 px, without a GPU
+#
+# Every architecture has a `cpu64` configuration, its model at $64\times64$
+# and narrower. A session trained each on the 10,000 shared EchoNet frames on a
+# two-core CPU and scored them with `python -m echolib evaluate --runs`; its
+# records are kept in `book/measured/` (no images: the frames are licensed),
+# and this table is generated from them.
+
+# %% tags=["hide-input"]
+from echolib.paths import PROJECT
+from echolib.report.measured import measured_comparisons
+
+kept = measured_comparisons(PROJECT / "book" / "measured", resolution=64)
+for label, kept_records in kept.items():
+    first = kept_records[0]
+    print(f"{label}: {first['n_fake']} images per row against {first['n_real']} held-out frames, "
+          f"{first['extractor']} features (weights {str(first['extractor_sha256'])[:12]}), protocol {first['protocol']}")
+    display(HTML(compare.with_intervals(compare.comparison_table(kept_records, intervals=True)).to_html(
+        index=False, classes="comparison", na_rep="–")))
+    for metric in ("fid", "c2st_auc", "c2st_pixel_auc"):
+        print(compare.verdict(kept_records, metric))
+if not kept:
+    print("no 64 px comparison is kept in book/measured of this checkout")
+
+# %% [markdown]
+# Pix2Pix is not generating from nothing: each of its samples translates the
+# contours of one held-out frame, the very frames it is compared with, so its
+# row measures how well contours pin a frame down, an advantage no
+# unconditional model has.
+#
+# ## Which metric leads, and why
+#
+# A metric earns the right to rank generators by ranking image sets whose order
+# is known. The metric validation suite (`python -m echolib metrics validate`)
+# scores real frames of unseen videos under graded corruptions (blur, noise,
+# speckle smoothed or exaggerated, darker, flatter, checkerboard, blocky, a soft
+# sector edge, a misshapen sector, duplicated images), the checkpoints of a
+# training run, the published samples against an early checkpoint, and, where
+# raters have answered the two-set questionnaire, people's choices. The table
+# gives each metric's share of pairs ordered right, from the kept records:
+
+# %% tags=["hide-input"]
+from echolib.report.metric_validation import agreement_table, read_validation, suite_context
+
+suites = sorted((PROJECT / "book" / "measured").glob("*/metric_validation-*.jsonl"))
+for path in suites:
+    suite = read_validation(path)
+    print(f"{path.parent.name}/{path.name}: {suite_context(suite)}")
+    display(agreement_table(suite).style.format({"all pairs": "{:.2f}"}).hide(axis="index"))
+if not suites:
+    print("no metric validation records are kept in book/measured of this checkout")
 
 # %% [markdown]
 # ## The runs
@@ -199,8 +218,6 @@ assert set(table["architecture"]) >= set(archs)
 # from real data, not the model. Build with `DATA=<real frames>` to rank it.
 
 # %%
-from IPython.display import HTML
-
 reported = compare.study_rows(study_logs) if study_logs.is_dir() else pd.DataFrame()
 if reported.empty:
     print(f"the study's logs are not at {study_logs}: no reported rows")

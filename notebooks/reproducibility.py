@@ -49,9 +49,10 @@ runs = os.environ.get("ECHOLIB_RUNS", "runs")  # folder of run folders
 from pathlib import Path
 
 import pandas as pd
+from IPython.display import display
 
 from echolib.data.sources import resolve_data
-from echolib.paths import shown_path
+from echolib.paths import PROJECT, shown_path
 from echolib.report.environment import device_info, folder_sha256, package_versions
 from echolib.report.extractors import extractor_table
 from echolib.report.records import run_summary
@@ -101,7 +102,72 @@ assert extractors.loc["echo", "sha256"] != "-", "the echo extractor ships with e
 extractors
 
 # %% [markdown]
+# ### How the `echo` features respond to what goes wrong in generated frames
+#
+# The metric validation suite (`python -m echolib metrics validate`) scores
+# real frames of videos the extractor never trained on, degraded at three
+# strengths each, against the held-out videos. A metric fit to rank generators
+# grows with every strength of every failure; the table gives echo-FID for each
+# set, at 64 px and 128 px, from the kept records (the first row is the clean
+# frames: the floor). `echo-v1` is the first extractor, kept by name so that
+# its records stay readable.
+
+# %% tags=["hide-input"]
+from echolib.report.metric_validation import read_validation, score_table
+
+sensitivity = {}
+for path in sorted((PROJECT / "book" / "measured").glob("*/metric_validation-*.jsonl")):
+    suite = read_validation(path)
+    table = score_table(suite, [c for c in score_table(suite).columns if c.startswith("fid [")])
+    sensitivity[path.stem.removeprefix("metric_validation-")] = table.iloc[:, 0] if len(table.columns) else None
+pd.DataFrame({k: v for k, v in sensitivity.items() if v is not None}).round(1) if sensitivity else \
+    print("no metric validation records are kept in book/measured of this checkout")
+
+# %% [markdown]
 # ## Runs in this build
 
 # %%
 pd.DataFrame(run_summary(runs))
+
+# %% [markdown]
+# ## Training without a GPU
+#
+# The `cpu64` configurations train on two CPU cores. `bench/train_speed.py
+# --device cpu --config cpu64 --variants cpu` trains each of them through the
+# real trainer in several ways, one after another in one run: eager fp32 on one
+# thread, eager fp32 on every core, bf16 autocast, bf16 with channels_last, and
+# compiled. Each row is the median seconds per kimg of short ticks after a
+# warm-up tick, the GFLOP/s that makes (the FLOPs of a kimg counted by
+# `bench/step_flops.py`), the process's peak resident memory, and the speed-up
+# over eager fp32 on one thread (`speed-up`) and on every core (`vs fp32`).
+# `compile s` is the warm-up tick's time beyond a steady tick's. `load` is the
+# machine's 1-minute load average before and after the case: what else ran on
+# the machine meanwhile. `cpu64 uses` marks how each configuration trains as
+# written.
+
+# %% tags=["hide-input"]
+from echolib.report.cpu_speed import config_speedups, latest_cpu_records, speed_table, stability_runs, stability_summary
+
+cpu_records = latest_cpu_records(PROJECT / "book" / "measured")
+if cpu_records is None:
+    print("no CPU speed benchmark is kept in book/measured of this checkout")
+else:
+    print(cpu_records.name, "|", (cpu_records / "machine.txt").read_text().splitlines()[0])
+    display(speed_table(cpu_records))
+    display(config_speedups(cpu_records))
+
+# %% [markdown]
+# bf16 keeps 8 bits of mantissa. Its stability on real frames: StyleGAN2-ADA
+# `cpu64` trained in fp32 and in bf16 from the same seeds on the shared EchoNet
+# frames, each scored by `evaluate --runs` (its samples against the held-out
+# videos, `echo` features, 64 px). A difference between precisions matters only
+# if it is larger than the difference between seeds.
+
+# %% tags=["hide-input"]
+stability = stability_runs(cpu_records, "stylegan2_ada") if cpu_records is not None else pd.DataFrame()
+if stability.empty:
+    print("no fp32/bf16 stability runs are kept beside the CPU benchmark")
+else:
+    assert stability["losses finite"].all()
+    display(stability)
+    display(stability_summary(stability))

@@ -64,13 +64,17 @@ def need(path: Path) -> Path:
 def one_thread():
     """One intra-op thread: the test models are tiny, and on a 2-core machine shared with
     subprocesses and notebook kernels torch's spinning OpenMP threads cost 5-20x (the
-    Makefile also sets OMP_NUM_THREADS=1; this covers a plain `pytest`)."""
+    Makefile also sets OMP_NUM_THREADS=1; this covers a plain `pytest`). The variable
+    too, because the trainer sets its threads from it (else from every core it may use)."""
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     yield
     torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
 
 
 @pytest.fixture

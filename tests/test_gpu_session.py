@@ -41,8 +41,10 @@ def test_the_session_script_trains_evaluates_and_returns_an_archive_the_book_can
     label = tmp_path / "measured" / "cpu-test"
     assert kept.runs == [label / "diffusion-smoke", label / "wgan-smoke"]
     evaluated = read_jsonl(label / "evaluate_runs.jsonl")
-    assert {r["run"] for r in evaluated} == {"cpu-test/diffusion-smoke", "cpu-test/wgan-smoke"}
-    assert {r["n_fake"] for r in evaluated} == {32} and {"fid", "kid", "c2st_auc"} <= {r["metric"] for r in evaluated}
+    models = [r for r in evaluated if not r["row"].startswith("reference:")]
+    assert {r["run"] for r in models} == {"cpu-test/diffusion-smoke", "cpu-test/wgan-smoke"}
+    assert {r["protocol"] for r in evaluated} and len({r["protocol"] for r in evaluated}) == 1
+    assert {r["n_fake"] for r in models} == {32} and {"fid", "kid", "c2st_auc"} <= {r["metric"] for r in evaluated}
     steps = read_jsonl(label / "diffusion-smoke" / "steps.jsonl")
     assert [(r["sampler"], r["steps"], r["nfe"]) for r in steps] == [
         ("heun", 5, 9), ("heun", 10, 19), ("heun", 18, 35), ("dpm2m", 5, 5), ("dpm2m", 10, 10), ("dpm2m", 18, 18)]

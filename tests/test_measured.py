@@ -15,8 +15,10 @@ import pytest
 from echolib.errors import ConfigError
 from echolib.io import read_jsonl
 from echolib.models.registry import load_config
+from echolib.report.cpu_speed import config_speedups, latest_cpu_records, speed_table, stability_runs, stability_summary
 from echolib.report.measured import (
     HELD_OUT,
+    keep_run,
     keep_session,
     measured_evaluations,
     measured_runs,
@@ -181,3 +183,57 @@ def test_kept_runs_plot_readably_a_missing_loss_and_a_collapse():
     assert [ax.get_yscale() for ax in metrics.axes] == ["log", "log"]
     _, metrics = plot_measured([root / "medgan-E4"], ["loss_D"])  # one FID record: nothing to rescale
     assert {ax.get_yscale() for ax in metrics.axes} == {"linear"}
+
+
+def test_cpu_speed_tables_come_from_the_records_and_mark_what_the_config_trains_with(noise_frames, tmp_path):
+    root = tmp_path / "measured"
+    folder = root / "cpu-2026-12-05"
+    folder.mkdir(parents=True)
+    (root / "cpu-2026-11-01").mkdir()  # older, and without a speed benchmark: not the latest
+    case = {"architecture": "wgan", "config": "smoke", "tick_kimg": 0.1, "peak_mem_gb": 1.0, "load_avg_before": 0.5,
+            "load_avg_after": 0.7}  # fmt: skip
+    lines = [
+        {**case, "variant": "fp32-1thread", "precision": "fp32", "channels_last": False, "compile": False, "threads": 1,
+         "sec_per_kimg": 8.0, "achieved_gflops": 10.0},
+        {**case, "variant": "fp32", "precision": "fp32", "channels_last": False, "compile": False, "threads": 2,
+         "sec_per_kimg": 5.0, "speedup": 1.6},
+        {**case, "variant": "bf16", "precision": "bf16", "channels_last": False, "compile": False, "threads": 2,
+         "sec_per_kimg": 4.0, "speedup": 2.0, "speedup_vs_fp32": 1.25},
+        {"variant": "compiled", "architecture": "wgan", "config": "smoke", "error": "exit 1: no compiler"},
+        # two rounds of one variant and their summary: the table shows the summary only
+        *({**case, "architecture": "pix2pix", "variant": "fp32", "round": i, "precision": "fp32", "sec_per_kimg": t}
+          for i, t in enumerate((3.0, 5.0))),
+        {**case, "architecture": "pix2pix", "variant": "fp32", "summary": True, "rounds": 2, "precision": "fp32",
+         "sec_per_kimg": 4.0},
+    ]  # fmt: skip
+    (folder / "train_speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert latest_cpu_records(root) == folder
+    table = speed_table(folder)
+    assert list(table.index) == [("pix2pix", "fp32"), *(("wgan", v) for v in ("fp32-1thread", "fp32", "bf16", "compiled"))]
+    assert table.loc[("pix2pix", "fp32"), "s/kimg"] == 4.0 and table.loc[("pix2pix", "fp32"), "rounds"] == 2
+    assert table.loc[("wgan", "fp32-1thread"), "speed-up"] == 1.0 and table.loc[("wgan", "bf16"), "vs fp32"] == 1.25
+    assert table.loc[("wgan", "compiled"), "error"] == "exit 1: no compiler"
+    # wgan's smoke config trains as written in fp32, contiguous, eager, on every core: the "fp32" case
+    assert list(table["cpu64 uses"]) == ["yes", "", "yes", "", ""]
+    assert config_speedups(folder).loc["wgan", "s/kimg"] == 5.0
+
+    for precision, seed, fid in (("fp32", 0, 20.0), ("fp32", 1, 24.0), ("bf16", 0, 22.0)):
+        run = tmp_path / "runs" / f"{precision}-{seed}"
+        train(load_config("wgan", "smoke", {"train": {"kimg": 0.02, "tick_kimg": 0.01, "precision": precision,
+                                                      "seed": seed, "sample_kimg": 0}}),
+              noise_frames, run, device="cpu", progress=False)  # fmt: skip
+        scored = [{"metric": "fid", "value": fid, "n_fake": 64, "n_real": 32, "kimg": 0.02, "source": "compare"},
+                  {"metric": "kid", "value": fid / 1000, "std": 0.001, "kimg": 0.02, "source": "compare"}]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored))
+        kept = keep_run(run, folder / f"wgan-smoke-{precision}-s{seed}", f"x/{precision}")
+        facts, trained = (json.loads((folder / "run.json").read_text()) for folder in (kept, run))
+        assert "heldout_videos" not in facts  # a count and a fingerprint, no video names
+        assert facts["heldout_video_count"] == len(trained["heldout_videos"]) >= 1
+        assert facts["data"] == noise_frames.name
+        assert facts["precision"] == precision
+    runs = stability_runs(folder, "wgan")
+    assert list(runs["precision"]) == ["bf16", "fp32", "fp32"] and runs["losses finite"].all()
+    assert list(runs["echo-FID"]) == [22.0, 20.0, 24.0] and runs.loc["wgan-smoke-bf16-s0", "n fake / real"] == "64 / 32"
+    summary = stability_summary(runs)
+    assert summary.loc["echo-FID", "fp32 range"] == "[20, 24]" and summary.loc["echo-FID", "bf16 inside"]
+    assert summary.loc["KID", "fp32 range"] == "[0.019, 0.025]" and summary.loc["KID", "bf16 inside"]

@@ -133,3 +133,21 @@ def test_two_set_questionnaire_answers_become_human_pairs(phantom, tmp_path):
 
     with pytest.raises(ConfigError, match="two-set questionnaire|a echolib.turing.set_pairs/1 key"):
         load_key(key)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_metrics_validate_on_the_shared_frames(real_frames, study_samples, capsys):
+    """On real frames the shipped extractor orders clean < weak < strong for blur, darkening and duplicates."""
+    from echolib.cli import main
+
+    argv = ["metrics", "validate", "--real", str(real_frames), "--resolution", "64", "--n", "128", "--device", "cpu",
+            "--corruptions", "blur,gain,duplicates", "--published", "--json"]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    agreement = {r["column"]: r for r in records if r["record"] == "agreement"}
+    assert agreement["fid [echo]"]["pairs"] == 9
+    assert agreement["fid [echo]"]["share"] == 1.0, agreement["fid [echo]"]["wrong"]
+    scores = {(r["set"], r["column"]): r["value"] for r in records if r["record"] == "score"}
+    assert scores[("published model", "fid [echo]")] > scores[(validation.CLEAN, "fid [echo]")]
+    assert {r["n_real"] for r in records if r["record"] == "score"} == {944}  # the held-out videos of the study

@@ -41,11 +41,26 @@ def test_registered_with_torch_fidelity_and_batch_independent(monkeypatch):
     x = phantom_image_set(3, seed=1).images.expand(-1, 3, -1, -1)
     together = net(x)[0]
     alone = torch.cat([net(x[i : i + 1])[0] for i in range(len(x))])
-    assert together.shape == (12, 424)
+    assert together.shape == (12, 592)  # means and spreads of 24 + 48 + 96 channels, 256 head means
     assert torch.allclose(together, alone, atol=1e-4)  # GroupNorm: a frame's features ignore its batch
     # other sizes are resampled to 128x128; gray given as one channel equals three equal channels
-    assert net(torch.nn.functional.interpolate(x.float(), size=64).round().to(torch.uint8))[0].shape == (12, 424)
+    assert net(torch.nn.functional.interpolate(x.float(), size=64).round().to(torch.uint8))[0].shape == (12, 592)
     assert torch.allclose(features.prepare_uint8(x), features.prepare_uint8(x[:, :1]))
+
+
+def test_the_first_extractor_stays_selectable_by_name(monkeypatch):
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    monkeypatch.setenv(features.ENV_ECHO_WEIGHTS, "/nonexistent.pt")  # the override replaces "echo" only
+    v1 = features.ECHO_ASSETS[features.ECHO_V1]
+    assert extractor_sha256("echo-v1") == hashlib.sha256(v1.read_bytes()).hexdigest()
+    assert extractor_sha256("echo-v1") != hashlib.sha256(features.ASSET_WEIGHTS.read_bytes()).hexdigest()
+    old = features.load_echo_encoder(v1)
+    assert old.readout == "pooled" and old.feature_dim == 424  # weights without a readout read as they always did
+    assert FEATURE_EXTRACTORS_REGISTRY["echo-v1"] is features.FeatureExtractorEcho
+    card = json.loads(features.card_path(v1).read_text())
+    assert card["sha256"] == hashlib.sha256(v1.read_bytes()).hexdigest() and card["file"] == v1.name
+    assert len(card["data"]["train_video_digests"]) == card["data"]["train_videos"]
 
 
 def test_weights_override_changes_the_identity(tmp_path, monkeypatch):
@@ -84,8 +99,8 @@ def test_training_is_deterministic(tmp_path):
         assert len(history) == 2 and all(h["loss"] > 0 for h in history)
     assert digests[0] == digests[1]
     f = te.embed_all(model, ds.images)
-    assert f.shape == (24, 8 + 32) and torch.allclose(
-        f.mean(0), torch.zeros(40), atol=1e-4
+    assert f.shape == (24, 2 * 8 + 32) and torch.allclose(  # the stem's means and spreads, the head's means
+        f.mean(0), torch.zeros(48), atol=1e-4
     )  # standardised on the training frames
 
 

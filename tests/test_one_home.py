@@ -18,7 +18,7 @@ SOURCES = [p for folder in ("echolib", "bench", "notebooks") for p in (ROOT / fo
 
 def test_no_run_folder_file_name_is_spelled_outside_the_run_folder_module():
     names = [RunFolder.CONFIG, RunFolder.META, RunFolder.LOG, RunFolder.METRICS, RunFolder.DONE, RunFolder.BEST]
-    pattern = re.compile("|".join(rf"[\"']{re.escape(n)}[\"']" for n in names) + r"|/ [\"'](checkpoints|samples)[\"']")
+    pattern = re.compile("(" + "|".join(re.escape(n) for n in names) + r")[\"']|/ [\"'](checkpoints|samples)[\"']")
     home = ROOT / "echolib" / "train" / "run_folder.py"
     offenders = []
     for path in SOURCES:
@@ -32,7 +32,7 @@ def test_no_run_folder_file_name_is_spelled_outside_the_run_folder_module():
 
 def test_metric_directions_live_in_the_registry_alone():
     home = ROOT / "echolib" / "metrics" / "registry.py"
-    pattern = re.compile(r"^\s*(DIRECTION|RANKED|RANKING|DEFAULT_METRICS)\s*[:=]", re.M)
+    pattern = re.compile(r"^\s*(DIRECTION|RANKED|RANKING|DEFAULT_METRICS)\s*[:=]", re.MULTILINE)
     assert [p.relative_to(ROOT) for p in SOURCES if p != home and pattern.search(p.read_text())] == []
     assert registry.DEFAULT_METRICS == tuple(s.name for s in registry.REGISTRY.values() if s.default)
     assert set(registry.ranking_metrics()) == {"fid", "kid", "precision", "recall", "jsd", "jsd_sector", "c2st_auc",

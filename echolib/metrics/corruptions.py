@@ -150,7 +150,13 @@ def blockiness(images: torch.Tensor, block: float) -> torch.Tensor:
 
 
 def edge_softening(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The sector's border faded over ``sigma`` px (at 128 px): the soft, ragged fan edge of an undertrained model."""
+    """The image blurred with ``sigma`` px (at 128 px) along the sector's border only: a soft, smeared fan edge,
+    as an undertrained generator draws it, with the tissue inside left sharp.
+
+    The blend weight is 1 on the border and falls to 0 within about two sigmas
+    of it, on either side, so brightness bleeds into the black background as
+    well as fading inside.
+    """
     if sigma <= 0:
         return images.clone()
     s = sigma * _scale(images)
@@ -158,9 +164,15 @@ def edge_softening(images: torch.Tensor, sigma: float) -> torch.Tensor:
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     taps = torch.exp(-(x**2) / (2 * s * s))
     taps /= taps.sum()
-    mask = F.pad(_sector(images), (radius,) * 4, mode="replicate")
-    soft = F.conv2d(F.conv2d(mask, taps.view(1, 1, 1, -1)), taps.view(1, 1, -1, 1))
-    return _to_uint8(images.float() * soft.clamp(0, 1) ** 2)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        t = F.pad(t, (radius,) * 4, mode="replicate")
+        return F.conv2d(F.conv2d(t, taps.view(1, 1, 1, -1)), taps.view(1, 1, -1, 1))
+
+    soft = blur(_sector(images))
+    weight = (1 - (2 * soft - 1).abs()).clamp(0, 1)
+    x_float = images.float()
+    return _to_uint8(weight * blur(x_float) + (1 - weight) * x_float)
 
 
 def geometry(images: torch.Tensor, strength: float) -> torch.Tensor:

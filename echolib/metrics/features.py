@@ -11,19 +11,26 @@ registered with torch-fidelity as a feature extractor, so
 ``torch_fidelity.calculate_metrics(..., feature_extractor="echo")`` computes
 FID, KID and precision/recall on it with torch-fidelity's own code.
 
-Its features are global averages read at four depths: the stem (24 channels),
-the first two stages (48 and 96) and the 256-d head that the contrastive loss
-trained, 424 numbers in all, each standardised with its mean and standard
-deviation over the training frames (stored in the weights), so every feature
-has unit variance on real data. Why not the head alone: contrastive learning
-keeps what tells one frame from another (the heart, its size and position)
-and discards what all real frames share, such as the straight edges of the
-sector and the grain of the speckle, which is exactly what a generator may get
-wrong. Shallow layers still carry it. On held-out videos (``echo_extractor.json``)
-FID is 5.3 between two disjoint sets of real videos, grows to 5.6, 8.4 and 22
-under 3, 6 and 10 px of smooth elastic distortion of the anatomy (and likewise
-with noise, blur and speckle smoothing), and is 242 for the phantom; with the
-head alone, 6 px of distortion had moved FID by 7 % in a trial on 600 frames.
+Its features are read at four depths: each channel's spatial mean and
+standard deviation at the stem (24 channels) and the first two stages (48 and
+96), and the means of the 256-d head that the contrastive loss trained, 592
+numbers in all, each standardised with its mean and standard deviation over the
+training frames (stored in the weights), so every feature has unit variance on
+real data. Why not the head alone: contrastive learning keeps what tells one
+frame from another (the heart, its size and position) and discards what all
+real frames share, such as the straight edges of the sector and the grain of
+the speckle, which is exactly what a generator may get wrong; shallow layers
+still carry it. Why the spreads: every convolution is followed by GroupNorm,
+which rescales each frame's activations, so a blurred frame's weaker fine-scale
+responses barely move their means; their spread across the frame does.
+
+The first extractor (``echo-v1``, means only, trained to ignore brightness
+changes of +-10 %) ranked a blurry, darker set of samples ahead of the
+study's crisp published samples; it stays selectable by name so that its
+records remain readable, and a record names the weights it came from by
+sha256. What each version's features respond to, checked on held-out videos,
+is in its card (``echo_extractor.json``) and in the metric validation suite's
+records (``python -m echolib metrics validate``).
 """
 
 from __future__ import annotations
@@ -44,10 +51,15 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from echolib.errors import ConfigError, DataError
 
 ECHO = "echo"
+ECHO_V1 = "echo-v1"
 FEATURE = "pooled"  # torch-fidelity feature name of the echo embedding
-ENV_ECHO_WEIGHTS = "ECHOLIB_ECHO_WEIGHTS"
-ASSET_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "echo_extractor.pt"
+ENV_ECHO_WEIGHTS = "ECHOLIB_ECHO_WEIGHTS"  # replaces the weights of "echo" (not of the kept earlier versions)
+_ASSETS = Path(__file__).resolve().parents[1] / "assets"
+#: the shipped echo extractors by name: the current one, and the first, kept so that its records stay readable
+ECHO_ASSETS: dict[str, Path] = {ECHO: _ASSETS / "echo_extractor.pt", ECHO_V1: _ASSETS / "echo_extractor_v1.pt"}
+ASSET_WEIGHTS = ECHO_ASSETS[ECHO]
 RESOLUTION = 128
+READOUTS = ("pooled", "moments")  # what a frame's features are made of (EchoEncoder.pooled)
 
 
 class EchoEncoder(nn.Module):
@@ -57,9 +69,11 @@ class EchoEncoder(nn.Module):
     other frames of its batch, in training or evaluation.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (24, 48, 96, 192), dim: int = 256) -> None:
+    def __init__(self, widths: tuple[int, ...] = (24, 48, 96, 192), dim: int = 256, readout: str = "moments") -> None:
         super().__init__()
-        self.widths, self.dim = tuple(widths), dim
+        if readout not in READOUTS:
+            raise ConfigError(f"echo extractor readout {readout!r}: expected one of {', '.join(READOUTS)}")
+        self.widths, self.dim, self.readout = tuple(widths), dim, readout
         layers: list[nn.Module] = [*_conv(1, widths[0], stride=2)]
         taps = [len(layers) - 1]  # stem output
         for c_in, c_out in itertools.pairwise(widths):
@@ -69,7 +83,8 @@ class EchoEncoder(nn.Module):
         self.body = nn.Sequential(*layers)
         # the last stage feeds the head linearly, so its own average would add nothing new
         self.taps = tuple(taps[:-1])
-        self.feature_dim = sum(widths[:-1]) + dim
+        per_tap = 2 if readout == "moments" else 1
+        self.feature_dim = per_tap * sum(widths[:-1]) + dim
         # per-dimension standardisation measured on the training frames after training
         self.register_buffer("feat_mean", torch.zeros(self.feature_dim))
         self.register_buffer("feat_std", torch.ones(self.feature_dim))
@@ -79,12 +94,24 @@ class EchoEncoder(nn.Module):
         return self.body(x).mean((2, 3))
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw global averages at the stem, the early stages and the head: ``[B, feature_dim]``."""
+        """Raw statistics at the stem, the early stages and the head: ``[B, feature_dim]``.
+
+        ``pooled`` (the first extractor, ``echo-v1``): each channel's spatial
+        mean. ``moments``: each channel's spatial mean *and* standard deviation
+        at the stem and the early stages, then the head's means. Every
+        convolution is followed by GroupNorm, which rescales a frame's
+        activations to unit variance per group: a blurred or smoothed frame,
+        whose fine-scale responses are weaker, looks almost the same in their
+        means. How the responses vary across the frame (speckle, sharp walls,
+        a crisp sector edge against a smeared one) is in their spread.
+        """
         out = []
         for i, layer in enumerate(self.body):
             x = layer(x)
             if i in self.taps:
                 out.append(x.mean((2, 3)))
+                if self.readout == "moments":
+                    out.append(x.std((2, 3)))
         out.append(x.mean((2, 3)))
         return torch.cat(out, 1)
 
@@ -108,13 +135,15 @@ def prepare_uint8(x: torch.Tensor, resolution: int = RESOLUTION) -> torch.Tensor
 
 
 # -- weights ---------------------------------------------------------------------
-def echo_weights_path(path: str | Path | None = None) -> Path:
-    """The echo weights in use: ``path``, else ``$ECHOLIB_ECHO_WEIGHTS``, else the shipped asset."""
-    chosen = Path(path) if path is not None else Path(os.environ.get(ENV_ECHO_WEIGHTS) or ASSET_WEIGHTS)
+def echo_weights_path(path: str | Path | None = None, name: str = ECHO) -> Path:
+    """The weights of echo extractor ``name``: ``path``, else (for ``echo``) ``$ECHOLIB_ECHO_WEIGHTS``, else shipped."""
+    if name not in ECHO_ASSETS:
+        raise ConfigError(f"unknown echo extractor {name!r}; shipped: {', '.join(ECHO_ASSETS)}")
+    from_env = path is None and name == ECHO and bool(os.environ.get(ENV_ECHO_WEIGHTS))
+    chosen = Path(path) if path is not None else Path(os.environ[ENV_ECHO_WEIGHTS]) if from_env else ECHO_ASSETS[name]
     if not chosen.is_file():
-        hint = (
-            f" (set by ${ENV_ECHO_WEIGHTS})" if path is None and os.environ.get(ENV_ECHO_WEIGHTS) else ""
-        ) + "; train one with `python -m echolib.metrics.train_extractor --data FRAMES --out FILE`"
+        hint = (f" (set by ${ENV_ECHO_WEIGHTS})" if from_env else "") + \
+            "; train one with `python -m echolib.metrics.train_extractor --data FRAMES --out FILE`"
         raise ConfigError(f"echo extractor weights not found at {chosen}{hint}")
     return chosen
 
@@ -165,7 +194,7 @@ def load_echo_encoder(path: str | Path | None = None) -> EchoEncoder:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         arch = state["arch"]
-        model = EchoEncoder(tuple(arch["widths"]), int(arch["dim"]))
+        model = EchoEncoder(tuple(arch["widths"]), int(arch["dim"]), str(arch.get("readout", "pooled")))
         model.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise DataError(f"{path}: not an echo extractor weights file ({type(exc).__name__}: {exc})") from exc
@@ -175,7 +204,7 @@ def load_echo_encoder(path: str | Path | None = None) -> EchoEncoder:
 def echo_checkpoint(model: EchoEncoder, **meta: object) -> dict:
     """What a weights file holds: the architecture, the state dict and plain metadata."""
     return {
-        "arch": {"widths": list(model.widths), "dim": model.dim, "resolution": RESOLUTION},
+        "arch": {"widths": list(model.widths), "dim": model.dim, "resolution": RESOLUTION, "readout": model.readout},
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "meta": dict(meta),
     }
@@ -216,11 +245,12 @@ class FeatureExtractorEcho(FeatureExtractorBase):
 
 
 def register() -> None:
-    """Make ``feature_extractor="echo"`` known to torch-fidelity (idempotent)."""
+    """Make ``feature_extractor="echo"`` (and the kept ``echo-v1``) known to torch-fidelity (idempotent)."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-    if ECHO not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(ECHO, FeatureExtractorEcho)
+    for name in ECHO_ASSETS:
+        if name not in FEATURE_EXTRACTORS_REGISTRY:
+            register_feature_extractor(name, FeatureExtractorEcho)
 
 
 register()

@@ -96,13 +96,14 @@ def extractor_weights_path(name: str, download: bool = True) -> Path | None:
 
     ``download=False`` only looks, for reports of what this machine holds.
     """
-    if name == echo_features.ECHO:
-        return echo_features.echo_weights_path()
+    if name in echo_features.ECHO_ASSETS:
+        return echo_features.echo_weights_path(name=name)
     if name == INCEPTION:
         return inception_weights_path(download=download)
     if name == PIXEL:
         return None
-    raise ConfigError(f"unknown feature extractor {name!r}; use {echo_features.ECHO!r} or {INCEPTION!r}")
+    raise ConfigError(f"unknown feature extractor {name!r}; use one of "
+                      f"{', '.join([*echo_features.ECHO_ASSETS, INCEPTION])}")
 
 
 def extractor_sha256(name: str) -> str | None:

@@ -97,9 +97,13 @@ def frechet_from_data(real: np.ndarray, fake: np.ndarray) -> float:
     """
     xr, xf = real - real.mean(0), fake - fake.mean(0)
     cr, cf = len(xr) - 1, len(xf) - 1
+    m = None
     if xr.shape[1] < min(len(xr), len(xf)):  # d smallest: X_r^T X_r = L L^T, and S_r S_f ~ (X_f L)^T (X_f L)
-        m = xf @ np.linalg.cholesky(xr.T @ xr)
-    else:
+        try:
+            m = xf @ np.linalg.cholesky(xr.T @ xr)
+        except np.linalg.LinAlgError:  # a feature constant on the real set: its covariance is singular
+            m = None
+    if m is None:
         m = xr @ xf.T
     gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
     cross = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0, None)).sum() / np.sqrt(cr * cf)

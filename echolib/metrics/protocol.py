@@ -129,7 +129,7 @@ class Protocol:
                            seed=self.seed, kimg=kimg, run=context.pop("run", row), replicates=self.replicates,
                            warn_overlap=False, **self.options)
         for r in records:
-            r.update(row=row, protocol=self.id, n_bank=len(self.bank), **context)
+            r.update(row=row, protocol=self.id, resolution=self.resolution, n_bank=len(self.bank), **context)
         return records
 
 

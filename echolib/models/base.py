@@ -20,6 +20,8 @@ Rules that keep training exactly resumable and DDP-equivalent:
   never DDP-wrapped, so DDP never waits for gradients that are not coming),
   inside ``with frozen(net):`` when gradients flow through it: a compiled graph
   then leaves out the weight gradients nobody asked for.
+* Differentiate with :func:`backward` (autocast off), not ``loss.backward()``:
+  autocast is for forward passes only.
 * Return losses as detached 0-dim tensors; never call ``.item()`` in a step (it
   stalls the GPU). The trainer averages them per tick with one host sync.
 """
@@ -61,6 +63,7 @@ class StepContext:
     rank: int = 0
     world_size: int = 1
     autocast: Callable[[], AbstractContextManager] = field(default=nullcontext)
+    channels_last: bool = False  # the trainer keeps networks and real batches channels_last: inputs a model makes follow
 
     # Global draws, local slices: see the module docstring.
     def local(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -236,6 +239,21 @@ def frozen(*nets: nn.Module) -> Iterator[None]:
     finally:
         for p in params:
             p.requires_grad_(True)
+
+
+def backward(loss: torch.Tensor, inputs: list[torch.Tensor] | None = None) -> None:
+    """``loss.backward(inputs=inputs)`` with autocast off: every gradient op in the dtype its forward ran in.
+
+    The trainer runs a whole step under autocast, and on the CPU a backward
+    pass runs in the calling thread with that thread's autocast state: the
+    gradient matmuls and convolutions of the parts a model keeps in fp32 on
+    purpose (R1's and the gradient penalty's second derivatives, augmentation,
+    modulation, a diffusion model's loss weighting) would be cast to bf16.
+    With autocast off here the parts that ran in bf16 still differentiate in
+    bf16 (their saved tensors and gradients are bf16), the rest in fp32.
+    """
+    with torch.autocast(loss.device.type, enabled=False):
+        loss.backward(inputs=inputs)
 
 
 def uncompiled(fn: Any) -> Any:

@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 
 from echolib.errors import ConfigError, DataError
-from echolib.models.base import GenerativeModel, StepContext, eval_mode, make_adam
+from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, make_adam
 from echolib.models.unet import Embedding, UNet
 
 Formulation = Literal["edm", "flow"]
@@ -300,7 +300,7 @@ class Diffusion(GenerativeModel):
         for group in opt.param_groups:
             group["lr"] = c.lr * ramp
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        backward(loss)
         opt.step()
         return {"loss": loss.detach()}
 

@@ -47,7 +47,7 @@ from torch import nn
 from echolib.data import conditions
 from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
-from echolib.models.base import GenerativeModel, StepContext, eval_mode, frozen, make_adam
+from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam
 
 Norm = Literal["batch", "instance", "none"]
 
@@ -242,7 +242,7 @@ class Pix2Pix(GenerativeModel):
         batch = ctx.next_real()
         real = batch.images
         cond = to_float(self.cond_maps[batch.index.to(self.cond_maps.device)]).to(ctx.device)
-        if ctx.device.type == "cuda":
+        if ctx.channels_last:
             cond = cond.contiguous(memory_format=torch.channels_last)
         masks = self._masks(G.dropout_shapes(ctx.batch), ctx.rand)
         fake = self.fwd["G"](cond, masks)
@@ -252,7 +252,7 @@ class Pix2Pix(GenerativeModel):
         loss_d = 0.5 * (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                         + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         optimizers["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
+        backward(loss_d)
         optimizers["D"].step()
 
         with frozen(D):
@@ -261,7 +261,7 @@ class Pix2Pix(GenerativeModel):
         loss_l1 = (fake.float() - real.float()).abs().mean()
         loss_g = c.gan_weight * loss_gan + c.l1_weight * loss_l1
         optimizers["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
+        backward(loss_g)
         optimizers["G"].step()
         return {"loss_G": loss_g.detach(), "loss_G_gan": loss_gan.detach(), "loss_L1": loss_l1.detach(),
                 "loss_D": loss_d.detach()}

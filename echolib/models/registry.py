@@ -27,7 +27,7 @@ from typing import Any
 
 from echolib.config import ConfigError, from_dict, merge, read_yaml, to_dict
 from echolib.models.base import GenerativeModel
-from echolib.train.config import TrainConfig
+from echolib.train.config import TrainConfig, upgrade_train_block
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 
@@ -160,7 +160,7 @@ def from_plain(arch: str, name: str, data: dict[str, Any], source: str = "config
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(unknown)}; expected model, train")
     model_cfg = from_dict(cls.Config, data.get("model"), f"{source}: model")
-    train_cfg = from_dict(TrainConfig, data.get("train"), f"{source}: train")
+    train_cfg = from_dict(TrainConfig, upgrade_train_block(data.get("train"), source), f"{source}: train")
     return RunConfig(arch=arch, name=name, model=model_cfg, train=train_cfg)
 
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from echolib.augment.ada import PIPES, AdaptiveAugment, GeneratorDraws
 from echolib.errors import ConfigError
-from echolib.models.base import GenerativeModel, StepContext, frozen, make_adam, uncompiled
+from echolib.models.base import GenerativeModel, StepContext, backward, frozen, make_adam, uncompiled
 from echolib.models.layers import EqualConv2d, EqualLinear, bias_act, modulated_conv2d, upsample2d
 
 
@@ -383,16 +383,16 @@ class StyleGAN2ADA(GenerativeModel):
         if do_pl and c.pl_interval == 0:
             loss_pl = self._path_length(ctx)
             stats["loss_pl"] = loss_pl.detach()
-            (loss_g + loss_pl).backward(inputs=g_params)
+            backward(loss_g + loss_pl, g_params)
         else:
-            loss_g.backward(inputs=g_params)
+            backward(loss_g, g_params)
         opt_g.step()
         stats["loss_G"] = loss_g.detach()
 
         if do_pl and c.pl_interval > 0:
             loss_pl = self._path_length(ctx)
             opt_g.zero_grad(set_to_none=True)
-            (loss_pl * c.pl_interval).backward(inputs=g_params)
+            backward(loss_pl * c.pl_interval, g_params)
             opt_g.step()
             stats["loss_pl"] = loss_pl.detach()
 
@@ -408,9 +408,9 @@ class StyleGAN2ADA(GenerativeModel):
         if do_r1 and c.r1_interval == 0:
             loss_r1 = self._r1(ctx, real)
             stats["loss_r1"] = loss_r1.detach()
-            (loss_d + loss_r1).backward(inputs=d_params)
+            backward(loss_d + loss_r1, d_params)
         else:
-            loss_d.backward(inputs=d_params)
+            backward(loss_d, d_params)
         opt_d.step()
         stats.update(loss_D=loss_d.detach(), D_real=logits_real.detach().float().mean(),
                      D_fake=logits_fake.detach().float().mean())  # fmt: skip
@@ -418,7 +418,7 @@ class StyleGAN2ADA(GenerativeModel):
         if do_r1 and c.r1_interval > 0:
             loss_r1 = self._r1(ctx, real, observe=True)
             opt_d.zero_grad(set_to_none=True)
-            (loss_r1 * c.r1_interval).backward(inputs=d_params)
+            backward(loss_r1 * c.r1_interval, d_params)
             opt_d.step()
             stats["loss_r1"] = loss_r1.detach()
 

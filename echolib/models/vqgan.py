@@ -82,7 +82,7 @@ from torch import nn
 from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
 from echolib.metrics.features import echo_weights_path, file_sha256, load_echo_encoder
-from echolib.models.base import GenerativeModel, StepContext, eval_mode, frozen, make_adam
+from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam
 from echolib.progress import progress_bar
 
 Perceptual = Literal["auto", "lpips", "echo", "none"]
@@ -435,8 +435,9 @@ def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.
 def adaptive_weight(rec_loss: torch.Tensor, gan_loss: torch.Tensor, last_layer: torch.Tensor,
                     max_weight: float = 1e4) -> torch.Tensor:
     """``||grad L_rec|| / (||grad L_GAN|| + 1e-4)`` at ``last_layer``, clamped to ``[0, max_weight]``, detached."""
-    (g_rec,) = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)
-    (g_gan,) = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)
+    with torch.autocast(last_layer.device.type, enabled=False):  # each gradient op in its forward's dtype
+        (g_rec,) = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)
+        (g_gan,) = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)
     weight = g_rec.float().norm() / (g_gan.float().norm() + 1e-4)
     return weight.clamp(0.0, max_weight).detach()
 
@@ -712,7 +713,7 @@ class VQGAN(GenerativeModel):
             loss = loss + c.disc_weight * lam * c.disc_factor * g_loss
             out.update(loss_G=g_loss.detach(), adaptive_weight=lam)
         optimizers["autoencoder"].zero_grad(set_to_none=True)
-        loss.backward()
+        backward(loss)
         optimizers["autoencoder"].step()
         pick = torch.randint(q.z_flat.shape[0], (c.codebook_size,), generator=ctx.generator, device=ctx.device)
         ae.quantizer.update(q, pick, c.restart_threshold)
@@ -721,7 +722,7 @@ class VQGAN(GenerativeModel):
             logits_real, logits_fake = self.fwd["D"](real), self.fwd["D"](recon.detach())
             d_loss = c.disc_factor * hinge_d_loss(logits_real, logits_fake)
             optimizers["D"].zero_grad(set_to_none=True)
-            d_loss.backward()
+            backward(d_loss)
             optimizers["D"].step()
             # the hinge loss alone cannot tell a discriminator that separates nothing (all logits
             # equal, loss 1.0) from a balanced one: the mean logits on each side can
@@ -737,7 +738,7 @@ class VQGAN(GenerativeModel):
         with torch.autocast(real.device.type, enabled=False):
             loss = F.cross_entropy(logits.float().flatten(0, 1), codes.flatten())
         optimizers["prior"].zero_grad(set_to_none=True)
-        loss.backward()
+        backward(loss)
         optimizers["prior"].step()
         self._count_codes(codes)
         # bits per code: comparable across codebook sizes (log2 K for a uniform prior)

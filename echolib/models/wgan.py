@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 
 from echolib.errors import ConfigError
-from echolib.models.base import GenerativeModel, StepContext, eval_mode, frozen, make_adam, uncompiled
+from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam, uncompiled
 from echolib.models.dcgan import Discriminator, Generator, Norm
 
 
@@ -86,7 +86,7 @@ class WassersteinDCGAN(GenerativeModel):
             gp = gradient_penalty(uncompiled(self.fwd["D"]), real, fake, gp_alpha)  # a gradient of a gradient
             loss = loss + gp_weight * gp
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        backward(loss)
         opt.step()
         if clip is not None:
             params = list(self.nets["D"].parameters())
@@ -100,7 +100,7 @@ class WassersteinDCGAN(GenerativeModel):
         with frozen(self.nets["D"]):
             loss = -self.peer["D"](self.fwd["G"](z)).float().mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        backward(loss)
         opt.step()
         return loss.detach()
 

@@ -15,16 +15,18 @@ from pathlib import Path
 import pandas as pd
 
 from echolib.errors import ConfigError
-from echolib.metrics.features import ECHO, ENV_ECHO_WEIGHTS, file_sha256
+from echolib.metrics.features import ECHO, ECHO_V1, ENV_ECHO_WEIGHTS, file_sha256
 from echolib.metrics.fidelity import ENV_INCEPTION_WEIGHTS, INCEPTION, PIXEL, extractor_weights_path
 from echolib.metrics.lpips import ENV_LPIPS_WEIGHTS, ENV_VGG16_WEIGHTS, lpips_weights_paths
 from echolib.metrics.lpips import NAME as LPIPS
 from echolib.metrics.records import read_records
 from echolib.paths import shown_path
+from echolib.train.run_folder import RunFolder
 
 # (extractor as records name it, the variable that overrides its weights, what it scores)
 EXTRACTORS: tuple[tuple[str, str, str], ...] = (
     (ECHO, ENV_ECHO_WEIGHTS, "FID, KID, precision/recall, memorization, C2ST (ships with echolib)"),
+    (ECHO_V1, "-", "the first echo extractor, kept so that its records stay readable (ships with echolib)"),
     (INCEPTION, ENV_INCEPTION_WEIGHTS, "FID, KID, precision/recall as published"),
     (LPIPS, ENV_LPIPS_WEIGHTS, f"LPIPS (with {ENV_VGG16_WEIGHTS})"),
 )
@@ -40,7 +42,7 @@ def _weights_here(name: str) -> Path:
 def record_extractors(runs: str | Path) -> Counter[tuple[str, str | None]]:
     """(extractor, weights sha256) of every metric record in ``runs/<arch>/<config>/metrics.jsonl``."""
     counts: Counter[tuple[str, str | None]] = Counter()
-    for path in sorted(Path(runs).glob("*/*/metrics.jsonl")):
+    for path in sorted(Path(runs).glob(f"*/*/{RunFolder.METRICS}")):
         for rec in read_records(path):
             if rec.get("extractor"):
                 counts[(rec["extractor"], rec.get("extractor_sha256"))] += 1

@@ -223,6 +223,28 @@ def measured_evaluations(root: str | Path, arch: str | None = None) -> pd.DataFr
     return table[[c for c in ["kimg evaluated", *HELD_OUT.values(), "protocol"] if c in table.columns]]
 
 
+def measured_comparisons(root: str | Path, resolution: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The comparisons kept sessions scored under one protocol, reference rows included, by session label.
+
+    ``<label>/evaluate_runs.jsonl`` as ``python -m echolib evaluate --runs ... --json`` printed it. Only
+    records stamped with a protocol take part (older sessions scored runs and references differently);
+    a session whose runs held out different videos keeps its largest protocol. ``resolution`` keeps the
+    comparisons made at that size.
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(Path(root).glob("*/evaluate_runs.jsonl")):
+        records = [r for r in read_jsonl(path) if r.get("protocol") and "kind" in r]
+        if not records:
+            continue
+        by_protocol: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            by_protocol.setdefault(r["protocol"], []).append(r)
+        largest = max(by_protocol.values(), key=lambda rs: len({r["row"] for r in rs}))
+        if resolution is None or largest[0].get("resolution", resolution) == resolution:
+            out[path.parent.name] = largest
+    return out
+
+
 def measured_table(root: str | Path, arch: str, *, resolution: int | None = None) -> pd.DataFrame:
     """A chapter's view of its kept runs (of one ``resolution`` if given): how far each trained
     (:func:`measured_training`) beside its held-out scores (:func:`measured_evaluations`), one row per run;

@@ -38,7 +38,15 @@ import torch
 
 from echolib.config import dump_yaml
 from echolib.data.sources import resolve_data
-from echolib.devices import resolve_device
+from echolib.devices import (
+    autocast_dtype,
+    available_cores,
+    cpu_has_fast_bf16,
+    cpu_model,
+    cpu_threads,
+    resolve_device,
+    uses_channels_last,
+)
 from echolib.errors import ConfigError, TrainingError
 from echolib.images import make_grid, to_float, write_gray
 from echolib.io import atomic_write_text, check_writable
@@ -163,9 +171,16 @@ class Trainer:
             base_device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(base_device)
         self.device = base_device
+        self.amp_dtype = autocast_dtype(self.cfg.precision, self.device)
+        self.channels_last = uses_channels_last(self.cfg.memory_format, self.device)
+        #: intra-op threads while fitting on a CPU (see :func:`echolib.devices.cpu_threads`)
+        self.threads = cpu_threads(os.environ, available_cores(), int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         if self.cfg.batch % self.dist.world_size:
             raise ConfigError(f"batch {self.cfg.batch} must be divisible by the {self.dist.world_size} processes")
         self.progress = progress and self.dist.is_main
+        if self.device.type == "cpu" and self.amp_dtype is not None and self.dist.is_main and not cpu_has_fast_bf16():
+            print("warning: train.precision bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) is emulated "
+                  "and slower than fp32; use --set train.precision=fp32 here", file=sys.stderr)  # fmt: skip
         self._lock = None
         if self.dist.is_main:
             check_writable(self.out)
@@ -214,7 +229,8 @@ class Trainer:
         model = build_model(self.run)
         model.setup(self.dataset, heldout=self.heldout)
         model.to(self.device)
-        if self.device.type == "cuda" and getattr(model, "channels_last", True):
+        self.channels_last = self.channels_last and getattr(model, "channels_last", True)  # a model may opt out
+        if self.channels_last:
             model.to(memory_format=torch.channels_last)
         wire_forwards(model, self.device, self.dist, self.cfg.compile)
         return model
@@ -298,6 +314,8 @@ class Trainer:
             closing.callback(bar.close)
             if self.device.type == "cuda":
                 closing.enter_context(_cudnn_benchmark(self.cfg.cudnn_benchmark))
+            else:
+                closing.enter_context(_intra_op_threads(self.threads))
             if writer is not None:
                 closing.callback(writer.close)
             while self.clock.nimg < total:
@@ -375,7 +393,7 @@ class Trainer:
             idx = torch.randint(n, (cfg.batch,), generator=generator, device=self.device)
             local = ctx.local(idx)
             images = to_float(self.dataset.batch(local)).to(self.device, non_blocking=True)
-            if self.device.type == "cuda" and getattr(self.model, "channels_last", True):
+            if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             drawn += cfg.batch
             return RealBatch(images=images, index=local)
@@ -390,6 +408,7 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
             autocast=autocast,
+            channels_last=self.channels_last,
         )
         with autocast():
             losses = self.model.train_step(ctx, self.optimizers)
@@ -398,9 +417,17 @@ class Trainer:
         return losses, drawn
 
     def _autocast_factory(self):
-        if self.device.type == "cuda" and self.cfg.bf16:
-            return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext
+        """The context each step runs in: bf16 autocast of the networks, or nothing (``train.precision``).
+
+        Only the networks' operations follow autocast's casting lists; weights,
+        gradients, Adam's state and the EMA stay fp32, and each model turns
+        autocast off where precision matters (R1, gradient penalties, the
+        diffusion loss weighting, vector quantisation, augmentation).
+        """
+        if self.amp_dtype is None:
+            return contextlib.nullcontext
+        device_type, dtype = self.device.type, self.amp_dtype
+        return lambda: torch.autocast(device_type, dtype=dtype)
 
     def _ema_update(self, drawn: int) -> None:
         if not self.model.ema:
@@ -604,9 +631,13 @@ class Trainer:
             "data_fingerprint": self._data_fingerprint(),
             "device": _device_name(self.device),
             "world_size": self.dist.world_size,
+            "precision": "bf16" if self.amp_dtype is not None else "fp32",  # what train.precision meant here
+            "channels_last": self.channels_last,
             "torch": torch.__version__,
             "python": sys.version.split()[0],
         }
+        if self.device.type == "cpu":
+            meta["threads"] = self.threads
         if facts := self.model.run_facts():
             meta["model"] = facts
         self.folder.write_meta(meta)
@@ -668,6 +699,17 @@ def _cudnn_benchmark(on: bool) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before
 
 
+@contextlib.contextmanager
+def _intra_op_threads(n: int) -> Iterator[None]:
+    """``n`` intra-op threads for the training loop only (a process-wide setting: restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
@@ -682,6 +724,4 @@ def _peak_memory_gb(device: torch.device) -> float:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
-
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores)"
