@@ -42,7 +42,7 @@ def _digests(folder):
 
 
 def test_synthesize_writes_n_samples_a_manifest_and_a_datasheet_and_resumes(small, tmp_path, capsys):
-    data, run = small
+    _, run = small
     out = tmp_path / "set"
     args = ["synthesize", str(run), "--out", str(out), "--privacy-filter", "--condition", "ES,ED", "--batch", "4",
             "--seed", "3", "--no-progress", "--device", "cpu"]
@@ -121,3 +121,21 @@ def test_the_privacy_filter_rejects_copies_of_training_frames(small, tmp_path):
     with pytest.raises(syn.DataError, match="only 0 of 3 samples passed"):
         syn.fill(tmp_path, 3, lambda b, s: (training[:4], None), gate, [], batch=4, seed=0, privacy_filter=True,
                  max_draws=12, progress=False)
+
+
+def test_an_interrupted_synthesize_continues_to_the_same_set(small, tmp_path, capsys):
+    """Stopped part-way (here by --max-draws, with a stray half-written batch left behind), a rerun ends where an
+    uninterrupted one does: the same files, bytes and manifest."""
+    _, run = small
+    common = ["synthesize", str(run), "--n", "7", "--batch", "3", "--seed", "5", "--no-progress", "--device", "cpu",
+              "--eval-n", "0"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main([*common, "--out", str(whole)]) == 0
+    assert main([*common, "--out", str(cut), "--max-draws", "4"]) == 2
+    assert "stopped after 6 draws with 6 of 7" in capsys.readouterr().err  # between batches of 3
+    assert json.loads((cut / syn.DATASHEET).read_text())["status"] == "drawing" and len(_digests(cut)) == 6
+    (cut / "syn_00006.png").write_bytes(b"a batch killed before its manifest row")
+    assert main([*common, "--out", str(cut)]) == 0
+    assert _digests(cut) == _digests(whole) and len(_digests(whole)) == 7
+    assert _rows(cut) == _rows(whole)
+    assert json.loads((cut / syn.DATASHEET).read_text())["status"] == "complete"

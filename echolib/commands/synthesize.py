@@ -47,7 +47,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="kept samples scored against the held-out videos (default 2000, at most --n; 0: none)")
     p.add_argument("--max-draws", type=int, default=None, help="give up after this many draws (default 20 x --n)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
 
 
 def parse_options(items: list[str]) -> dict:
@@ -66,6 +66,8 @@ def parse_options(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from echolib.errors import ConfigError
     from echolib.pipeline.synthesize import synthesize
 
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     done = synthesize(args.run, args.n, args.out, privacy_filter=args.privacy_filter, seed=args.seed,
                       options=parse_options(args.opt), conditions=conditions, overwrite=args.overwrite,
                       data=args.data, percentile=args.percentile, extractor=args.extractor, batch=args.batch,
-                      device=args.device, n_eval=args.eval_n, max_draws=args.max_draws, progress=not args.no_progress)
+                      device=args.device, n_eval=args.eval_n, max_draws=args.max_draws,
+                      progress=not args.no_progress and sys.stderr.isatty())
     counts = done.datasheet["counts"]
     print(f"{done.out}: {counts['kept']} samples kept of {counts['drawn']} drawn ({counts['rejected']} rejected); "
           f"datasheet in README.md and datasheet.json")

@@ -358,7 +358,10 @@ def fill(out: Path, n: int, draw: Draw, gate: PrivacyFilter, rows: list[dict[str
     with progress_bar(total=n, initial=kept, enabled=progress, unit="img", desc="synthesize") as bar:
         while kept < n:
             drawn = len(rows)
-            if drawn >= limit:
+            if drawn >= limit:  # checked between batches: a batch started is finished
+                if not privacy_filter:
+                    raise DataError(f"--max-draws {limit}: stopped after {drawn} draws with {kept} of {n} samples; "
+                                    "rerun with the same settings to continue")
                 raise DataError(f"after {drawn} draws only {kept} of {n} samples passed the privacy filter (the "
                                 f"{gate.features.percentile:.0%} threshold of unseen patients); the generator "
                                 "reproduces its training frames, or --max-draws is too small")
