@@ -23,6 +23,7 @@ COMMANDS = (
     "sample",
     "synthesize",
     "evaluate",
+    "utility",
     "metrics",
     "sweep",
     "turing",

@@ -74,6 +74,10 @@ _SPECS: tuple[MetricSpec, ...] = (
                "(pixels, 64 px)", "chance", True, False, "pixel"),
     MetricSpec("lpips", "mean LPIPS (VGG16) over random real/generated pairs; needs weights files", "lower", False,
                False, "perceptual"),
+    MetricSpec("phase_accuracy", "accuracy of an ES/ED classifier on held-out real videos (utility; trained on "
+               "the set its train_set names)", "higher", False, False, "pixel"),
+    MetricSpec("phase_auc", "ROC AUC of that classifier on held-out real videos (utility)", "higher", False, False,
+               "pixel"),
 )
 
 #: every metric by name, in the order records and tables list them
