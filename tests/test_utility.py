@@ -19,12 +19,12 @@ from echolib.pipeline.utility import run_utility
 
 @pytest.fixture(scope="module")
 def phantom_run(tmp_path_factory):
-    """400 phantom frames (100 hearts) at 64 px and a briefly trained run that held 30 % of the hearts out."""
+    """400 phantom frames (100 hearts) at 64 px and a briefly trained phase-conditioned run that held 30 % out."""
     from echolib.train.runs import ensure_run
 
     root = tmp_path_factory.mktemp("utility")
     data = generate(root / "frames", 400, size=64, seed=5, workers=1, progress=False)
-    run = ensure_run("diffusion", "smoke", str(data), root / "runs", kimg=0.02, device="cpu", progress=False,
+    run = ensure_run("diffusion", "smoke_cond", str(data), root / "runs", kimg=0.02, device="cpu", progress=False,
                      overrides={"train": {"holdout": 0.3}})
     return data, run
 
@@ -54,7 +54,7 @@ def test_utility_trains_on_real_synthetic_and_both_and_tests_on_held_out_videos(
     data, run = phantom_run
     recipe = utility.Recipe(steps=200)
     records, sets = run_utility(str(data), ideal, run=run, recipe=recipe)
-    assert sets.split == "held-out videos of run diffusion/smoke" and sets.synthetic_labels == "manifest condition"
+    assert sets.split == "held-out videos of run diffusion/smoke_cond" and sets.synthetic_labels == "manifest condition"
     assert sets.real_labels == "manifest phase_label"
     assert not set(sets.test.groups) & set(sets.real_train.groups) and len(set(sets.test.groups)) >= 20
     assert [(r["train_set"], r["metric"]) for r in records] == [
@@ -126,3 +126,17 @@ def test_the_study_frames_are_labelled_by_their_names(tmp_path):
     (frames / "notes_x.png").write_bytes((frames / "0XAAA_f0.png").read_bytes())
     with pytest.raises(utility.DataError, match="not a study frame name"):
         write_study_manifest(frames, tmp_path / "m2" / "manifest.csv")
+
+
+def test_a_synthesized_set_is_tested_on_the_held_out_videos_of_its_run(phantom_run, tmp_path, capsys):
+    """synthesize, then utility with no --run: the datasheet names the run, its held-out videos are the test."""
+    data, run = phantom_run
+    out = tmp_path / "set"
+    assert main(["synthesize", str(run), "--n", "12", "--out", str(out), "--condition", "ES,ED", "--batch", "6",
+                 "--eval-n", "0", "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["utility", "--real", str(data), "--synthetic", str(out), "--json", "--steps", "20"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["split"] for r in printed} == {"held-out videos of run diffusion/smoke_cond"}
+    assert {r["synthetic_labels"] for r in printed} == {"manifest condition"}
+    assert {r["n_train"] for r in printed if r["train_set"] == "synthetic"} == {12}

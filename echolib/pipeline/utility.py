@@ -38,11 +38,12 @@ class UtilitySets:
 def heldout_videos(video_ids: list[str], run: str | Path | None, synthetic: str | Path) -> tuple[list[str], str]:
     """The held-out videos and how they were chosen: ``run``'s, the synthetic set's run's, or the default split."""
     from echolib.data.frames import holdout_split
+    from echolib.pipeline.synthesize import DATASHEET
     from echolib.train.config import TrainConfig
 
     if run is None:
         try:
-            settings = json.loads((Path(synthetic) / "datasheet.json").read_text()).get("settings", {})
+            settings = json.loads((Path(synthetic) / DATASHEET).read_text()).get("settings", {})
         except (OSError, ValueError):
             settings = {}
         if settings.get("run") and RunFolder(settings["run"]).meta_file.is_file():
