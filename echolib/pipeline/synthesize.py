@@ -592,7 +592,8 @@ def readme(sheet: Mapping[str, Any]) -> str:
         f"{_pct(feat['same_video_flag_rate'])} (features) and {_pct(pix['same_video_flag_rate'])} (pixels) of the time; "
         "a sample that showed a training patient at another moment is caught about as often."),
         ("* What it is not: a proof that no patient leaks, or differential privacy. It removes near-copies of training "
-        "frames (copies, noise, shifts of up to 4 px, small gain changes, re-drawn speckle: see "
+        f"frames (copies, noise, shifts of up to {mem.PIXEL_SHIFT * 128 // mem.PIXEL_SIZE} px at 128 px, small gain "
+        "changes, re-drawn speckle: see "
         "`echolib.metrics.memorization`)."),
         "",
         "## Evaluation of the kept set against the held-out videos",
