@@ -34,6 +34,18 @@ def test_a_row_shows_its_latest_checkpoint_and_a_table_refuses_two_protocols():
         compare.comparison_table(mixed)
 
 
+def test_a_memorisation_column_shows_the_held_out_rate_beside_the_sample_rate():
+    records = _records("wgan", {"memorized_fraction": [0.12], "fid": [20.0]})
+    records[0].update(interval=[0.08, 0.16], heldout_flag_rate=0.05, extractor="echo")
+    table = compare.comparison_table(records, intervals=True)
+    row = table.iloc[0]
+    assert row["memorized_fraction [echo]"] == 0.12 and row["memorized_fraction [echo] held-out"] == 0.05
+    assert "fid [echo] held-out" not in table  # only records that carry a held-out rate get one
+    shown = list(compare.with_intervals(table).columns)
+    assert shown.index("memorized_fraction [echo] held-out") == shown.index("memorized_fraction [echo]") + 1
+    assert "memorized_fraction [echo] held-out" not in compare._ranked_columns(table)
+
+
 def test_a_row_leads_only_where_its_interval_separates():
     def rec(row, value, lo, hi, metric="fid"):
         return {"metric": metric, "value": value, "interval": [lo, hi], "row": row, "kind": "ours", "protocol": "p"}
@@ -90,8 +102,13 @@ def test_reference_rows_on_real_frames(real_frames, study_samples, tmp_path):
     value = {(r["architecture"], r["metric"]): r["value"] for r in records}
     assert all(np.isfinite(v) for v in value.values())
     assert value[("data", "fid")] < value[("stylegan2_ada (published)", "fid")] < value[("phantom", "fid")]
-    assert value[("data", "memorized_fraction")] > 0.5  # the copier is caught
-    assert value[("stylegan2_ada (published)", "memorized_fraction")] < 0.1
+    # memorisation is read against the rate of unseen patients under the same threshold; here only 8 videos are
+    # held out (3 set the threshold), so that rate is loose: the copier lies above its interval, the published
+    # model within it (on 2,000 frames: 7 % against a held-out 8 %)
+    memo = {r["architecture"]: r for r in records if r["metric"] == "memorized_fraction"}
+    held_hi = memo["data"]["heldout_interval"][1]
+    assert memo["data"]["value"] > held_hi  # the copier is caught
+    assert memo["stylegan2_ada (published)"]["value"] <= held_hi
     assert {r["kind"] for r in records} == {"reference"}
     copier = [r for r in records if r["row"] == "reference:training frames"]
     assert {r["fake_extractor_overlap"] for r in copier} == {0.0}  # none of the extractor's own frames

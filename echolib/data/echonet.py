@@ -452,3 +452,61 @@ def heuristic_on_echonet(root: str | Path, limit: int | None = None,
         es_true.append([tracings[vid].es])
         ed_true.append([tracings[vid].ed])
     return {"ES": heuristic_agreement(es_pred, es_true, ks), "ED": heuristic_agreement(ed_pred, ed_true, ks)}
+
+
+# -- a manifest for a folder of the study's frames -------------------------------------------
+#: the study's frame roles by file index ``_f<k>``: what ``recipe="study"`` writes as k = 0..3
+STUDY_ROLES = (("first", "other"), ("systole", "ES"), ("diastole", "ED"), ("last", "other"))
+
+
+def study_role(name: str) -> tuple[int, str, str] | None:
+    """``(k, role, phase_label)`` of a study frame name ``<video>_f<k>.png``; None for other names.
+
+    The study kept four frames per video and named them by position: ``_f1`` is
+    its "systole" (the frame with the most pixels above 30), ``_f2`` its
+    "diastole" (the fewest), ``_f0`` and ``_f3`` the clip's ends. The ES/ED labels
+    are that heuristic's, not an expert's: :func:`heuristic_agreement` measures
+    how often it finds the traced frames.
+    """
+    from echolib.data.frames import _FRAME_NAME
+
+    m = _FRAME_NAME.match(Path(name).stem)
+    if m is None or int(m.group("frame")) >= len(STUDY_ROLES):
+        return None
+    k = int(m.group("frame"))
+    role, label = STUDY_ROLES[k]
+    return k, role, label
+
+
+def write_study_manifest(frames: str | Path, out: str | Path) -> Path:
+    """Write ``out`` (a manifest.csv) naming every frame of the study's folder ``frames`` with its phase label.
+
+    Lets a phase-conditioned model or the phase utility test use a folder of the
+    study's frames (``shared/data/echonet-dynamic-128/frames``) without copying a
+    frame: the ``file`` column points at the frames, relative to the manifest's
+    folder. Columns are :data:`MANIFEST_COLUMNS` with ``phase_source``
+    ``"study name rule"``; names that do not follow ``<video>_f<0..3>.png`` are
+    refused, naming the first.
+    """
+    import os
+
+    from echolib.data.frames import IMAGE_SUFFIXES, video_id_of
+
+    frames, out = Path(frames), Path(out)
+    if not frames.is_dir():
+        raise DataError(f"{frames}: not a folder of frames")
+    files = sorted(p for p in frames.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{frames}: no PNG/JPEG frames")
+    rows = []
+    for p in files:
+        role = study_role(p.name)
+        if role is None:
+            raise DataError(f"{p}: not a study frame name (expected <video>_f<k>.png with k in 0..3)")
+        k, name, label = role
+        rel = os.path.relpath(p.resolve(), out.resolve().parent)
+        rows.append({"file": rel, "video_id": video_id_of(p.name), "k": k, "frame": "", "role": name,
+                     "phase_label": label, "phase_source": "study name rule", "ef": "", "split": "", "mask": ""})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_csv(out, MANIFEST_COLUMNS, rows)
+    return out

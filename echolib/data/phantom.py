@@ -581,14 +581,21 @@ def heart_times(rng: np.random.Generator) -> np.ndarray:
     return np.array([t0, es, ed, t3])
 
 
-def render_hearts(seed: int, hearts: Sequence[int], size: int = 128, *, smooth: bool = True):
-    """The four frames of each heart index: ``(Rendered [4n], times [n, 4], phases [n, 4])``."""
+def render_hearts(seed: int, hearts: Sequence[int], size: int = 128, *, smooth: bool = True,
+                  speckle_seed: int | None = None):
+    """The four frames of each heart index: ``(Rendered [4n], times [n, 4], phases [n, 4])``.
+
+    ``speckle_seed`` re-draws the scatterers only: the same hearts at the same
+    times with other speckle, the closest thing to a second recording of the
+    same instant (the memorisation tests' hardest near-copy).
+    """
     models, times, noises = [], [], []
     for h in hearts:
         rng = heart_rng(seed, h)
         models.append(sample_heart(rng))
         times.append(heart_times(rng))
-        noises.append(draw_noise(rng, FRAMES_PER_HEART, size))
+        noise_rng = rng if speckle_seed is None else heart_rng(seed, h, stream=1000 + int(speckle_seed))
+        noises.append(draw_noise(noise_rng, FRAMES_PER_HEART, size))
     t = np.asarray(times, np.float64).reshape(-1, FRAMES_PER_HEART)
     phases = cycle_phase(t)
     out = render(

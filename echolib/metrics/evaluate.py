@@ -15,6 +15,7 @@ import contextlib
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def evaluate(
     n_real: int | None = None,
     n_fake: int | None = None,
     cache: bool | str | Path = True,
-    memorization_quantile: float = memorization.DEFAULT_QUANTILE,
+    memorization_percentile: float = memorization.DEFAULT_PERCENTILE,
     c2st_folds: int = 5,
     replicates: int = 0,
     warn_overlap: bool = True,
@@ -63,7 +64,10 @@ def evaluate(
     fixed set to a seeded random subset; ``n_fake`` is the number of images
     drawn from a sampler (default: as many as the real set has); ``n`` sets
     both. ``train`` is the model's training set for the memorization search
-    (default: ``real``). ``extractor`` names the feature space of
+    (default: ``real``); the memorisation threshold is calibrated on the frames
+    of ``real`` whose videos are not in ``train`` (at ``memorization_percentile``,
+    :mod:`echolib.metrics.memorization`), or, when there are none, by leaving
+    whole training videos out. ``extractor`` names the feature space of
     FID/KID/precision/recall/memorization/C2ST: ``inception-v3-compat`` (the
     standard, default; needs its weights file) or ``echo`` (offline, shipped);
     pixel statistics are recorded with extractor ``"pixel"``. ``metrics`` is a
@@ -88,7 +92,8 @@ def evaluate(
             n_fake = len(real_set)
         fake_set = as_image_set(fake, n=n_fake, seed=seed + 1, label="fake", device=dev)
         train_set = as_image_set(train, label="train") if train is not None else real_set
-    wanted = _check_sets(wanted, real_set, fake_set, train_set, explicit=metrics is not None)
+    held_set = _unseen(real_set, train_set)
+    wanted = _check_sets(wanted, real_set, fake_set, train_set, held_set, explicit=metrics is not None)
     features_wanted = bool(FEATURE_METRICS & set(wanted))
     context: dict[str, Any] = {"real_fingerprint": real_set.fingerprint()[:16]}
     feature_context: dict[str, Any] = {}
@@ -157,15 +162,11 @@ def evaluate(
                     record(name, value, neighborhood=fidelity.PRC_NEIGHBORHOOD, **extra)
         if "memorized_fraction" in wanted:
             with clock("memorized_fraction"):
-                mem = memorization.memorization(f_fake, f_train, train_set.video_ids, memorization_quantile)
-            record(
-                "memorized_fraction",
-                mem.fraction,
-                n_real=len(train_set),
-                threshold=mem.threshold,
-                quantile=mem.quantile,
-                median_nn_distance=float(mem.nn_distance.median()),
-            )
+                f_held = None if held_set is None else f_real[held_set.index]
+                mem = memorization.memorization(
+                    f_fake, f_train, train_set.video_ids, f_held, None if held_set is None else held_set.videos,
+                    percentile=memorization_percentile, seed=seed, fake_groups=fake_set.video_ids)
+            record("memorized_fraction", mem.fraction, n_real=len(train_set), **mem.fields())
         if "c2st_auc" in wanted:
             with clock("c2st_auc"):
                 test = c2st_mod.c2st(f_real, f_fake, groups_real, groups_fake, c2st_folds, seed)
@@ -241,28 +242,49 @@ def evaluate(
         )
     if "memorized_fraction_pixel" in wanted:
         with clock("memorized_fraction_pixel"):
-            mem = memorization.pixel_memorization(f_img, train_set.images, train_set.video_ids, memorization_quantile)
-        record(
-            "memorized_fraction_pixel",
-            mem.fraction,
-            space="pixel",
-            n_real=len(train_set),
-            threshold=mem.threshold,
-            quantile=mem.quantile,
-        )
+            mem = memorization.pixel_memorization(
+                f_img, train_set.images, train_set.video_ids,
+                None if held_set is None else r_img[held_set.index], None if held_set is None else held_set.videos,
+                percentile=memorization_percentile, seed=seed, fake_groups=fake_set.video_ids)
+        record("memorized_fraction_pixel", mem.fraction, space="pixel", n_real=len(train_set), **mem.fields())
     order = {m: i for i, m in enumerate(METRICS)}
     return sorted(out, key=lambda r: order[r["metric"]])
 
 
-def _check_sets(wanted: list[str], real: ImageSet, fake: ImageSet, train: ImageSet, explicit: bool) -> list[str]:
+@dataclass(frozen=True)
+class _Unseen:
+    """The real frames of videos the training set lacks: where the memorisation threshold is calibrated."""
+
+    index: torch.Tensor  # positions in the real set
+    videos: list[str]
+
+
+def _unseen(real: ImageSet, train: ImageSet) -> _Unseen | None:
+    """Frames of ``real`` whose videos are not in ``train`` (at least two videos), else None (then whole
+    training videos are left out to calibrate)."""
+    if train is real:
+        return None
+    seen = set(train.video_ids)
+    keep = [i for i, v in enumerate(real.video_ids) if v not in seen]
+    videos = [real.video_ids[i] for i in keep]
+    if len(set(videos)) < 2:
+        return None
+    return _Unseen(torch.tensor(keep, dtype=torch.long), videos)
+
+
+def _check_sets(wanted: list[str], real: ImageSet, fake: ImageSet, train: ImageSet, held: _Unseen | None,
+                explicit: bool) -> list[str]:
     """Refuse (or, for default metric lists, drop) what the sets cannot support, naming the reason."""
-    if any(m.startswith("memorized") for m in wanted) and not train.has_videos:
+    calibratable = held is not None or (train.has_videos and len(set(train.video_ids)) >= 3)
+    if any(m.startswith("memorized") for m in wanted) and not calibratable:
         if explicit:
             raise DataError(
-                f"{train.label}: memorization needs several frames per video to calibrate "
-                "(names '<video>_f<k>.png' or a manifest with video_id)"
+                f"{train.label}: memorization is calibrated on frames of videos the generator never saw: give real "
+                "frames of other videos than the training frames, or training frames of at least 3 videos with "
+                "several frames each (names '<video>_f<k>.png' or a manifest with video_id) to leave videos out"
             )
-        warnings.warn("memorization skipped: the training set has no videos with several frames", stacklevel=3)
+        warnings.warn("memorization skipped: no unseen videos to calibrate on (real frames of other videos, or "
+                      "training frames of 3 or more videos)", stacklevel=3)
         wanted = [m for m in wanted if not m.startswith("memorized")]
     tests = [m for m in ("c2st_auc", "c2st_pixel_auc") if m in wanted]
     if tests and (few := min(len(set(real.video_ids)), len(set(fake.video_ids)))) < 4:

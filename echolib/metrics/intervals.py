@@ -165,6 +165,40 @@ def auc_score_interval(auc: float, variance: float, n_max: float, level: float =
     return float(max(0.0, min(centre - half, auc))), float(min(1.0, max(centre + half, auc)))
 
 
+def proportion_variance(flags: Sequence[bool] | np.ndarray, groups: Sequence[str]) -> float:
+    """Cluster-robust (sandwich) variance of a share of flagged items: ``G/(G-1) sum_g (sum_{i in g} (x_i - p))^2 / n^2``.
+
+    Items come in groups (the frames of one video); four near-duplicate frames
+    of a heart that are flagged together count about once, not four times.
+    """
+    x = np.asarray(flags, dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return float("nan")
+    _, gid = np.unique(np.asarray(groups), return_inverse=True)
+    sums = np.bincount(gid, weights=x - x.mean())
+    k = len(sums)
+    return float((sums**2).sum()) / n**2 * (k / (k - 1) if k > 1 else 1.0)
+
+
+def proportion_interval(flags: Sequence[bool] | np.ndarray, groups: Sequence[str], level: float = DEFAULT_LEVEL,
+                        extra_variance: float = 0.0) -> tuple[float, float]:
+    """A score interval for a share of flagged items that come in groups.
+
+    The variance is :func:`proportion_variance` (plus ``extra_variance``, the
+    part another estimate adds), and the interval is :func:`auc_score_interval`'s
+    Wilson form on the effective sample size it implies (at most ``n``). A share
+    of 0 or 1 has no variance to say how alike a group's items are, so it keeps
+    the width that the number of groups allows.
+    """
+    x = np.asarray(flags, dtype=np.float64)
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    variance = proportion_variance(x, groups) + extra_variance
+    n_max = float(len(x)) if variance > 0 else float(len(set(groups)))
+    return auc_score_interval(float(x.mean()), variance, n_max, level)
+
+
 def prc_statistic(real: np.ndarray, fake: np.ndarray, which: str, neighborhood: int) -> Statistic:
     """``(real_index, fake_index) -> precision or recall`` (k-NN balls, as torch-fidelity's ``prc``) of those rows.
 

@@ -63,15 +63,21 @@ _SPECS: tuple[MetricSpec, ...] = (
                False, True, "pixel"),
     MetricSpec("ms_ssim", "mean MS-SSIM among random pairs of generated images (diversity; read against the "
                "real value)", "none", False, True, "pixel"),
-    MetricSpec("memorized_fraction", "share of generated images nearer a training image than same-video frames "
-               "(features)", "lower", False, True, "features"),
-    MetricSpec("memorized_fraction_pixel", "the same in pixel space", "lower", False, True, "pixel"),
+    MetricSpec("memorized_fraction", "share of generated images nearer a training frame than the closest 5 % of "
+               "unseen patients' frames are (features; read against its heldout_flag_rate)", "lower", False, True,
+               "features"),
+    MetricSpec("memorized_fraction_pixel", "the same in pixel space (64x64, translations up to 2 px searched)",
+               "lower", False, True, "pixel"),
     MetricSpec("c2st_auc", "out-of-fold ROC AUC of a classifier telling real from generated features "
                "(0.5 = indistinguishable)", "chance", True, True, "features"),
     MetricSpec("c2st_pixel_auc", "out-of-fold ROC AUC of a small CNN telling real from generated images "
                "(pixels, 64 px)", "chance", True, False, "pixel"),
     MetricSpec("lpips", "mean LPIPS (VGG16) over random real/generated pairs; needs weights files", "lower", False,
                False, "perceptual"),
+    MetricSpec("phase_accuracy", "accuracy of an ES/ED classifier on held-out real videos (utility; trained on "
+               "the set its train_set names)", "higher", False, False, "pixel"),
+    MetricSpec("phase_auc", "ROC AUC of that classifier on held-out real videos (utility)", "higher", False, False,
+               "pixel"),
 )
 
 #: every metric by name, in the order records and tables list them

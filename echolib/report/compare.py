@@ -48,6 +48,10 @@ def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple
     return has, [n for n in names if n not in has]
 
 
+#: a memorisation column's companion: the share of unseen patients' frames flagged by the same threshold
+HELDOUT_SUFFIX = " held-out"
+
+
 def comparison_table(records: Sequence[dict[str, Any]], metrics: Sequence[str] = DEFAULT_METRICS,
                      intervals: bool = False) -> pd.DataFrame:
     """One row per architecture/configuration (and reference): each metric's value at the row's latest checkpoint.
@@ -57,7 +61,9 @@ def comparison_table(records: Sequence[dict[str, Any]], metrics: Sequence[str] =
     records of a metric (evaluated again after more training) shows the one at
     the highest kimg, the last written. Column names carry the feature
     extractor where one is used; with ``intervals`` each ranked column is
-    followed by ``<column> low`` and ``<column> high``.
+    followed by ``<column> low`` and ``<column> high``. A memorisation column
+    is followed by ``<column> held-out``, the record's held-out flag rate: a
+    generator that copies no more than chance sits at it.
     """
     check_one_protocol(records)
     df = pd.DataFrame.from_records(list(records))
@@ -76,6 +82,9 @@ def comparison_table(records: Sequence[dict[str, Any]], metrics: Sequence[str] =
             latest = sel.iloc[-1]
             col = column_name(metric, latest["extractor"])
             row[col] = float("nan") if latest["value"] is None else float(latest["value"])
+            held = latest.get("heldout_flag_rate")  # memorisation: the rate a generator that copies nothing scores
+            if held is not None and not pd.isna(held):
+                row[f"{col}{HELDOUT_SUFFIX}"] = float(held)
             if intervals and spec(metric).ranks:
                 lo, hi = _interval(latest)
                 row[f"{col} low"], row[f"{col} high"] = lo, hi
@@ -229,7 +238,7 @@ def _row_labels(table: pd.DataFrame) -> list[str]:
 
 def _ranked_columns(table: pd.DataFrame) -> list[str]:
     ranked = ranking_metrics()
-    return [c for c in table.columns if c.split(" [")[0] in ranked and not c.endswith((" low", " high"))
+    return [c for c in table.columns if c.split(" [")[0] in ranked and not c.endswith((" low", " high", HELDOUT_SUFFIX))
             and table[c].notna().any()]
 
 

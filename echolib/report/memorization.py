@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 def plot_closest_pairs(gallery: list[dict], title: str | None = None) -> Figure:
     """Two rows: generated (top) over nearest training image (bottom), closest pair first.
 
-    Each column is captioned with the distance; flagged pairs (closer than the
-    same-video calibration threshold) are marked in red.
+    Each column is captioned with the distance; flagged pairs (at or below the
+    threshold calibrated on unseen patients) are marked in red.
     """
     k = max(1, len(gallery))
     fig, axes = plt.subplots(2, k, figsize=(1.6 * k, 3.6), squeeze=False)
@@ -45,6 +45,6 @@ def plot_closest_pairs(gallery: list[dict], title: str | None = None) -> Figure:
         )
         space = gallery[0]["space"]
         threshold = gallery[0]["threshold"]
-        fig.suptitle(title or f"closest pairs ({space}; red: below same-video threshold {threshold:.3g})", fontsize=9)
+        fig.suptitle(title or f"closest pairs ({space}; red: at or below the threshold {threshold:.3g})", fontsize=9)
     fig.tight_layout()
     return fig
