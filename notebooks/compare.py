@@ -110,16 +110,21 @@ study_logs = Path(shared) / "seed-reference" / "training-logs"
 # %% tags=["hide-input"]
 from echolib.paths import PROJECT
 from echolib.report.measured import measured_comparisons
+from echolib.report.metric_validation import leading_metric, suite_for, validated_metrics
 
-kept = measured_comparisons(PROJECT / "book" / "measured", resolution=64)
+MEASURED = PROJECT / "book" / "measured"
+kept = measured_comparisons(MEASURED, resolution=64)
 for label, kept_records in kept.items():
     first = kept_records[0]
     print(f"{label}: {first['n_fake']} images per row against {first['n_real']} held-out frames, "
           f"{first['extractor']} features (weights {str(first['extractor_sha256'])[:12]}), protocol {first['protocol']}")
     display(HTML(compare.with_intervals(compare.comparison_table(kept_records, intervals=True)).to_html(
         index=False, classes="comparison", na_rep="–")))
-    for metric in ("fid", "c2st_auc", "c2st_pixel_auc"):
-        print(compare.verdict(kept_records, metric))
+    suite = suite_for(MEASURED, 64, first["extractor"])
+    lead = leading_metric(suite) if suite else "fid"
+    print(f"leading metric: {lead}" + (" (the metric validation suite's best at 64 px, below)" if suite else
+                                       " (no metric validation suite at 64 px is kept: FID by default)"))
+    print(compare.judgement(kept_records, lead, validated_metrics(suite) if suite else []))
 if not kept:
     print("no 64 px comparison is kept in book/measured of this checkout")
 
@@ -138,15 +143,25 @@ if not kept:
 # sector edge, a misshapen sector, duplicated images), the checkpoints of a
 # training run, the published samples against an early checkpoint, and, where
 # raters have answered the two-set questionnaire, people's choices. The table
-# gives each metric's share of pairs ordered right, from the kept records:
+# gives each metric's share of pairs ordered right, from the kept records.
+#
+# **The rule.** A table leads with the ranking metric that orders the most
+# pairs right in the suite run at the table's resolution with the table's
+# extractor (a tie goes to the metric the registry lists first). A row is called
+# better only where that metric's 95 % intervals separate it from every other
+# row, and every other metric that orders at least three pairs in four right is
+# checked against it: the verdict under each table names those that disagree.
+# A metric that saturates (a classifier's AUC of 1.0 for every degraded set)
+# cannot order the pairs it ties, and its share says so.
 
 # %% tags=["hide-input"]
-from echolib.report.metric_validation import agreement_table, read_validation, suite_context
+from echolib.report.metric_validation import agreement_table, kept_suites, suite_context
 
-suites = sorted((PROJECT / "book" / "measured").glob("*/metric_validation-*.jsonl"))
-for path in suites:
-    suite = read_validation(path)
-    print(f"{path.parent.name}/{path.name}: {suite_context(suite)}")
+suites = kept_suites(MEASURED)
+for name, suite in suites.items():
+    context = suite_context(suite)
+    print(f"{name}: {context['n']} images per set against {context['n_real']} held-out frames, "
+          f"{context['resolution']} px, {context['extractor']} features; leading metric: {leading_metric(suite)}")
     display(agreement_table(suite).style.format({"all pairs": "{:.2f}"}).hide(axis="index"))
 if not suites:
     print("no metric validation records are kept in book/measured of this checkout")
@@ -238,8 +253,9 @@ HTML(table_html)
 # FID, KID, precision, recall and JSD; a score interval for the classifier's AUC).
 
 # %%
-for metric in ("fid", "kid", "c2st_auc"):
-    print(compare.verdict(records, metric))
+suite = suite_for(MEASURED, resolution, extractor)
+lead = leading_metric(suite) if suite else "fid"
+print(compare.judgement(records, lead, validated_metrics(suite) if suite else ["kid", "c2st_auc"]))
 
 # %% [markdown]
 # All of the study's reported numbers (best over each configuration's

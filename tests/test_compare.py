@@ -63,6 +63,20 @@ def test_a_row_leads_only_where_its_interval_separates():
         compare.leader(apart, "ssim")
 
 
+def test_a_lead_names_every_validated_metric_that_disagrees():
+    def rec(row, value, lo, hi, metric):
+        return {"metric": metric, "value": value, "interval": [lo, hi], "row": row, "kind": "ours", "protocol": "p"}
+
+    records = [rec("a", 5.0, 3.0, 7.0, "fid"), rec("b", 12.0, 9.0, 15.0, "fid"),
+               rec("a", 0.9, 0.88, 0.92, "c2st_auc"), rec("b", 0.6, 0.55, 0.65, "c2st_auc"),
+               rec("a", 0.1, 0.08, 0.12, "kid"), rec("b", 0.2, 0.18, 0.22, "kid")]
+    text = compare.judgement(records, "fid", ["fid", "kid", "c2st_auc", "recall"])
+    assert text.startswith("a leads by fid")
+    assert "Disagreeing: c2st_auc puts b first with separated intervals." in text
+    assert "Agreeing on the best row: kid." in text and "recall" not in text  # no records, no claim
+    assert compare.judgement(records[:2], "fid", ["kid"]) == compare.verdict(records[:2], "fid")
+
+
 def test_study_reference_rows_pick_each_architectures_best_fid():
     reported = pd.DataFrame({
         "architecture": ["wgan", "wgan", "stylegan2_ada", "stylegan2_ada"],

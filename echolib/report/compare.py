@@ -148,6 +148,35 @@ def verdict(records: Sequence[dict[str, Any]], metric: str, kinds: Sequence[str]
             f"{result['runner_up']}'s.")
 
 
+def judgement(records: Sequence[dict[str, Any]], leading: str, validated: Sequence[str],
+              kinds: Sequence[str] = ("ours",)) -> str:
+    """The verdict by the ``leading`` metric, followed by every other ``validated`` metric that disagrees.
+
+    The book calls a row better only when the leading metric's intervals
+    separate it and no validated metric disagrees without comment: this
+    sentence is that comment, generated from the same records as the table.
+    """
+    text = verdict(records, leading, kinds)
+    lead = leader(records, leading, kinds)["best"]
+    agree, disagree = [], []
+    for metric in validated:
+        if metric == leading or not any(r.get("metric") == metric for r in records):
+            continue
+        other = leader(records, metric, kinds)
+        if other["best"] is None:
+            continue
+        if other["best"] == lead:
+            agree.append(metric)
+        else:
+            disagree.append(f"{metric} puts {other['best']} first"
+                            + (" with separated intervals" if other["separated"] else ", within overlapping intervals"))
+    if disagree:
+        text += " Disagreeing: " + "; ".join(disagree) + "."
+    if agree:
+        text += f" Agreeing on the best row: {', '.join(agree)}."
+    return text
+
+
 def with_intervals(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """The table for reading: each ranked column as ``value [low, high]`` text, the ``low``/``high`` columns folded in."""
     out = table[[c for c in table.columns if not c.endswith((" low", " high"))]].copy()

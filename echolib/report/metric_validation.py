@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from echolib.io import read_jsonl
+from echolib.metrics.registry import ranking_metrics
 
 SOURCES = ("corruption", "training", "stated", "human")
 
@@ -64,3 +65,51 @@ def suite_context(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """What every set was scored against (real data, resolution, set size, extractor), from the first record."""
     first = next((r for r in records if r.get("record") == "score"), {})
     return {k: first.get(k) for k in ("real", "resolution", "n_real", "n", "extractor")}
+
+
+def metric_of(column: str) -> tuple[str, str | None]:
+    """``"fid [echo]"`` -> ``("fid", "echo")``; a pixel metric's column has no extractor."""
+    name, _, rest = column.partition(" [")
+    return name, rest.rstrip("]") or None
+
+
+def _shares(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Each ranking metric's best share of pairs ordered right (over its extractors), by metric name."""
+    table = agreement_table(records)
+    ranking = ranking_metrics()
+    shares: dict[str, float] = {}
+    for column, all_pairs in zip(table.get("metric", []), table.get("all pairs", [])):
+        name = metric_of(column)[0]
+        if name in ranking:
+            shares[name] = max(shares.get(name, 0.0), float(all_pairs))
+    return shares
+
+
+def validated_metrics(records: Sequence[dict[str, Any]], share: float = 0.75) -> list[str]:
+    """Ranking metrics that order at least ``share`` of the suite's pairs right, best first.
+
+    A tie goes to the metric listed first in the registry, so the order never
+    depends on the order of the records.
+    """
+    ranking = ranking_metrics()
+    shares = _shares(records)
+    ordered = sorted(shares, key=lambda m: (-shares[m], ranking.index(m)))
+    return [m for m in ordered if shares[m] >= share]
+
+
+def leading_metric(records: Sequence[dict[str, Any]]) -> str | None:
+    """The ranking metric that orders the most of the suite's pairs right: the one a comparison leads with."""
+    ordered = validated_metrics(records, share=0.0)
+    return ordered[0] if ordered else None
+
+
+def kept_suites(root: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """Every kept suite under ``root`` (``<label>/metric_validation-*.jsonl``), by ``label/file name``, oldest first."""
+    return {f"{p.parent.name}/{p.name}": read_validation(p) for p in sorted(Path(root).glob("*/metric_validation-*.jsonl"))}
+
+
+def suite_for(root: str | Path, resolution: int, extractor: str) -> list[dict[str, Any]] | None:
+    """The newest kept suite scored at ``resolution`` with ``extractor``: the one that decides a table's metric."""
+    found = [s for s in kept_suites(root).values()
+             if suite_context(s).get("resolution") == resolution and suite_context(s).get("extractor") == extractor]
+    return found[-1] if found else None
