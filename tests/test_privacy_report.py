@@ -147,6 +147,7 @@ def test_the_verdict_reads_the_intervals(utility_records):
 
 def test_kept_records_are_read_from_book_measured(made, utility_records, tmp_path):
     _, _, out = made
+    assert privacy.DATASHEET == syn.DATASHEET  # one name, spelled in two layers
     assert privacy.kept_utility(tmp_path) == {} and privacy.kept_datasheets(tmp_path) == {}
     label = tmp_path / "cpu-2026-12-06"
     (label / "synthesize-cpu64").mkdir(parents=True)

@@ -25,6 +25,8 @@ from matplotlib.figure import Figure
 
 from echolib.io import read_jsonl
 
+#: the datasheet a synthesized folder holds: ``echolib.pipeline.synthesize.DATASHEET`` (a layer above; a test keeps them one)
+DATASHEET = "datasheet.json"
 #: the memorisation records of a datasheet's evaluation, and the space each measures
 MEMORIZATION_METRICS = {"memorized_fraction": "features", "memorized_fraction_pixel": "pixel"}
 #: the manifest column of each space's nearest-training distance
@@ -58,7 +60,7 @@ def _rate(value: float | None, interval: Sequence[float] | None = None) -> str:
 # -- the datasheet ------------------------------------------------------------------------------------------
 def read_datasheet(folder: str | Path) -> dict[str, Any]:
     """A synthetic set's ``datasheet.json``."""
-    return json.loads((Path(folder) / "datasheet.json").read_text())
+    return json.loads((Path(folder) / DATASHEET).read_text())
 
 
 def datasheet_table(sheet: Mapping[str, Any]) -> pd.DataFrame:
@@ -251,7 +253,7 @@ def kept_datasheets(measured: str | Path) -> dict[str, dict[str, Any]]:
     """Datasheets kept under ``measured/*/synthesize*/datasheet.json``, by ``<label>/<folder>``."""
     root = Path(measured)
     out = {}
-    for path in sorted(root.glob("*/synthesize*/datasheet.json")):
+    for path in sorted(root.glob(f"*/synthesize*/{DATASHEET}")):
         try:
             out[f"{path.parent.parent.name}/{path.parent.name}"] = json.loads(path.read_text())
         except ValueError:
