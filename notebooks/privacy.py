@@ -146,8 +146,10 @@ show(privacy.datasheet_table(sheet))
 # rate (unseen patients, the half that set no threshold) is what a generator that
 # copies nothing scores; *draws flagged* counts every draw before the filter
 # rejected any, *kept flagged* is the evaluation record of the kept set (0 by
-# construction when the filter is applied), and *same video flagged* is the
-# same-patient test's rate. Intervals are 95 %, clustered by video.
+# construction when the filter is applied), *same video flagged* is the
+# same-patient test's rate, and the last column gives the median distance to the
+# nearest training frame of unseen patients' frames and of the kept samples.
+# Intervals are 95 %, clustered by video.
 
 # %% tags=["hide-input"]
 show(privacy.memorization_table(sheet, drawn.rows))

@@ -91,6 +91,9 @@ def test_the_memorisation_table_carries_the_calibration_and_every_rate(made):
         assert row["draws flagged"].startswith(f"{100 * flagged / len(rows):.1f} % [")
         assert row["kept flagged"].startswith("0.0 % [")  # the filter let no flagged draw through
         assert row["same video flagged"] == f"{100 * cal['same_video_flag_rate']:.1f} %"
+        record = next(r for r in sheet["evaluation"] if privacy.MEMORIZATION_METRICS.get(r["metric"]) == space)
+        assert row["median distance, held-out / kept"] == \
+            f"{cal['heldout_median_nn_distance']:.3g} / {record['median_nn_distance']:.3g}"
     without = privacy.memorization_table(sheet)  # a kept datasheet travels without its manifest
     assert list(without["draws flagged"]) == ["–", "–"] and list(without["threshold"]) == list(table["threshold"])
 

@@ -47,6 +47,10 @@ def _with_interval(value: float | None, interval: Sequence[float] | None, digits
     return f"{float(value):.{digits}g}" + ("" if shown == "–" else f" {shown}")
 
 
+def _num(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(float(value)) else f"{float(value):.3g}"
+
+
 def _rate(value: float | None, interval: Sequence[float] | None = None) -> str:
     """A share as a percentage, with its interval in percent."""
     if value is None or not math.isfinite(float(value)):
@@ -132,7 +136,8 @@ def memorization_table(sheet: Mapping[str, Any], rows: Sequence[Mapping[str, str
     * ``kept flagged``: the evaluation record of the kept set (``memorized_fraction``
       or ``memorized_fraction_pixel``): 0 when the filter was applied;
     * ``same video flagged``: a training frame's nearest sibling of its own video:
-      how often a sample showing a training patient in another phase is caught.
+      how often a sample showing a training patient in another phase is caught;
+    * the median nearest-training distance of the unseen patients' frames and of the kept samples.
     """
     from echolib.metrics.intervals import proportion_interval
 
@@ -149,7 +154,9 @@ def memorization_table(sheet: Mapping[str, Any], rows: Sequence[Mapping[str, str
                     "held-out flagged": _rate(cal["heldout_flag_rate"], cal.get("heldout_interval")),
                     "draws flagged": drawn,
                     "kept flagged": _rate(rec.get("value"), rec.get("interval")) if rec else "–",
-                    "same video flagged": _rate(cal.get("same_video_flag_rate"))})
+                    "same video flagged": _rate(cal.get("same_video_flag_rate")),
+                    "median distance, held-out / kept": f"{_num(cal.get('heldout_median_nn_distance'))} / "
+                                                        f"{_num(rec.get('median_nn_distance'))}"})
     return pd.DataFrame(out)
 
 
