@@ -107,6 +107,15 @@ class PrivacyFilter:
         d_pix, _ = mem.nearest(mem.pixel_maps(images), self.bank_maps, shift=mem.PIXEL_SHIFT)
         return d_feat, d_pix
 
+    def nearest(self, images: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per space (``features``, ``pixel``): each uint8 image's nearest-training distance and that frame's index."""
+        feats = self.encode(ImageSet(images, [f"s{i}" for i in range(len(images))], "draws", cacheable=False))
+        return {"features": mem.nearest(feats.float(), self.bank_features),
+                "pixel": mem.nearest(mem.pixel_maps(images), self.bank_maps, shift=mem.PIXEL_SHIFT)}
+
+    def calibration(self, space: str) -> mem.Calibration:
+        return {"features": self.features, "pixel": self.pixel}[space]
+
     def flags(self, d_feat: torch.Tensor, d_pix: torch.Tensor) -> torch.Tensor:
         return (d_feat <= self.features.threshold) | (d_pix <= self.pixel.threshold)
 
@@ -143,6 +152,65 @@ def make_filter(splits: Any, extractor: str, percentile: float, device: str) -> 
     pixel = mem.calibrate(m_bank, bank.video_ids, m_held, held.video_ids, percentile=percentile,
                           seed=CALIBRATION_SEED, space=mem.PIXEL_SPACE, shift=mem.PIXEL_SHIFT)
     return PrivacyFilter(features, pixel, encode, f_bank, m_bank)
+
+
+def reopen_filter(out: str | Path, device: str = "auto") -> tuple[PrivacyFilter, Any]:
+    """The privacy filter of a synthesized folder, calibrated again as :func:`synthesize` did, and the run's frames.
+
+    Same data, held-out videos, extractor and percentile as the datasheet names,
+    so the same thresholds; returns ``(filter, splits)`` where ``splits`` holds
+    the run's training and held-out frames at the model's resolution.
+    """
+    from echolib.report import scoring
+
+    sheet = _read_datasheet(Path(out))
+    if sheet is None:
+        raise DataError(f"{out}: no readable {DATASHEET}; not a folder written by synthesize")
+    settings = sheet["settings"]
+    folder = RunFolder(settings["run"])
+    if not folder.meta_file.is_file():
+        raise DataError(f"{out}: its run {sheet['model']['run']} is not on this machine; the filter needs its frames")
+    frames = scoring.load_frames(settings["data"], sheet["model"]["resolution"])
+    splits = frames.split(scoring.run_heldout_videos(folder, frames))
+    gate = make_filter(splits, settings["extractor"], settings["percentile"], device)
+    for space in ("features", "pixel"):
+        if not math.isclose(gate.calibration(space).threshold, sheet["privacy_filter"]["spaces"][space]["threshold"],
+                            rel_tol=1e-4):
+            raise DataError(f"{out}: the {space} threshold calibrated again differs from the datasheet's; the run's "
+                            "frames or the extractor changed since the set was made")
+    return gate, splits
+
+
+@dataclass
+class Inspection:
+    """What the memorisation figure shows of a synthesized folder: distances of its draws and of unseen patients."""
+
+    datasheet: dict[str, Any]
+    rows: list[dict[str, str]]
+    heldout: dict[str, np.ndarray]  # per space: nearest-training distances of the held-out frames (both halves)
+    draws: dict[str, np.ndarray]  # per space: every draw's (the manifest's)
+    passed: np.ndarray  # per draw: kept by the filter
+    thresholds: dict[str, float]
+    pairs: dict[str, list[dict]]  # per space: the kept samples closest to a training frame, beside that frame
+
+
+def inspect(out: str | Path, *, k: int = 6, device: str = "auto") -> Inspection:
+    """The memorisation view of a synthesized folder: held-out and sample distances, and the ``k`` closest pairs."""
+    from echolib.report.privacy import closest_pairs, draw_distances
+
+    out = Path(out)
+    gate, splits = reopen_filter(out, device)
+    sheet = _read_datasheet(out)
+    rows = read_manifest(out / MANIFEST)
+    kept = kept_images(out, rows)
+    spaces = ("features", "pixel")
+    thresholds = {s: gate.calibration(s).threshold for s in spaces}
+    near = gate.nearest(kept.images)
+    pairs = {s: closest_pairs(kept.images, *near[s], splits.train.images, thresholds[s], gate.calibration(s).space, k)
+             for s in spaces}
+    return Inspection(sheet, rows, {s: gate.calibration(s).heldout_distances.numpy() for s in spaces},
+                      {s: draw_distances(rows, s) for s in spaces},
+                      np.array([r["passed"] == "true" for r in rows], bool), thresholds, pairs)
 
 
 # -- the folder -------------------------------------------------------------------------------------------
