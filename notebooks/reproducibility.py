@@ -160,8 +160,10 @@ else:
 # bf16 keeps 8 bits of mantissa. Its stability on real frames: StyleGAN2-ADA
 # `cpu64` trained in fp32 and in bf16 from the same seeds on the shared EchoNet
 # frames, each scored by `evaluate --runs` (its samples against the held-out
-# videos, `echo` features, 64 px). A difference between precisions matters only
-# if it is larger than the difference between seeds.
+# videos, `echo` features, 64 px, each with its 95 % interval over half-samples
+# of the videos). A difference between precisions matters only if it is larger
+# than the difference between seeds: the fp32 range spans the fp32 seeds'
+# intervals, and bf16 is called stable where each bf16 run falls inside it.
 
 # %% tags=["hide-input"]
 stability = stability_runs(cpu_records, "stylegan2_ada") if cpu_records is not None else pd.DataFrame()

@@ -222,7 +222,8 @@ def test_cpu_speed_tables_come_from_the_records_and_mark_what_the_config_trains_
         train(load_config("wgan", "smoke", {"train": {"kimg": 0.02, "tick_kimg": 0.01, "precision": precision,
                                                       "seed": seed, "sample_kimg": 0}}),
               noise_frames, run, device="cpu", progress=False)  # fmt: skip
-        scored = [{"metric": "fid", "value": fid, "n_fake": 64, "n_real": 32, "kimg": 0.02, "source": "compare"},
+        scored = [{"metric": "fid", "value": fid, "n_fake": 64, "n_real": 32, "kimg": 0.02, "source": "compare",
+                   "interval": [fid - 3, fid + 3], "data": f"held-out videos of {noise_frames}"},
                   {"metric": "kid", "value": fid / 1000, "std": 0.001, "kimg": 0.02, "source": "compare"}]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored))
         kept = keep_run(run, folder / f"wgan-smoke-{precision}-s{seed}", f"x/{precision}")
@@ -231,9 +232,12 @@ def test_cpu_speed_tables_come_from_the_records_and_mark_what_the_config_trains_
         assert facts["heldout_video_count"] == len(trained["heldout_videos"]) >= 1
         assert facts["data"] == noise_frames.name
         assert facts["precision"] == precision
+        assert read_jsonl(kept / "metrics.jsonl")[0]["data"] == f"held-out videos of {noise_frames.name}"
     runs = stability_runs(folder, "wgan")
     assert list(runs["precision"]) == ["bf16", "fp32", "fp32"] and runs["losses finite"].all()
     assert list(runs["echo-FID"]) == [22.0, 20.0, 24.0] and runs.loc["wgan-smoke-bf16-s0", "n fake / real"] == "64 / 32"
     summary = stability_summary(runs)
-    assert summary.loc["echo-FID", "fp32 range"] == "[20, 24]" and summary.loc["echo-FID", "bf16 inside"]
+    # FID's range spans the fp32 runs' intervals; KID's records have none: values widened by their std
+    assert summary.loc["echo-FID", "fp32 range"] == "[17, 27]" and summary.loc["echo-FID", "bf16 inside"]
+    assert runs.loc["wgan-smoke-fp32-s1", "echo-FID interval"] == "[21, 27]"
     assert summary.loc["KID", "fp32 range"] == "[0.019, 0.025]" and summary.loc["KID", "bf16 inside"]

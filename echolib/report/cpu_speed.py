@@ -138,7 +138,9 @@ def stability_runs(folder: str | Path, arch: str = "stylegan2_ada") -> pd.DataFr
             "kimg": float(log["kimg"].iloc[-1]),
             "losses finite": bool(losses.map(math.isfinite).all().all()),
             "echo-FID": scored.get("fid", {}).get("value"),
+            "echo-FID interval": _interval_text(scored.get("fid", {})),
             "KID": scored.get("kid", {}).get("value"),
+            "KID interval": _interval_text(scored.get("kid", {})),
             "KID std": scored.get("kid", {}).get("std"),
             "n fake / real": _counts(scored.get("fid", {})),
         })  # fmt: skip
@@ -155,20 +157,39 @@ def _counts(record: dict) -> str:
     return f"{record['n_fake']} / {record['n_real']}" if record else ""
 
 
+def _interval_text(record: dict) -> str:
+    interval = record.get("interval")
+    return f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval and None not in interval else ""
+
+
+def _bounds(runs: pd.DataFrame, metric: str, spread: str | None) -> tuple[pd.Series, pd.Series]:
+    """Each run's 95 % interval of ``metric`` (from its record); without one, the value widened by ``spread``."""
+    low, high = runs[metric].astype(float).copy(), runs[metric].astype(float).copy()
+    for run, text in runs.get(f"{metric} interval", pd.Series(dtype=str)).items():
+        if text:
+            low[run], high[run] = (float(v) for v in text.strip("[]").split(", "))
+        elif spread and pd.notna(runs.loc[run, spread]):
+            low[run] -= runs.loc[run, spread]
+            high[run] += runs.loc[run, spread]
+    return low, high
+
+
 def stability_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """fp32's run-to-run range of echo-FID and KID beside bf16's, and whether every bf16 run lies inside it.
 
-    The range is the smallest and largest value over the fp32 seeds, widened by
-    each KID's standard deviation over subsets; with two or three seeds it is
-    the interval the data allow, not a confidence interval.
+    The fp32 range spans the 95 % intervals of every fp32 seed (half-samples
+    of the held-out videos, as each record states; a record without one counts
+    its value, KID widened by its standard deviation over subsets): what fp32
+    itself gives from seed to seed. bf16 is stable where each bf16 value falls
+    inside it.
     """
     if runs.empty:
         return pd.DataFrame()
     rows = []
     for metric, spread in (("echo-FID", None), ("KID", "KID std")):
         fp32, bf16 = runs[runs["precision"] == "fp32"], runs[runs["precision"] == "bf16"]
-        widen = fp32[spread].fillna(0.0) if spread else 0.0
-        low, high = (fp32[metric] - widen).min(), (fp32[metric] + widen).max()
+        lows, highs = _bounds(fp32, metric, spread)
+        low, high = lows.min(), highs.max()
         inside = bool(((bf16[metric] >= low) & (bf16[metric] <= high)).all()) if len(bf16) else None
         rows.append({
             "metric": metric,

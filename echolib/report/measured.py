@@ -12,6 +12,7 @@ pressure, makes it the same every session and keeps frames out of git.
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ def keep_run(run: str | Path, dest: str | Path, name: str) -> Path:
     for src, dst in ((run.log_file, kept.log_file), (run.config_file, kept.config_file)):
         atomic_write_text(dst, src.read_text())
     if run.metrics_file.is_file():
-        _write_lines(kept.metrics_file, [{**r, "run": name} for r in run.records()])
+        _write_lines(kept.metrics_file, [_public_record(r, name) for r in run.records()])
     if run.meta_file.is_file():
         atomic_write_text(kept.meta_file, json.dumps(public_meta(run.meta()), indent=2) + "\n")
     return kept.path
@@ -136,6 +137,14 @@ def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] 
             if len(values) and values.min() > 0 and values.max() / values.min() > 20:
                 ax.set_yscale("log")
     return figures
+
+
+def _public_record(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """A metric record as the book keeps it: named ``name``, its data source without the machine's folders."""
+    out = {**record, "run": name}
+    if isinstance(out.get("data"), str):
+        out["data"] = re.sub(r"(?<![\w.])/(?:[^\s/]+/)+([^\s/]+)", r"\1", out["data"])
+    return out
 
 
 def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
