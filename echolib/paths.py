@@ -25,12 +25,19 @@ def shown_path(path: str | Path, base: str | Path | None = None) -> str:
     * under the home folder: ``~/.cache/torch/...``;
     * anywhere else (a temporary folder): its last two parts, ``…/turing-demo-x1/answers``.
     """
-    p = Path(path).expanduser().resolve()
-    if base is not None and p.is_relative_to(Path(base).resolve()):
-        return p.relative_to(Path(base).resolve()).as_posix() or "."
-    if PROJECT.parent != Path("/") and p.is_relative_to(PROJECT.parent):
-        return Path(os.path.relpath(p, PROJECT)).as_posix()
+    given = Path(path).expanduser()
+    # as written and with links resolved: a ``../shared`` that is a link still reads as ``../shared``
+    forms = list(dict.fromkeys((Path(os.path.abspath(given)), given.resolve())))
+    project = PROJECT.parent
+    for p in forms:
+        if base is not None and p.is_relative_to(Path(base).resolve()):
+            return p.relative_to(Path(base).resolve()).as_posix() or "."
+    for p in forms:
+        if project != Path("/") and p.is_relative_to(project):
+            return Path(os.path.relpath(p, PROJECT)).as_posix()
     home = Path.home().resolve()
-    if home != Path("/") and p.is_relative_to(home):
-        return "~/" + p.relative_to(home).as_posix()
+    for p in forms:
+        if home != Path("/") and p.is_relative_to(home):
+            return "~/" + p.relative_to(home).as_posix()
+    p = forms[-1]
     return "…/" + "/".join(p.parts[-2:])

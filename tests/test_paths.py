@@ -18,3 +18,15 @@ def test_paths_are_shown_relative_to_the_runs_folder_the_project_or_home(tmp_pat
     if not home.is_relative_to(beside_the_project):  # a clone in /tmp shows temporary folders relative to it
         assert shown_path(home / ".cache" / "torch" / "w.pth") == "~/.cache/torch/w.pth"
         assert shown_path(tmp_path / "turing-demo-x1" / "answers") == "…/turing-demo-x1/answers"
+
+
+def test_a_linked_folder_beside_the_project_reads_as_where_it_is_linked(tmp_path):
+    """A ``../shared`` that is a symbolic link to elsewhere still reads as the project's layout names it."""
+    link = PROJECT / "_build" / "linked-shared"
+    link.parent.mkdir(exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(tmp_path, target_is_directory=True)
+    try:
+        assert shown_path(link / "data" / "frames") == "_build/linked-shared/data/frames"
+    finally:
+        link.unlink()
