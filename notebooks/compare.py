@@ -145,9 +145,12 @@ if not kept:
 # raters have answered the two-set questionnaire, people's choices. The table
 # gives each metric's share of pairs ordered right, from the kept records.
 #
-# **The rule.** A table leads with the ranking metric that orders the most
-# pairs right in the suite run at the table's resolution with the table's
-# extractor (a tie goes to the metric the registry lists first). A row is called
+# **The rule.** A table leads with the feature-space ranking metric that
+# orders the most pairs right in the suite run at the table's resolution with
+# the table's extractor (a tie goes to the metric the registry lists first).
+# Grey-level histogram distances (JSD) are validated like the others but never
+# lead: they cannot see where a grey level sits, and no pair of the suite tests
+# that blindness. A row is called
 # better only where that metric's 95 % intervals separate it from every other
 # row, and every other metric that orders at least three pairs in four right is
 # checked against it: the verdict under each table names those that disagree.

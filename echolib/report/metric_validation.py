@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from echolib.io import read_jsonl
-from echolib.metrics.registry import ranking_metrics
+from echolib.metrics.registry import ranking_metrics, spec
 
 SOURCES = ("corruption", "training", "stated", "human")
 
@@ -98,8 +98,14 @@ def validated_metrics(records: Sequence[dict[str, Any]], share: float = 0.75) ->
 
 
 def leading_metric(records: Sequence[dict[str, Any]]) -> str | None:
-    """The ranking metric that orders the most of the suite's pairs right: the one a comparison leads with."""
-    ordered = validated_metrics(records, share=0.0)
+    """The feature-space ranking metric that orders the most of the suite's pairs right: what a comparison leads with.
+
+    Pixel statistics (grey-level histograms) compete for validation but not for
+    the lead: they cannot see where a grey level sits, so a set with every
+    pixel of a real frame in the wrong place would match them perfectly, and no
+    pair of the suite tests that blindness.
+    """
+    ordered = [m for m in validated_metrics(records, share=0.0) if spec(m).space == "features"]
     return ordered[0] if ordered else None
 
 
