@@ -91,6 +91,7 @@ import pandas as pd
 
 from IPython.display import HTML, display
 
+from echolib.paths import shown_path
 from echolib.report import compare, plots, scoring
 from echolib.train.runs import ensure_run
 
@@ -238,7 +239,7 @@ assert set(table["architecture"]) >= set(archs)
 # %%
 reported = compare.study_rows(study_logs) if study_logs.is_dir() else pd.DataFrame()
 if reported.empty:
-    print(f"the study's logs are not at {study_logs}: no reported rows")
+    print(f"the study's logs are not at {shown_path(study_logs)}: no reported rows")
 full = compare.with_references(table, reported)
 assert len(full) == len(table) + (0 if reported.empty else reported["architecture"].nunique())
 table_html = compare.with_intervals(full).to_html(index=False, classes="comparison",

@@ -221,7 +221,7 @@ if have_real:
     print(f"{len(real_ds)} real frames; shown: {', '.join(real_videos)}")
 else:
     real_ds = None
-    print(f"Real frames not found at {real_path}: showing the phantom alone "
+    print(f"Real frames not found at {shown_path(real_path)}: showing the phantom alone "
           "(set ECHOLIB_SHARED_DATA or pass real=... to compare).")
 fig = frame_panels(groups, col_labels=cols)
 plt.show()

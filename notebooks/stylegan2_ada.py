@@ -480,7 +480,7 @@ if (study_logs / "stylegan2_ada").is_dir():
     columns = ["fid", "best_kimg", "kid", "last kimg", "last FID", "median FID, last 500 kimg", "study run folder"]
     display(best[columns])  # noqa: F821 -- IPython's display
 else:
-    print(f"the study's logs are not at {study_logs} (set shared or ECHOLIB_SHARED_DATA): no study curves")
+    print(f"the study's logs are not at {shown_path(study_logs)} (set shared or ECHOLIB_SHARED_DATA): no study curves")
 
 # %% [markdown]
 # 16 of the study's published E4 samples (764 kimg) beside 16 of ours from the
@@ -495,7 +495,7 @@ if study_samples.is_dir():
     fig = sgf.side_by_side({"the study's E4 (764 kimg)": theirs,
                             f"ours: {config}, {checkpoint.stem} ({model.resolution} px)": ours}, nrow=4)
 else:
-    print(f"the study's samples are not at {study_samples} (set shared or ECHOLIB_SHARED_DATA)")
+    print(f"the study's samples are not at {shown_path(study_samples)} (set shared or ECHOLIB_SHARED_DATA)")
 
 # %% [markdown]
 # ## Speed

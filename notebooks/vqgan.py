@@ -387,7 +387,7 @@ if logs_dir.is_dir():
     summary = pd.DataFrame(rows).T
     assert abs(summary["best FID"].min() - 139.47) < 0.01 and summary["best FID"].idxmin() == "VQ6"
 else:
-    summary = f"study logs not found at {logs_dir}; set study_logs (or ECHOLIB_SHARED_DATA) to show them"
+    summary = f"study logs not found at {shown_path(logs_dir)}; set study_logs (or ECHOLIB_SHARED_DATA) to show them"
 summary
 
 # %% [markdown]

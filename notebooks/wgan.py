@@ -213,7 +213,7 @@ if logs_dir.is_dir():
     ax.legend(ncol=4, fontsize=7)
     fig.tight_layout()
 else:
-    summary = f"study logs not found at {logs_dir}; set study_logs (or ECHOLIB_SHARED_DATA) to show them"
+    summary = f"study logs not found at {shown_path(logs_dir)}; set study_logs (or ECHOLIB_SHARED_DATA) to show them"
 summary
 
 # %% [markdown]

@@ -35,6 +35,7 @@ from echolib.metrics.inputs import ImageSet, as_image_set
 from echolib.metrics.intervals import DEFAULT_REPLICATES
 from echolib.metrics.protocol import Protocol, reference_frames
 from echolib.metrics.registry import DEFAULT_METRICS
+from echolib.paths import shown_path
 from echolib.train.run_folder import RunFolder, find_runs, videos_fingerprint
 
 #: order of architectures in tables and figures
@@ -321,7 +322,7 @@ def reference_sets(splits: Splits, protocol: Protocol,
     if study_samples is not None and Path(study_samples).is_dir():
         sets["published model"] = as_image_set(FrameDataset(study_samples, resolution=res), label="published model")
     elif study_samples is not None:
-        left_out["published model"] = f"the study's samples are not at {study_samples}"
+        left_out["published model"] = f"the study's samples are not at {shown_path(study_samples)}"
     if not is_phantom(splits.source):
         phantom = FrameDataset(resolve_data("phantom", size=res, progress=False), resolution=res, limit=n)
         sets["phantom"] = as_image_set(phantom, label="phantom")
