@@ -60,6 +60,7 @@ from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
 from echolib.train import run_lock, run_records
 from echolib.train.compiling import wire_forwards
+from echolib.train.conditions import condition_maps
 from echolib.train.ema import ema_beta, update_ema
 from echolib.train.run_folder import RunFolder
 
@@ -191,6 +192,10 @@ class Trainer:
             self.data_source = str(data)
             self.dataset = self._load_data(data)
             self.clock = Clock()
+            #: an image-conditioned model's maps of the training frames (indices as the dataset's), else None
+            self.conditions: torch.Tensor | None = None
+            #: what every sample this trainer draws is given (the held-out maps for an image-conditioned model)
+            self.sample_options: dict[str, Any] = {}
             self.model = self._build_model()
             self.optimizers = self.model.make_optimizers()
             self._check_run_folder()
@@ -233,6 +238,10 @@ class Trainer:
         model = build_model(self.run)
         model.use_perceptual(PERCEPTUAL_LOSSES)
         model.setup(self.dataset, heldout=self.heldout)
+        if model.image_conditioned:  # the maps it trains on, and those of unseen hearts for its samples
+            self.conditions = condition_maps(model, self.dataset)
+            unseen = self.heldout if self.heldout is not None and len(self.heldout) else self.dataset
+            self.sample_options = {"condition": condition_maps(model, unseen).to(self.device)}
         model.to(self.device)
         self.channels_last = self.channels_last and getattr(model, "channels_last", True)  # a model may opt out
         if self.channels_last:
@@ -419,7 +428,8 @@ class Trainer:
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             drawn += cfg.batch
-            return RealBatch(images=images, index=local)
+            maps = None if self.conditions is None else self.conditions[local.to(self.conditions.device)].to(self.device)
+            return RealBatch(images=images, index=local, conditions=maps)
 
         ctx = StepContext(
             step=self.clock.step,
@@ -570,7 +580,7 @@ class Trainer:
             return
         g = torch.Generator(device=self.device).manual_seed(seed_for(self.cfg.seed, 0, stream=7))
         with eval_mode(self.model):
-            images = self.model.sample(self.cfg.grid_size, g)
+            images = self.model.sample(self.cfg.grid_size, g, **self.sample_options)
         grid = make_grid(images, nrow=math.ceil(math.sqrt(self.cfg.grid_size)))
         write_gray(self.folder.sample_file("grid", round(kimg * 1000)), grid)
         with eval_mode(self.model):
@@ -610,7 +620,8 @@ class Trainer:
         try:
             records = evaluate(
                 real=self.dataset,
-                fake=model_sampler(self.model, batch=max(self.cfg.batch, 64), stop=lambda: self._stop_signal is not None),
+                fake=model_sampler(self.model, batch=max(self.cfg.batch, 64), stop=lambda: self._stop_signal is not None,
+                                   **self.sample_options),
                 metrics=list(self.cfg.metrics),
                 extractor=self.cfg.metrics_extractor,
                 n=self.cfg.metrics_n,
