@@ -26,6 +26,7 @@ from echolib.report.measured import (
     measured_table,
     measured_training,
     plot_measured,
+    public_data,
     styled_measured,
 )
 from echolib.train.loop import train
@@ -245,3 +246,13 @@ def test_cpu_speed_tables_come_from_the_records_and_mark_what_the_config_trains_
     assert math.isnan(runs.loc["wgan-smoke-fp32-s1", "KID low"])
     kid_range = summary.loc["KID", ["fp32 low", "fp32 high"]].tolist()
     assert kid_range == pytest.approx([0.019, 0.025]) and summary.loc["KID", "bf16 inside"]
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("held-out videos of /home/someone/data/frames", "held-out videos of frames"),
+    ("../shared/data/echonet-dynamic-128/frames", "frames"),
+    ("phantom", "phantom"),
+    ("/a/b/ and c/d", "b and d"),
+])  # fmt: skip
+def test_a_kept_data_source_names_no_folder_of_the_machine(text: str, kept: str) -> None:
+    assert public_data(text) == kept
