@@ -113,13 +113,12 @@ extractors
 # its records stay readable.
 
 # %% tags=["hide-input"]
-from echolib.report.metric_validation import read_validation, score_table
+from echolib.report.metric_validation import kept_suites, score_table
 
 sensitivity = {}
-for path in sorted((PROJECT / "book" / "measured").glob("*/metric_validation-*.jsonl")):
-    suite = read_validation(path)
+for name, suite in kept_suites(PROJECT / "book" / "measured").items():
     table = score_table(suite, [c for c in score_table(suite).columns if c.startswith("fid [")])
-    sensitivity[path.stem.removeprefix("metric_validation-")] = table.iloc[:, 0] if len(table.columns) else None
+    sensitivity[Path(name).stem.removeprefix("metric_validation-")] = table.iloc[:, 0] if len(table.columns) else None
 pd.DataFrame({k: v for k, v in sensitivity.items() if v is not None}).round(1) if sensitivity else \
     print("no metric validation records are kept in book/measured of this checkout")
 

@@ -139,11 +139,20 @@ def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] 
     return figures
 
 
+def public_data(text: str) -> str:
+    """``text`` with every path in it cut to its last name: the folders belong to the machine that trained.
+
+    One rule for run.json's data source and for the metric records' (``held-out
+    videos of /home/x/frames`` -> ``held-out videos of frames``), relative or absolute.
+    """
+    return re.sub(r"(?<!\S)(?:[^\s/]*/)+([^\s/]+)/?", r"\1", text)
+
+
 def _public_record(record: dict[str, Any], name: str) -> dict[str, Any]:
     """A metric record as the book keeps it: named ``name``, its data source without the machine's folders."""
     out = {**record, "run": name}
     if isinstance(out.get("data"), str):
-        out["data"] = re.sub(r"(?<![\w.])/(?:[^\s/]+/)+([^\s/]+)", r"\1", out["data"])
+        out["data"] = public_data(out["data"])
     return out
 
 
@@ -159,7 +168,7 @@ def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
         out["heldout_video_count"] = len(videos)
         out.setdefault("heldout_fingerprint", videos_fingerprint(videos))
     if isinstance(out.get("data"), str):
-        out["data"] = Path(out["data"]).name
+        out["data"] = public_data(out["data"])
     return out
 
 
