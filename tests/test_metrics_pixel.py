@@ -197,7 +197,7 @@ def test_ssim_equals_pytorch_msssim(size):
 
     torchmetrics is no reference here: its 1.9 SSIM averages the map over the
     reflect-padded image, border included, rather than over the 'valid' region,
-    which moves values on phantom frames by up to 0.1.
+    which moves values on phantom frames by up to 0.1 either way.
     """
     from pytorch_msssim import ssim as library_ssim
 
