@@ -53,17 +53,22 @@ from IPython.display import display
 
 from echolib.data.sources import resolve_data
 from echolib.paths import PROJECT, shown_path
-from echolib.report.environment import device_info, folder_sha256, package_versions
+from echolib.report.environment import dependency_table, device_info, folder_sha256
 from echolib.report.extractors import extractor_table
 from echolib.report.records import run_summary
 
 # %% [markdown]
 # ## Software
+#
+# Every package that `pyproject.toml` names, with the version this build ran
+# (`installed`), the version `requirements.lock` pins (what `make` installs),
+# who needs it (`echolib` itself, or the extra that adds it: `notebooks`,
+# `book`, `test`) and what for.
 
 # %%
-versions = package_versions()
-assert (versions["version"] != "not installed").sum() >= 10
-versions
+dependencies = dependency_table()
+assert (dependencies.loc[dependencies["needed by"] == "echolib", "installed"] != "not installed").all()
+dependencies
 
 # %% [markdown]
 # ## Device
