@@ -45,16 +45,16 @@ def keep_run(run: str | Path, dest: str | Path, name: str) -> Path:
     evaluation has none). Records keep their values; ``run`` becomes ``name``,
     because the trainer wrote the path of a folder on the machine that trained it.
     """
-    run, kept = RunFolder(run), RunFolder(dest)
-    missing = [f.name for f in (run.log_file, run.config_file) if not f.is_file()]
+    source, kept = RunFolder(run), RunFolder(dest)
+    missing = [f.name for f in (source.log_file, source.config_file) if not f.is_file()]
     if missing:
-        raise ConfigError(f"{run.path}: not a training run (no {' or '.join(missing)})")
-    for src, dst in ((run.log_file, kept.log_file), (run.config_file, kept.config_file)):
+        raise ConfigError(f"{source.path}: not a training run (no {' or '.join(missing)})")
+    for src, dst in ((source.log_file, kept.log_file), (source.config_file, kept.config_file)):
         atomic_write_text(dst, src.read_text())
-    if run.metrics_file.is_file():
-        _write_lines(kept.metrics_file, [_public_record(r, name) for r in run.records()])
-    if run.meta_file.is_file():
-        atomic_write_text(kept.meta_file, json.dumps(public_meta(run.meta()), indent=2) + "\n")
+    if source.metrics_file.is_file():
+        _write_lines(kept.metrics_file, [_public_record(r, name) for r in source.records()])
+    if source.meta_file.is_file():
+        atomic_write_text(kept.meta_file, json.dumps(public_meta(source.meta()), indent=2) + "\n")
     return kept.path
 
 
@@ -94,7 +94,7 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
         kept.runs.append(keep_run(session / "runs" / key, label_dir / folder, f"{label}/{folder}"))
     evaluated = session / "evaluate_runs.out"
     if evaluated.is_file() and (lines := read_jsonl(evaluated)):
-        renamed = [{**r, "run": f"{label}/{names.get(r.get('run'), r.get('run'))}"} for r in lines]
+        renamed = [{**r, "run": f"{label}/{names.get(r.get('run', ''), r.get('run'))}"} for r in lines]
         kept.files.append(_write_lines(label_dir / "evaluate_runs.jsonl", renamed))
     steps = session / "diffusion_steps.out"
     if steps.is_file() and (lines := read_jsonl(steps)):
