@@ -41,8 +41,8 @@ from torch.utils.flop_counter import flop_registry
 from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import GenerativeModel, RealBatch, StepContext
-from echolib.models.registry import build_model, load_config
 from echolib.train.ema import update_ema
+from echolib.train.run_config import build_model, load_config
 
 #: no kernel (views, metadata) or allocation only: not counted as launches
 _FREE = {

@@ -35,10 +35,10 @@ from echolib.devices import autocast_dtype
 from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
-from echolib.models.registry import build_model, load_config
 from echolib.train.compiling import wire_forwards
 from echolib.train.distributed import DistInfo
 from echolib.train.ema import update_ema
+from echolib.train.run_config import build_model, load_config
 
 
 def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, cudnn_benchmark: bool,

@@ -89,9 +89,9 @@ def bench_one(arch: str, config: str, data: str, device: str, ticks: int, tick_k
     import torch
 
     from echolib.config import merge
-    from echolib.models.registry import load_config
     from echolib.report.records import read_log
     from echolib.train.loop import Trainer, resolve_device
+    from echolib.train.run_config import load_config
     from echolib.train.run_folder import RunFolder
     from echolib.train.sampling import model_sampler
 

@@ -20,9 +20,9 @@ from echolib.errors import (
     ConfigError,
     TrainingError,
 )
-from echolib.models.registry import load_config
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import Trainer, train
+from echolib.train.run_config import load_config
 from echolib.train.run_folder import RunFolder
 from echolib.train.sampling import load_model, write_samples
 
@@ -408,7 +408,7 @@ def test_a_run_folder_being_trained_is_refused_to_a_second_process(noise_frames,
     out = tmp_path / "run"
     first = Trainer(smoke(kimg=0.04), noise_frames, out, device="cpu", progress=False)
     # another process: a child that tries to train the same folder while this one holds it
-    code = ("import sys; from echolib.train.loop import train; from echolib.models.registry import load_config; "
+    code = ("import sys; from echolib.train.loop import train; from echolib.train.run_config import load_config; "
             "train(load_config('wgan', 'smoke', {'train': {'kimg': 0.04}}), sys.argv[1], sys.argv[2], device='cpu', "
             "progress=False)")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")

@@ -54,13 +54,13 @@ from echolib.io import atomic_write_text, check_writable
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.metrics.registry import ranking_score
 from echolib.models.base import GenerativeModel, RealBatch, StepContext, eval_mode
-from echolib.models.registry import RunConfig, build_model
 from echolib.progress import progress_bar
 from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
 from echolib.train import run_lock, run_records
 from echolib.train.compiling import wire_forwards
 from echolib.train.ema import ema_beta, update_ema
+from echolib.train.run_config import RunConfig, build_model
 from echolib.train.run_folder import RunFolder
 
 

@@ -20,8 +20,8 @@ from typing import Any
 from echolib.config import read_yaml
 from echolib.errors import ConfigError, DataError
 from echolib.io import append_csv_row, atomic_write_text, read_jsonl
-from echolib.models.registry import RunConfig, from_plain
 from echolib.train.config import RUNTIME_SETTINGS
+from echolib.train.run_config import RunConfig, from_plain
 from echolib.train.run_folder import RunFolder
 
 
