@@ -89,8 +89,9 @@ def bench_one(arch: str, config: str, data: str, device: str, ticks: int, tick_k
     import torch
 
     from echolib.config import merge
+    from echolib.devices import resolve_device
     from echolib.report.records import read_log
-    from echolib.train.loop import Trainer, resolve_device
+    from echolib.train.loop import Trainer
     from echolib.train.run_config import load_config
     from echolib.train.run_folder import RunFolder
     from echolib.train.sampling import model_sampler
@@ -322,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             result = {"architecture": spec["arch"], "config": spec["config"], "error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(result), flush=True)
         return 0
+    from echolib.devices import resolve_device
     from echolib.models.registry import available_architectures
-    from echolib.train.loop import resolve_device
 
     archs = available_architectures() if args.arch == "all" else [a for a in args.arch.split(",") if a]
     variants = [v for name in args.variants.split(",") if name for v in GROUPS.get(name, [name])]
