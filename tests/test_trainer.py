@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -24,6 +25,7 @@ from echolib.train import checkpoint as ckpt
 from echolib.train.loop import Trainer, train
 from echolib.train.run_config import load_config
 from echolib.train.run_folder import RunFolder
+from echolib.train.run_records import load_run_config
 from echolib.train.sampling import load_model, write_samples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +88,18 @@ def test_exact_resume_is_bitwise(noise_frames, tmp_path):
     # the resumed log has every tick exactly once
     ticks = [int(r["tick"]) for r in read_log(part)]
     assert ticks == list(range(len(ticks)))
+
+
+def test_training_leaves_the_callers_config_unchanged(noise_frames, tmp_path):
+    run = smoke(kimg=0.04)
+    before = copy.deepcopy(run)
+    out = train(run, noise_frames, tmp_path / "run", device="cpu", kimg=0.08, progress=False)
+    assert run == before  # the kimg override went into the trainer's own copy
+    assert load_run_config(out).train.kimg == 0.08
+    trainer = Trainer(run, noise_frames, out, device="cpu", progress=False)
+    trainer.close()
+    assert trainer.run == run and trainer.run is not run and trainer.model.cfg is not run.model
+    assert run == before
 
 
 def test_config_mismatch_in_run_folder_is_refused(noise_frames, tmp_path):

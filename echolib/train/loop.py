@@ -14,6 +14,7 @@ The loop is written once so that every model gets the same guarantees:
   no duplicated or missing ticks after a kill.
 * **no host syncs in the step** -- losses accumulate on the device; one sync
   per tick reads them, checks for NaN/Inf, and logs.
+* **the caller's configuration is theirs** -- the trainer works on its own copy.
 
 This module is the loop, read top to bottom: setup, resume, the kimg loop
 with its ticks, snapshots and evaluations, and the end. Each job it hands off
@@ -27,6 +28,8 @@ has a module of its own: :mod:`~echolib.train.splits` (the held-out videos),
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import math
 import os
 import sys
@@ -122,9 +125,12 @@ def train(
     resume: bool = True,
     progress: bool = True,
 ) -> Path:
-    """Train ``run`` on ``data`` into the run folder ``out``; resume if it holds a checkpoint."""
+    """Train ``run`` on ``data`` into the run folder ``out``; resume if it holds a checkpoint.
+
+    ``kimg`` overrides ``run.train.kimg`` for this call only; ``run`` itself is left as it was.
+    """
     if kimg is not None:
-        run.train.kimg = float(kimg)
+        run = dataclasses.replace(run, train=dataclasses.replace(run.train, kimg=float(kimg)))
     return Trainer(run, data, Path(out), device=device, resume=resume, progress=progress).fit()
 
 
@@ -142,8 +148,8 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         validate(run)
-        self.run = run
-        self.cfg = run.train
+        self.run = copy.deepcopy(run)  # the model keeps its config: a caller's object must not change with it
+        self.cfg = self.run.train
         self.out = Path(out)
         self.folder = RunFolder(self.out)
         base_device = resolve_device(device)
