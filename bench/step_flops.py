@@ -75,7 +75,7 @@ class Work(TorchDispatchMode):
     (generator update, discriminator update, R1, path length) costs what.
     """
 
-    def __init__(self, steps: set[types.CodeType] = frozenset()) -> None:
+    def __init__(self, steps: frozenset[types.CodeType] | set[types.CodeType] = frozenset()) -> None:
         super().__init__()
         self.ops: collections.Counter[str] = collections.Counter()
         self.flops = 0
@@ -96,7 +96,7 @@ class Work(TorchDispatchMode):
         return out
 
     def _step_line(self) -> str:
-        frame = sys._getframe(2)
+        frame: types.FrameType | None = sys._getframe(2)
         while frame is not None and frame.f_code not in self.steps:
             frame = frame.f_back
         if frame is None:

@@ -178,7 +178,7 @@ class Frames:
     def __init__(self, images: torch.Tensor) -> None:
         self.images = images
         self.video_ids = [f"v{i // 4}" for i in range(len(images))]
-        self.infos = []
+        self.infos: list = []
         self.source = None
 
     def __len__(self) -> int:

@@ -55,7 +55,7 @@ from typing import Any
 
 #: steady state on the CPU from the first tick: the phases a short run would never reach start at once
 #: (VQGAN's discriminator trains from 8 kimg in cpu64, MedGAN's critic-only warm-up cycles come first)
-STEADY_STATE = {
+STEADY_STATE: dict[str, dict[str, Any]] = {
     "vqgan": {"model": {"disc_start_kimg": 0.0, "disc_warmup_kimg": 0.0}},
     "medgan": {"model": {"warmup_cycles": 0}},
 }
@@ -212,7 +212,7 @@ def bench_arch(arch: str, args: argparse.Namespace, variants: list[str], config:
             for name in variants:
                 done = {k: statistics.median(r["sec_per_kimg"] for r in rs) for k, rs in by_variant.items() if rs}
                 train_over, base = variant_overrides(name, done) if name not in bases else variant_overrides(
-                    name, {bases[name]: 0.0} if bases[name] else {})  # the same base in every round
+                    name, {b: 0.0} if (b := bases[name]) else {})  # the same base in every round
                 bases[name] = base
                 if name == "config" and args.compile:
                     train_over["compile"] = True
@@ -243,9 +243,10 @@ def bench_arch(arch: str, args: argparse.Namespace, variants: list[str], config:
     return out
 
 
-def tick_steps(spec: str, arch: str) -> int:
+def tick_steps(spec: str, arch: str) -> int | None:
     """Steps per tick for ``arch`` from ``"16,wgan=4"``: the plain number for every architecture not named."""
-    default, named = None, {}
+    default: int | None = None
+    named: dict[str, int] = {}
     for part in spec.split(","):
         name, _, steps = part.rpartition("=")
         if name:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,7 +26,15 @@ from echolib.models.registry import config_names, config_path
 from echolib.report.records import read_log
 from echolib.train.run_config import load_config
 
+if TYPE_CHECKING:
+    from echolib.models.stylegan2 import Generator
+
 _PAD = 2  # pixels between tiles, as in echolib.images.make_grid
+
+
+def _alone(op: str) -> dict[str, Any]:
+    """``AugmentPipe`` keyword arguments that turn on ``op`` alone, at full strength."""
+    return {op: 1.0}
 
 
 def _as_batch(image: torch.Tensor) -> torch.Tensor:
@@ -65,7 +74,7 @@ def augment_examples(
     either), :func:`augment_figure` clips them for display.
     """
     x = _as_batch(image).expand(n, -1, -1, -1)
-    pipelines = {op: AugmentPipe(**{op: 1.0}) for op in ops}
+    pipelines = {op: AugmentPipe(**_alone(op)) for op in ops}
     pipelines |= {f"{name} (all)": AugmentPipe.from_name(name) for name in pipes}
     out = {}
     for label, pipe in pipelines.items():
@@ -135,7 +144,7 @@ def lazy_regularizer_curves(run: str | Path, keys: Sequence[str] = ("loss_r1", "
 
 @torch.no_grad()
 def style_mixing(
-    G: torch.nn.Module,
+    G: Generator,
     z_rows: torch.Tensor,
     z_cols: torch.Tensor,
     cutoff: int,
