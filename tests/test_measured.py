@@ -15,7 +15,6 @@ import pytest
 
 from echolib.errors import ConfigError
 from echolib.io import read_jsonl
-from echolib.models.registry import load_config
 from echolib.report.cpu_speed import config_speedups, latest_cpu_records, speed_table, stability_runs, stability_summary
 from echolib.report.measured import (
     HELD_OUT,
@@ -30,6 +29,7 @@ from echolib.report.measured import (
     styled_measured,
 )
 from echolib.train.loop import train
+from echolib.train.run_config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ import torch
 from echolib.devices import autocast_dtype, uses_channels_last
 from echolib.errors import EchoError
 from echolib.io import read_jsonl
-from echolib.models.registry import load_config
+from echolib.train.run_config import load_config
 from echolib.train.run_folder import RunFolder
 
 SPEED = "train_speed.jsonl"

@@ -22,8 +22,9 @@ from matplotlib.figure import Figure
 
 from echolib.augment.ada import OPS, AugmentPipe, GeneratorDraws
 from echolib.images import make_grid, to_float, to_uint8
-from echolib.models.registry import config_names, config_path, load_config
+from echolib.models.registry import config_names, config_path
 from echolib.report.records import read_log
+from echolib.train.run_config import load_config
 
 if TYPE_CHECKING:
     from echolib.models.stylegan2 import Generator
