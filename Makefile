@@ -64,7 +64,7 @@ NBRUNS := $(CURDIR)/_build/test-runs
 # nbval, reusing the smoke runs the book build trained into $(NBRUNS). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 
-test: $(STAMP) $(LAB_SETTINGS) browser-deps lint ## ruff, then every test: unit, reliability, browser (book, JupyterLab), nbval
+test: $(STAMP) $(LAB_SETTINGS) browser-deps lint ## ruff and mypy, then every test: unit, reliability, browser (book, JupyterLab), nbval
 	$(PY) -m echolib.pipeline.notebooks $(NBDIR) >/dev/null
 	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
 	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest $(NBDIR) --nbval-lax --durations=10 $(PYTEST_ARGS)
@@ -78,9 +78,11 @@ test-fast: $(STAMP) ## the quick unit tests only (no book, browser or notebooks)
 browser-deps: ## install headless Chromium for the browser tests (Debian packages, needs root)
 	@sh .ci/browser-deps.sh
 
-# The lint rules (pyproject.toml's [tool.ruff]) run first in `make test`: a clean tree is part of passing.
-lint: $(STAMP) ## ruff over echolib, tests and bench
+# The lint rules (pyproject.toml's [tool.ruff]) and the type check ([tool.mypy]: its files and the
+# per-module exceptions) run first in `make test`: a clean tree is part of passing.
+lint: $(STAMP) ## ruff over echolib, tests and bench, then mypy over echolib
 	$(PY) -m ruff check echolib tests bench
+	$(PY) -m mypy
 
 bench: $(STAMP) ## phantom generation speed (bench/README.md lists the other benchmarks)
 	$(PY) bench/phantom_speed.py

@@ -33,11 +33,7 @@ echo "== evaluate"
 "$PY" -m echolib evaluate --real "$DATA" --runs "$WORK/runs" --resolution "$RESOLUTION" --n "$N" --extractor echo \
     --device cpu --json > "$WORK/evaluate_runs.out.tmp"
 mv "$WORK/evaluate_runs.out.tmp" "$WORK/evaluate_runs.out"
-{   # what bounds a CPU run: the model, the cores this process may use, and the bf16 instructions
-    model=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs)
-    bf16=$(grep -m1 -o -w -e avx512_bf16 -e amx_bf16 /proc/cpuinfo | sort -u | paste -sd, || true)
-    echo "$model, $(nproc) cores, bf16 instructions: ${bf16:-none}; $("$PY" -c 'import torch; print("torch", torch.__version__)')"
-} > "$WORK/machine.txt"
+"$PY" bench/machine_info.py --device cpu > "$WORK/machine.txt"
 if [ "$KEEP" = 1 ]; then
     "$PY" bench/keep_session.py "$WORK" --label "$LABEL" --root "$MEASURED"
 fi

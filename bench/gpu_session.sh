@@ -86,9 +86,7 @@ bundle() {  # what a lent machine brings back: one archive, replaced atomically,
     cp "$WORK/stages.jsonl" "$OUT/stages.jsonl" 2>/dev/null || true
 }
 
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  $PY -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])"
-} > "$WORK/machine.txt" 2>&1
+$PY bench/machine_info.py --device "$DEVICE" > "$WORK/machine.txt" 2>&1
 cat "$WORK/machine.txt"
 if [ -d .gpu-data/wheels ]; then
     $PY -m pip install -q --no-deps --no-index .gpu-data/wheels/*.whl >> "$WORK/machine.txt" 2>&1 || true

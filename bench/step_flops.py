@@ -41,9 +41,9 @@ from torch.utils.flop_counter import flop_registry
 from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import GenerativeModel, RealBatch, StepContext
-from echolib.models.registry import build_model, load_config
 from echolib.train.conditions import condition_maps
 from echolib.train.ema import update_ema
+from echolib.train.run_config import build_model, load_config
 
 #: no kernel (views, metadata) or allocation only: not counted as launches
 _FREE = {
@@ -76,7 +76,7 @@ class Work(TorchDispatchMode):
     (generator update, discriminator update, R1, path length) costs what.
     """
 
-    def __init__(self, steps: set[types.CodeType] = frozenset()) -> None:
+    def __init__(self, steps: frozenset[types.CodeType] | set[types.CodeType] = frozenset()) -> None:
         super().__init__()
         self.ops: collections.Counter[str] = collections.Counter()
         self.flops = 0
@@ -97,7 +97,7 @@ class Work(TorchDispatchMode):
         return out
 
     def _step_line(self) -> str:
-        frame = sys._getframe(2)
+        frame: types.FrameType | None = sys._getframe(2)
         while frame is not None and frame.f_code not in self.steps:
             frame = frame.f_back
         if frame is None:

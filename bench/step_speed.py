@@ -35,11 +35,11 @@ from echolib.devices import autocast_dtype
 from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
-from echolib.models.registry import build_model, load_config
 from echolib.train.compiling import wire_forwards
-from echolib.train.distributed import DistInfo
 from echolib.train.conditions import condition_maps
+from echolib.train.distributed import DistInfo
 from echolib.train.ema import update_ema
+from echolib.train.run_config import build_model, load_config
 
 
 def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, cudnn_benchmark: bool,
@@ -181,7 +181,7 @@ class Frames:
     def __init__(self, images: torch.Tensor) -> None:
         self.images = images
         self.video_ids = [f"v{i // 4}" for i in range(len(images))]
-        self.infos = []
+        self.infos: list = []
         self.source = None
 
     def __len__(self) -> int:

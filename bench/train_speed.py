@@ -55,7 +55,7 @@ from typing import Any
 
 #: steady state on the CPU from the first tick: the phases a short run would never reach start at once
 #: (VQGAN's discriminator trains from 8 kimg in cpu64, MedGAN's critic-only warm-up cycles come first)
-STEADY_STATE = {
+STEADY_STATE: dict[str, dict[str, Any]] = {
     "vqgan": {"model": {"disc_start_kimg": 0.0, "disc_warmup_kimg": 0.0}},
     "medgan": {"model": {"warmup_cycles": 0}},
 }
@@ -89,9 +89,10 @@ def bench_one(arch: str, config: str, data: str, device: str, ticks: int, tick_k
     import torch
 
     from echolib.config import merge
-    from echolib.models.registry import load_config
+    from echolib.devices import resolve_device
     from echolib.report.records import read_log
-    from echolib.train.loop import Trainer, resolve_device
+    from echolib.train.loop import Trainer
+    from echolib.train.run_config import load_config
     from echolib.train.run_folder import RunFolder
     from echolib.train.sampling import model_sampler
 
@@ -211,7 +212,7 @@ def bench_arch(arch: str, args: argparse.Namespace, variants: list[str], config:
             for name in variants:
                 done = {k: statistics.median(r["sec_per_kimg"] for r in rs) for k, rs in by_variant.items() if rs}
                 train_over, base = variant_overrides(name, done) if name not in bases else variant_overrides(
-                    name, {bases[name]: 0.0} if bases[name] else {})  # the same base in every round
+                    name, {b: 0.0} if (b := bases[name]) else {})  # the same base in every round
                 bases[name] = base
                 if name == "config" and args.compile:
                     train_over["compile"] = True
@@ -242,9 +243,10 @@ def bench_arch(arch: str, args: argparse.Namespace, variants: list[str], config:
     return out
 
 
-def tick_steps(spec: str, arch: str) -> int:
+def tick_steps(spec: str, arch: str) -> int | None:
     """Steps per tick for ``arch`` from ``"16,wgan=4"``: the plain number for every architecture not named."""
-    default, named = None, {}
+    default: int | None = None
+    named: dict[str, int] = {}
     for part in spec.split(","):
         name, _, steps = part.rpartition("=")
         if name:
@@ -322,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             result = {"architecture": spec["arch"], "config": spec["config"], "error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(result), flush=True)
         return 0
+    from echolib.devices import resolve_device
     from echolib.models.registry import available_architectures
-    from echolib.train.loop import resolve_device
 
     archs = available_architectures() if args.arch == "all" else [a for a in args.arch.split(",") if a]
     variants = [v for name in args.variants.split(",") if name for v in GROUPS.get(name, [name])]

@@ -32,9 +32,9 @@ from echolib.errors import ConfigError
 from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
-from echolib.models.registry import build_model, from_plain
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import seed_for
+from echolib.train.run_config import build_model, from_plain
 from echolib.train.sampling import find_checkpoint
 
 

@@ -64,7 +64,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if value not in args:
             raise ConfigError(f"{where}: expected one of {', '.join(map(repr, args))}, got {value!r}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):

@@ -47,10 +47,9 @@ def read_gray(path: str | Path | typing.BinaryIO, name: str | None = None) -> np
     if isinstance(path, str):
         path = Path(path)
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode == "P":
-                img = img.convert("RGBA")
+        with Image.open(path) as opened:
+            opened.load()
+            img: Image.Image = opened.convert("RGBA") if opened.mode == "P" else opened
             mode = img.mode
             arr = np.asarray(img)
     except Exception as exc:  # PIL raises many types for corrupt or non-image files

@@ -57,7 +57,8 @@ def apply_along(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
     write of the activations, at the bandwidth cuBLAS reaches, where shifted
     slices took a strided elementwise pass per tap.
     """
-    order = sorted(range(x.ndim), key=lambda d: -x.stride(d))
+    strides = x.stride()
+    order = sorted(range(x.ndim), key=lambda d: -strides[d])
     xp = x.permute(order)
     axis = order.index(dim)
     if axis == x.ndim - 1:

@@ -111,9 +111,10 @@ study_logs = Path(shared) / "seed-reference" / "training-logs"
 # %% tags=["hide-input"]
 from echolib.paths import PROJECT
 from echolib.report.measured import measured_comparisons
-from echolib.report.metric_validation import leading_metric, suite_for, validated_metrics
+from echolib.report.metric_validation import kept_suites, leading_metric, suite_for, validated_metrics
 
 MEASURED = PROJECT / "book" / "measured"
+suites = kept_suites(MEASURED)
 kept = measured_comparisons(MEASURED, resolution=64)
 for label, kept_records in kept.items():
     first = kept_records[0]
@@ -121,7 +122,7 @@ for label, kept_records in kept.items():
           f"{first['extractor']} features (weights {str(first['extractor_sha256'])[:12]}), protocol {first['protocol']}")
     display(HTML(compare.with_intervals(compare.comparison_table(kept_records, intervals=True)).to_html(
         index=False, classes="comparison", na_rep="–")))
-    suite = suite_for(MEASURED, 64, first["extractor"])
+    suite = suite_for(suites, 64, first["extractor"])
     lead = leading_metric(suite) if suite else "fid"
     print(f"leading metric: {lead}" + (" (the metric validation suite's best at 64 px, below)" if suite else
                                        " (no metric validation suite at 64 px is kept: FID by default)"))
@@ -159,9 +160,8 @@ if not kept:
 # cannot order the pairs it ties, and its share says so.
 
 # %% tags=["hide-input"]
-from echolib.report.metric_validation import agreement_table, kept_suites, suite_context
+from echolib.report.metric_validation import agreement_table, suite_context
 
-suites = kept_suites(MEASURED)
 for name, suite in suites.items():
     context = suite_context(suite)
     print(f"{name}: {context['n']} images per set against {context['n_real']} held-out frames, "
@@ -257,7 +257,7 @@ HTML(table_html)
 # FID, KID, precision, recall and JSD; a score interval for the classifier's AUC).
 
 # %%
-suite = suite_for(MEASURED, resolution, extractor)
+suite = suite_for(suites, resolution, extractor)
 lead = leading_metric(suite) if suite else "fid"
 print(compare.judgement(records, lead, validated_metrics(suite) if suite else ["kid", "c2st_auc"]))
 

@@ -211,12 +211,12 @@ from echolib.data.sources import REPO_ROOT, resolve_data
 from echolib.images import to_float, to_uint8
 from echolib.io import read_jsonl
 from echolib.models.diffusion import edm_sigmas, flow_times, frame_labels, network_evaluations
-from echolib.models.registry import load_config
 from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.sampler_steps import compare_steps, steps_figure
 from echolib.paths import shown_path
+from echolib.train.run_config import load_config
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 

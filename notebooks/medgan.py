@@ -128,13 +128,13 @@ import pandas as pd
 
 from echolib.config import to_dict
 from echolib.models.medgan import schedule
-from echolib.models.registry import load_config
 from echolib.data.sources import REPO_ROOT
 from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
 from echolib.report.study_logs import read_log as read_study_log
 from echolib.paths import shown_path
+from echolib.train.run_config import load_config
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model
 

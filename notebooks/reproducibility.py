@@ -53,17 +53,22 @@ from IPython.display import display
 
 from echolib.data.sources import resolve_data
 from echolib.paths import PROJECT, shown_path
-from echolib.report.environment import device_info, folder_sha256, package_versions
+from echolib.report.environment import dependency_table, device_info, folder_sha256
 from echolib.report.extractors import extractor_table
 from echolib.report.records import run_summary
 
 # %% [markdown]
 # ## Software
+#
+# Every package that `pyproject.toml` names, with the version this build ran
+# (`installed`), the version `requirements.lock` pins (what `make` installs),
+# who needs it (`echolib` itself, or the extra that adds it: `notebooks`,
+# `book`, `test`) and what for.
 
 # %%
-versions = package_versions()
-assert (versions["version"] != "not installed").sum() >= 10
-versions
+dependencies = dependency_table()
+assert (dependencies.loc[dependencies["needed by"] == "echolib", "installed"] != "not installed").all()
+dependencies
 
 # %% [markdown]
 # ## Device
@@ -113,13 +118,12 @@ extractors
 # its records stay readable.
 
 # %% tags=["hide-input"]
-from echolib.report.metric_validation import read_validation, score_table
+from echolib.report.metric_validation import kept_suites, score_table
 
 sensitivity = {}
-for path in sorted((PROJECT / "book" / "measured").glob("*/metric_validation-*.jsonl")):
-    suite = read_validation(path)
+for name, suite in kept_suites(PROJECT / "book" / "measured").items():
     table = score_table(suite, [c for c in score_table(suite).columns if c.startswith("fid [")])
-    sensitivity[path.stem.removeprefix("metric_validation-")] = table.iloc[:, 0] if len(table.columns) else None
+    sensitivity[Path(name).stem.removeprefix("metric_validation-")] = table.iloc[:, 0] if len(table.columns) else None
 pd.DataFrame({k: v for k, v in sensitivity.items() if v is not None}).round(1) if sensitivity else \
     print("no metric validation records are kept in book/measured of this checkout")
 

@@ -248,12 +248,12 @@ import torch
 
 from echolib.data.frames import FrameDataset
 from echolib.data.sources import resolve_data
-from echolib.models.registry import load_config
 from echolib.report import stylegan_figures as sgf
 from echolib.report.plots import loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log, read_metrics
 from echolib.report.study_logs import load_study_logs, study_best
 from echolib.paths import shown_path
+from echolib.train.run_config import load_config
 from echolib.train.run_folder import RunFolder
 from echolib.train.runs import ensure_run
 from echolib.train.sampling import checked_samples, load_model, write_samples

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from echolib.cli import main
-from echolib.models.registry import available_architectures, config_names, load_config
+from echolib.models.registry import available_architectures, config_names
+from echolib.train.run_config import load_config
 
 
 def test_lists_every_architecture_with_its_configurations(capsys):

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from echolib.models.base import frozen, uncompiled
-from echolib.models.registry import load_config
 from echolib.train.compiling import CompileFallback
 from echolib.train.loop import Trainer
+from echolib.train.run_config import load_config
 
 
 def test_frozen_restores_exactly_the_flags_it_changed_even_on_error():

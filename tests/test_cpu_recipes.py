@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from echolib.models.registry import available_architectures, build_model, config_names, load_config
+from echolib.models.registry import available_architectures, config_names
 from echolib.train.loop import Trainer
+from echolib.train.run_config import build_model, load_config
 
 BUILT_IN = ["stylegan2_ada", "wgan", "medgan", "vqgan", "pix2pix", "diffusion"]
 

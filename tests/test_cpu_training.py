@@ -15,11 +15,12 @@ from conftest import trainer_context
 from echolib.devices import autocast_dtype, cpu_threads, uses_channels_last
 from echolib.errors import ConfigError
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
-from echolib.models.registry import available_architectures, build_model, from_plain, load_config
+from echolib.models.registry import available_architectures
 from echolib.train.compiling import wire_forwards
 from echolib.train.conditions import condition_maps
 from echolib.train.distributed import DistInfo
 from echolib.train.loop import Trainer, train
+from echolib.train.run_config import build_model, from_plain, load_config
 
 CPU = torch.device("cpu")
 

@@ -27,8 +27,9 @@ from echolib.models.diffusion import (
     network_evaluations,
     solve_dpmpp_2m,
 )
-from echolib.models.registry import build_model, config_names, load_config
+from echolib.models.registry import config_names
 from echolib.train.loop import Trainer, train
+from echolib.train.run_config import build_model, load_config
 from echolib.train.sampling import load_model
 
 PHASES = ["ED", "ES", "other"]

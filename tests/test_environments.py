@@ -63,3 +63,28 @@ def test_conda_pins_agree_with_the_lock():
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     version = tuple(int(x) for x in python.split("=", 1)[1].split("."))
     assert version >= tuple(int(x) for x in requires.lstrip(">=").strip().split("."))
+
+
+def test_every_dependency_says_what_it_is_used_for():
+    """``echolib.dependencies`` (the reproducibility chapter's table) and ``pyproject.toml`` name the same packages.
+
+    Each package must appear under the same groups: ``echolib`` for ``[project]
+    dependencies``, an extra's name for ``[project.optional-dependencies]``.
+    """
+    from echolib.dependencies import DEPENDENCIES, dependency_rows, normalized
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    groups = {"echolib": project["dependencies"], **project["optional-dependencies"]}
+    declared: dict[str, set[str]] = {}
+    for group, requirements in groups.items():
+        for r in requirements:
+            declared.setdefault(_name(r), set()).add(group)
+    listed = {normalized(d.name): set(d.needed_by) for d in DEPENDENCIES}
+    assert len(listed) == len(DEPENDENCIES), "a package is listed twice in echolib.dependencies"
+    assert sorted(declared.keys() - listed.keys()) == [], "in pyproject.toml, no 'used for' in echolib.dependencies"
+    assert sorted(listed.keys() - declared.keys()) == [], "in echolib.dependencies, not in pyproject.toml"
+    assert {k: v for k, v in listed.items() if declared[k] != v} == {}, "needed by other groups than pyproject says"
+    assert all(d.used_for.strip() for d in DEPENDENCIES)
+    rows = dependency_rows()
+    assert [r["package"] for r in rows] == ["python", *(d.name for d in DEPENDENCIES)]
+    assert all(r["locked"] == _locked()[_name(r["package"])] for r in rows[1:]), "the table reads the lock's pins"

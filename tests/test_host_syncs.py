@@ -22,9 +22,10 @@ from echolib.data.frames import FrameDataset
 from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
-from echolib.models.registry import ARCHITECTURES, build_model, load_config
+from echolib.models.registry import ARCHITECTURES
 from echolib.train.conditions import condition_maps
 from echolib.train.loop import train
+from echolib.train.run_config import build_model, load_config
 
 HOST_TRIPS = {"aten.lift_fresh", "aten._local_scalar_dense"}
 

@@ -48,6 +48,26 @@ def test_make_test_lints_first_and_the_tree_is_clean():
     assert r.returncode == 0, r.stdout[-3000:]
 
 
+def _lint_recipe() -> list[str]:
+    return re.search(r"^lint:.*\n((?:\t.*\n)+)", MAKEFILE, re.MULTILINE).group(1).strip("\t\n").split("\n\t")
+
+
+def test_make_lint_type_checks_echolib_after_ruff():
+    """mypy reads its files and per-module exceptions from pyproject.toml, so the recipe names nothing else."""
+    assert _lint_recipe() == ["$(PY) -m ruff check echolib tests bench", "$(PY) -m mypy"]
+    settings = re.search(r"^\[tool\.mypy\]\n(.*?)^\[", (ROOT / "pyproject.toml").read_text(),
+                         re.MULTILINE | re.DOTALL).group(1)  # fmt: skip
+    assert 'files = ["echolib"]' in settings
+    assert "ignore_missing_imports" not in settings, "untyped packages are listed per module, in an override"
+
+
+@pytest.mark.slow
+def test_echolib_type_checks_as_it_stands():
+    """``make test`` fails on a type error, as on a lint error (about 30 s without mypy's cache)."""
+    r = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
+
+
 def test_make_test_fast_leaves_out_the_book_the_browsers_and_slow_tests():
     expression = re.search(r'^test-fast:.*?-m "([^"]+)"', MAKEFILE, re.MULTILINE | re.DOTALL).group(1)
     heavy = ["tests/test_book_browser.py", "tests/test_lab_browser.py", "tests/test_book_on_real_frames.py"]

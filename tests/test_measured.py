@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -14,7 +15,6 @@ import pytest
 
 from echolib.errors import ConfigError
 from echolib.io import read_jsonl
-from echolib.models.registry import load_config
 from echolib.report.cpu_speed import config_speedups, latest_cpu_records, speed_table, stability_runs, stability_summary
 from echolib.report.measured import (
     HELD_OUT,
@@ -25,9 +25,11 @@ from echolib.report.measured import (
     measured_table,
     measured_training,
     plot_measured,
+    public_data,
     styled_measured,
 )
 from echolib.train.loop import train
+from echolib.train.run_config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -238,6 +240,19 @@ def test_cpu_speed_tables_come_from_the_records_and_mark_what_the_config_trains_
     assert list(runs["echo-FID"]) == [22.0, 20.0, 24.0] and runs.loc["wgan-smoke-bf16-s0", "n fake / real"] == "64 / 32"
     summary = stability_summary(runs)
     # FID's range spans the fp32 runs' intervals; KID's records have none: values widened by their std
-    assert summary.loc["echo-FID", "fp32 range"] == "[17, 27]" and summary.loc["echo-FID", "bf16 inside"]
-    assert runs.loc["wgan-smoke-fp32-s1", "echo-FID interval"] == "[21, 27]"
-    assert summary.loc["KID", "fp32 range"] == "[0.019, 0.025]" and summary.loc["KID", "bf16 inside"]
+    fid_range = summary.loc["echo-FID", ["fp32 low", "fp32 high"]].tolist()
+    assert fid_range == [17.0, 27.0] and summary.loc["echo-FID", "bf16 inside"]
+    assert runs.loc["wgan-smoke-fp32-s1", ["echo-FID low", "echo-FID high"]].tolist() == [21.0, 27.0]
+    assert math.isnan(runs.loc["wgan-smoke-fp32-s1", "KID low"])
+    kid_range = summary.loc["KID", ["fp32 low", "fp32 high"]].tolist()
+    assert kid_range == pytest.approx([0.019, 0.025]) and summary.loc["KID", "bf16 inside"]
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("held-out videos of /home/someone/data/frames", "held-out videos of frames"),
+    ("../shared/data/echonet-dynamic-128/frames", "frames"),
+    ("phantom", "phantom"),
+    ("/a/b/ and c/d", "b and d"),
+])  # fmt: skip
+def test_a_kept_data_source_names_no_folder_of_the_machine(text: str, kept: str) -> None:
+    assert public_data(text) == kept

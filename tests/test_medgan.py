@@ -9,9 +9,10 @@ import torch
 from conftest import trainer_context
 
 from echolib.models.medgan import schedule, skip_critic
-from echolib.models.registry import build_model, config_names, load_config
+from echolib.models.registry import config_names
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import Trainer, train
+from echolib.train.run_config import build_model, load_config
 from echolib.train.sampling import load_model
 
 TINY = {"z_dim": 16, "g_channels": 8, "d_channels": 8, "max_channels": 32, "warmup_cycles": 1, "warmup_n_critic": 3}

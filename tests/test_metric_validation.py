@@ -162,3 +162,23 @@ def test_metrics_validate_on_the_shared_frames(real_frames, study_samples, capsy
     scores = {(r["set"], r["column"]): r["value"] for r in records if r["record"] == "score"}
     assert scores[("published model", "fid [echo]")] > scores[(validation.CLEAN, "fid [echo]")]
     assert {r["n_real"] for r in records if r["record"] == "score"} == {944}  # the held-out videos of the study
+
+
+def test_each_table_is_led_by_the_newest_suite_of_its_size_and_extractor(tmp_path) -> None:
+    """Suites are read once (``kept_suites``) and each table asks for its own: newest label wins, no mismatch."""
+    from echolib.report.metric_validation import kept_suites, suite_context, suite_for
+
+    def suite(resolution: int, extractor: str, marker: str) -> list[dict]:
+        return [{"record": "score", "resolution": resolution, "extractor": extractor, "real": marker}]
+
+    for label, resolution, marker in (("a-2026-01-01", 64, "old"), ("b-2026-02-01", 64, "new"),
+                                      ("b-2026-02-01", 128, "big")):
+        folder = tmp_path / label
+        folder.mkdir(exist_ok=True)
+        lines = suite(resolution, "echo", marker)
+        (folder / f"metric_validation-echo-{resolution}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    suites = kept_suites(tmp_path)
+    assert len(suites) == 3
+    assert suite_context(suite_for(suites, 64, "echo"))["real"] == "new"
+    assert suite_context(suite_for(suites, 128, "echo"))["real"] == "big"
+    assert suite_for(suites, 64, "inception") is None and suite_for(suites, 256, "echo") is None

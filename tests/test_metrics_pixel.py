@@ -167,3 +167,84 @@ def test_an_exact_copy_is_at_distance_zero_despite_float32_cancellation():
     assert idx.tolist() == [7, 3] and dist.tolist() == [0.0, 0.0]
     other, _ = P.nearest_neighbours(bank[:1] + 1.0, bank)
     assert other.item() == pytest.approx(64.0, rel=1e-5)  # sqrt(4096 * 1^2)
+
+
+# -- the SSIM family against pytorch-msssim ---------------------------------------------
+#: Both sides compute in float32 and differ only in summation order (banded matrix products
+#: here, ``conv2d`` there): about 1e-7 on phantom frames. The book rounds SSIM and MS-SSIM to
+#: three decimals, so 1e-6 is far below anything it prints.
+ORACLE_TOL = 1e-6
+
+
+def _phantom_pairs(size: int, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Phantom frames against other hearts, and against themselves with added noise (high SSIM)."""
+    from echolib.data import phantom as ph
+
+    def frames(seed: int) -> torch.Tensor:
+        rng = np.random.default_rng(seed)
+        hearts = [ph.sample_heart(ph.heart_rng(seed, i)) for i in range(n)]
+        rendered = ph.render(hearts, rng.uniform(0, 1, n), rng.uniform(0, 1, n), ph.draw_noise(rng, n, size), size)
+        return torch.from_numpy(rendered.frames[:, None].copy())
+
+    a, b = frames(1), frames(2)
+    noisy = a.float() + 12 * torch.randn(a.shape, generator=torch.Generator().manual_seed(0))
+    return [(a, b), (a, noisy.clamp(0, 255).round().to(torch.uint8))]
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_ssim_equals_pytorch_msssim(size):
+    """:func:`ssim` is ``pytorch_msssim.ssim`` (11 taps, sigma 1.5, 'valid' region) to float32 rounding.
+
+    torchmetrics is no reference here: its 1.9 SSIM averages the map over the
+    reflect-padded image, border included, rather than over the 'valid' region,
+    which moves values on phantom frames by up to 0.1 either way.
+    """
+    from pytorch_msssim import ssim as library_ssim
+
+    for a, b in _phantom_pairs(size):
+        ours = P.ssim(a, b)
+        theirs = library_ssim(a.float(), b.float(), data_range=255, size_average=False).double()
+        assert (ours - theirs).abs().max().item() < ORACLE_TOL
+        assert 0 < ours.min() and ours.max() < 1
+
+
+@pytest.mark.parametrize("levels", [5, 4, 3])
+def test_ms_ssim_equals_pytorch_msssim_at_128_px(levels):
+    """:func:`ms_ssim` is ``pytorch_msssim.ms_ssim`` with a 7-tap window and the first ``levels`` weights renormalised.
+
+    pytorch-msssim asserts a side larger than ``16 (win - 1)`` (96 px for 7 taps)
+    whatever the number of scales, so it refuses the 64 px comparisons;
+    :func:`test_ms_ssim_at_64_px_equals_pytorch_msssims_terms` checks those.
+    """
+    from pytorch_msssim import ms_ssim as library_ms_ssim
+
+    weights = torch.tensor(P.MS_SSIM_WEIGHTS[:levels], dtype=torch.float64)
+    weights = (weights / weights.sum() if levels < 5 else weights).tolist()
+    for a, b in _phantom_pairs(128):
+        ours = P.ms_ssim(a, b, levels=levels)
+        theirs = library_ms_ssim(a.float(), b.float(), data_range=255, size_average=False, win_size=7,
+                                 win_sigma=1.5, weights=weights).double()
+        assert (ours - theirs).abs().max().item() < ORACLE_TOL
+
+
+def test_ms_ssim_at_64_px_equals_pytorch_msssims_terms():
+    """At 64 px (four scales, the coarsest 8 px) against pytorch-msssim's per-scale terms, combined as its ms_ssim does.
+
+    ``pytorch_msssim.ssim._ssim`` gives one scale's mean SSIM and contrast-structure
+    term; its ``ms_ssim`` clips them at zero, pools 2x2 between scales and takes
+    the weighted product, which is what this test repeats without the size check.
+    """
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+
+    levels = P.ms_ssim_levels(64)
+    weights = torch.tensor(P.MS_SSIM_WEIGHTS[:levels], dtype=torch.float64)
+    weights = weights / weights.sum()
+    win = _fspecial_gauss_1d(7, 1.5).repeat(1, 1, 1, 1)
+    for a, b in _phantom_pairs(64):
+        x, y, terms = a.float(), b.float(), []
+        for level in range(levels):
+            s, cs = _ssim(x, y, data_range=255, win=win, size_average=False)
+            terms.append(torch.relu(s if level == levels - 1 else cs)[:, 0].double())
+            x, y = torch.nn.functional.avg_pool2d(x, 2), torch.nn.functional.avg_pool2d(y, 2)
+        theirs = torch.prod(torch.stack(terms, 1) ** weights[None], 1)
+        assert (P.ms_ssim(a, b, levels=levels) - theirs).abs().max().item() < ORACLE_TOL

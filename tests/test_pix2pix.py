@@ -17,10 +17,11 @@ from echolib.data import conditions
 from echolib.data.frames import FrameDataset, holdout_split, split_holdout
 from echolib.errors import ConfigError, DataError
 from echolib.models.pix2pix import PatchGAN, UNet, receptive_field
-from echolib.models.registry import build_model, config_names, load_config
+from echolib.models.registry import config_names
 from echolib.report.reconstruction import reconstruction_scores
 from echolib.train.conditions import condition_maps
 from echolib.train.loop import Trainer
+from echolib.train.run_config import build_model, load_config
 from echolib.train.sampling import load_model
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,9 @@ import torch
 from echolib import cli
 from echolib.errors import ConfigError, InstallError
 from echolib.models import registry
-from echolib.models.registry import architecture_names, config_names, load_config, model_class
+from echolib.models.registry import architecture_names, config_names, model_class
 from echolib.train import checkpoint as ckpt
+from echolib.train.run_config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from echolib.errors import TrainingError
-from echolib.models.registry import build_model, load_config
+from echolib.train.run_config import build_model, load_config
 from echolib.train.sampling import check_samples, checked_samples
 
 

@@ -16,9 +16,10 @@ from conftest import dispatched_ops
 from echolib.config import ConfigError
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.layers import modulated_conv2d
-from echolib.models.registry import build_model, config_names, load_config
+from echolib.models.registry import config_names
 from echolib.models.stylegan2 import StyleGAN2ADA, StyleGAN2Config, auto_config
 from echolib.resampling import blur, downsample2d, upsample2d
+from echolib.train.run_config import build_model, load_config
 
 TINY = StyleGAN2Config(z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16, sample_batch=4)
 

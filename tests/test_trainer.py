@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -20,10 +21,11 @@ from echolib.errors import (
     ConfigError,
     TrainingError,
 )
-from echolib.models.registry import load_config
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import Trainer, train
+from echolib.train.run_config import load_config
 from echolib.train.run_folder import RunFolder
+from echolib.train.run_records import load_run_config
 from echolib.train.sampling import load_model, write_samples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +88,18 @@ def test_exact_resume_is_bitwise(noise_frames, tmp_path):
     # the resumed log has every tick exactly once
     ticks = [int(r["tick"]) for r in read_log(part)]
     assert ticks == list(range(len(ticks)))
+
+
+def test_training_leaves_the_callers_config_unchanged(noise_frames, tmp_path):
+    run = smoke(kimg=0.04)
+    before = copy.deepcopy(run)
+    out = train(run, noise_frames, tmp_path / "run", device="cpu", kimg=0.08, progress=False)
+    assert run == before  # the kimg override went into the trainer's own copy
+    assert load_run_config(out).train.kimg == 0.08
+    trainer = Trainer(run, noise_frames, out, device="cpu", progress=False)
+    trainer.close()
+    assert trainer.run == run and trainer.run is not run and trainer.model.cfg is not run.model
+    assert run == before
 
 
 def test_config_mismatch_in_run_folder_is_refused(noise_frames, tmp_path):
@@ -408,7 +422,7 @@ def test_a_run_folder_being_trained_is_refused_to_a_second_process(noise_frames,
     out = tmp_path / "run"
     first = Trainer(smoke(kimg=0.04), noise_frames, out, device="cpu", progress=False)
     # another process: a child that tries to train the same folder while this one holds it
-    code = ("import sys; from echolib.train.loop import train; from echolib.models.registry import load_config; "
+    code = ("import sys; from echolib.train.loop import train; from echolib.train.run_config import load_config; "
             "train(load_config('wgan', 'smoke', {'train': {'kimg': 0.04}}), sys.argv[1], sys.argv[2], device='cpu', "
             "progress=False)")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")

@@ -130,6 +130,41 @@ def test_fleiss_kappa_matches_fleiss_worked_example():
         fleiss_kappa(np.array([[2, 1], [1, 1]]))
 
 
+def _fleiss_by_hand(counts):
+    """Fleiss (1971), eqs. 2-5, written out: mean per-subject agreement against the chance agreement."""
+    counts = np.asarray(counts, dtype=float)
+    n = counts[0].sum()
+    p_bar = np.mean([(np.sum(row**2) - n) / (n * (n - 1)) for row in counts])
+    p_e = np.sum((counts.sum(axis=0) / counts.sum()) ** 2)
+    return (p_bar - p_e) / (1 - p_e)
+
+
+def test_fleiss_kappa_equals_the_formula_on_random_tables():
+    """Random tables of 1-30 subjects, 2-7 raters and 2-5 categories: float64 sums in another order, so 1e-12."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(300):
+        raters, k = int(rng.integers(2, 8)), int(rng.integers(2, 6))
+        table = np.array([rng.multinomial(raters, rng.dirichlet(np.ones(k))) for _ in range(int(rng.integers(1, 31)))])
+        if (table.sum(axis=0) == table.sum()).any():  # every rating in one category: undefined
+            assert math.isnan(fleiss_kappa(table))
+            continue
+        assert fleiss_kappa(table) == pytest.approx(_fleiss_by_hand(table), abs=1e-12)
+        checked += 1
+    assert checked > 250
+
+
+@pytest.mark.realdata
+def test_agreement_on_the_study_keeps_its_values():
+    """The kappas the Turing chapter prints for the study's five raters, to float64 rounding."""
+    kappa = agreement(load_study_csv(need(EXPERT_CSV)))
+    expected = {"one_of_two": 0.12683823529411722, "two_of_four": -0.05485232067510545,
+                "one_of_four": 0.12337662337662345, "images": 0.16581709145427298}
+    assert kappa.keys() == expected.keys()
+    for name, value in expected.items():
+        assert kappa[name] == pytest.approx(value, abs=1e-12), name
+
+
 def _responses(items, picks, confidence=()):
     raters = tuple(f"r{i}" for i in range(len(picks)))
     return Responses(items=tuple(items), raters=raters, picks=tuple(tuple(p) for p in picks), confidence=confidence)

@@ -14,7 +14,7 @@ from echolib.errors import ConfigError
 from echolib.images import to_float, to_uint8
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES, EchoPerceptual, resolve_perceptual
 from echolib.models.base import RealBatch, StepContext
-from echolib.models.registry import build_model, config_names, load_config
+from echolib.models.registry import config_names
 from echolib.models.vqgan import (
     CodePrior,
     VectorQuantizer,
@@ -27,6 +27,7 @@ from echolib.models.vqgan import (
 from echolib.report.reconstruction import reconstruction_metrics
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import Trainer
+from echolib.train.run_config import build_model, load_config
 from echolib.train.sampling import load_model
 
 

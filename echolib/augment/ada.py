@@ -99,8 +99,8 @@ PIPES: dict[str, dict[str, float]] = {
     "bgcfnc": {**_BLIT, **_GEOM, **_COLOR, **_FILTER, **_NOISE, **_CUTOUT},
 }
 
-OPS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast", "lumaflip")
-OPS += ("imgfilter", "noise", "cutout")
+OPS: tuple[str, ...] = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast")
+OPS += ("lumaflip", "imgfilter", "noise", "cutout")
 
 # columns of the per-image uniform (U) and normal (N) draws; one draw of each per call
 _U_COLS = 26
@@ -313,6 +313,9 @@ class AugmentPipe(nn.Module):
     ``grid_sample`` instead of a 4x larger one and two filters; blurrier).
     """
 
+    bands: torch.Tensor
+    band_power: torch.Tensor
+
     def __init__(
         self,
         *,
@@ -357,10 +360,10 @@ class AugmentPipe(nn.Module):
         self.register_buffer("band_power", power / power.sum(), persistent=False)  # made once, not per call
 
     @classmethod
-    def from_name(cls, name: str, **kwargs: float | bool) -> AugmentPipe:
+    def from_name(cls, name: str, *, supersample: bool = True, **kwargs: float) -> AugmentPipe:
         if name not in PIPES:
             raise ValueError(f"unknown augmentation pipeline {name!r}; choose one of {', '.join(PIPES)}")
-        return cls(**PIPES[name], **kwargs)
+        return cls(**PIPES[name], **kwargs, supersample=supersample)
 
     def _any(self, *names: str) -> bool:
         return any(self.strength[n] > 0 for n in names)
@@ -507,6 +510,10 @@ class AdaptiveAugment(nn.Module):
     ``mode``: ``"ada"`` adapts p, ``"fixed"`` keeps the initial p, ``"noaug"``
     passes images through untouched.
     """
+
+    p: torch.Tensor
+    rt: torch.Tensor
+    signs: torch.Tensor
 
     def __init__(
         self,

@@ -24,7 +24,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from echolib.config import dump_yaml, parse_overrides
-    from echolib.models.registry import architecture_names, config_description, config_names, load_config
+    from echolib.models.registry import architecture_names, config_description, config_names
+    from echolib.train.run_config import load_config
 
     if args.arch is None:
         for arch in architecture_names():

@@ -220,7 +220,9 @@ def format_table(records: list[dict]) -> str:
 
 def _cell(record: dict | None) -> str:
     """``value`` or ``value [low, high]`` with four significant digits; ``-`` when missing."""
-    v = None if record is None else record["value"]
+    if record is None:
+        return "-"
+    v = record["value"]
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     iv = record.get("interval")

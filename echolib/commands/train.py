@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     from echolib.config import merge, parse_overrides
     from echolib.errors import ConfigError
-    from echolib.models.registry import load_config
     from echolib.train.loop import Interrupted, train
+    from echolib.train.run_config import load_config
     from echolib.train.run_folder import RunFolder
 
     overrides = parse_overrides(args.set)

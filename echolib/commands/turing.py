@@ -131,8 +131,8 @@ def _write_figures(summary: dict, folder: Path) -> None:
         ax = draw(summary)
         ax.figure.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight")
         plt.close(ax.figure)
-    for name, draw in (("confusion_image", plots.plot_image_confusions),
-                       ("confusion_position", plots.plot_position_confusions)):
-        fig = draw(summary)
+    for name, draw_figure in (("confusion_image", plots.plot_image_confusions),
+                              ("confusion_position", plots.plot_position_confusions)):
+        fig = draw_figure(summary)
         fig.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight")
         plt.close(fig)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 HELP = "train on synthetic, test on real: an ES/ED classifier from real, synthetic and both frames"
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"test: {len(sets.test)} ES/ED frames of {len(set(sets.test.groups))} real videos ({sets.split}); "
           f"labels: real from {sets.real_labels}, synthetic from {sets.synthetic_labels}")
     print(f"{'trained on':12s} {'frames':>7s} {'accuracy':>22s} {'AUC':>22s}")
-    by = {}
+    by: dict[str, dict[str, dict[str, Any]]] = {}
     for r in records:
         by.setdefault(r["train_set"], {})[r["metric"]] = r
     for name, pair in by.items():

@@ -186,13 +186,13 @@ def evaluate(
                 m = pixel.sector_mask(r_img) if mask else None
                 value = pixel.js_distance(r_img, f_img, m)
                 extra = interval(_jsd_statistic(r_img, f_img, m), value, 0.0) if replicates > 0 else {}
-            if mask:
+            if m is not None:
                 extra["mask_pixels"] = int(m.sum())
             else:
                 extra["definition"] = "scipy jensenshannon, pooled, ln"
             record(name, value, space="pixel", **extra)
     ri, fi = pixel.random_pairs(len(r_img), len(f_img), seed=seed)
-    random_pairs = {"pairing": "random", "n_pairs": len(ri)}
+    random_pairs: dict[str, Any] = {"pairing": "random", "n_pairs": len(ri)}
     if "ssim" in wanted:
         with clock("ssim"):
             record("ssim", pixel.ssim(r_img[ri], f_img[fi]).mean().item(), space="pixel", **random_pairs)
@@ -205,7 +205,7 @@ def evaluate(
     if {"ssim_nn", "psnr_nn"} & set(wanted):
         with clock("nearest_pairs"):
             ni, nf = pixel.nearest_pairs(r_img, f_img)
-        nearest = {"pairing": "nearest real (pixel L2, 64x64)", "n_pairs": len(ni)}
+        nearest: dict[str, Any] = {"pairing": "nearest real (pixel L2, 64x64)", "n_pairs": len(ni)}
         if "ssim_nn" in wanted:
             with clock("ssim_nn"):
                 record("ssim_nn", pixel.ssim(r_img[ni], f_img[nf]).mean().item(), space="pixel", **nearest)
@@ -367,11 +367,11 @@ class FeatureCache:
         self.name, self.device = extractor, device
         self.sha = fidelity.extractor_sha256(extractor)
         self.folder = _cache_folder(cache)
-        self._net = None
+        self._net: tuple[torch.nn.Module, str] | None = None
 
     def __call__(self, images: ImageSet) -> torch.Tensor:
         path = None
-        if self.folder is not None and images.cacheable:
+        if self.folder is not None and self.sha is not None and images.cacheable:
             path = self.folder / f"{self.name}-{self.sha[:16]}-{images.fingerprint()[:24]}.pt"
             feats = _load_cached(path)
             if feats is not None and len(feats) == len(images):

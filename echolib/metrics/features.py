@@ -69,6 +69,9 @@ class EchoEncoder(nn.Module):
     other frames of its batch, in training or evaluation.
     """
 
+    feat_mean: torch.Tensor
+    feat_std: torch.Tensor
+
     def __init__(self, widths: tuple[int, ...] = (24, 48, 96, 192), dim: int = 256, readout: str = "moments") -> None:
         super().__init__()
         if readout not in READOUTS:

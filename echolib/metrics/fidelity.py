@@ -141,13 +141,13 @@ def _check_weights_only(path: Path) -> None:
         raise DataError(f"{path}: not a plain weights file ({type(exc).__name__}: {exc})") from exc
 
 
-def create_extractor(name: str, device: torch.device):
+def create_extractor(name: str, device: torch.device) -> tuple[torch.nn.Module, str]:
     """A torch-fidelity feature extractor instance, on ``device``, eval mode."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
     from torch_fidelity.utils import create_feature_extractor
 
     path = extractor_weights_path(name)
-    if name not in FEATURE_EXTRACTORS_REGISTRY:
+    if path is None or name not in FEATURE_EXTRACTORS_REGISTRY:  # the pixel pseudo-extractor has no network
         raise ConfigError(f"feature extractor {name!r} is not registered with torch-fidelity")
     if name == INCEPTION:
         _check_weights_only(path)

@@ -313,6 +313,7 @@ def calibrate(
     if key in _CALIBRATIONS:
         return _CALIBRATIONS[key]
     if heldout is not None and len(heldout):
+        assert heldout_videos is not None  # the length check above refuses held-out frames without video ids
         overlap = set(heldout_videos) & set(bank_videos)
         if overlap:
             raise DataError(f"{len(overlap)} held-out videos are also among the training frames (first: "

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from echolib.errors import ConfigError
-from echolib.metrics.features import echo_weights_path, file_sha256, load_echo_encoder
+from echolib.metrics.features import EchoEncoder, echo_weights_path, file_sha256, load_echo_encoder
 from echolib.metrics.lpips import LPIPSLoss, lpips_available, lpips_weights_paths
 
 
@@ -63,7 +63,7 @@ class EchoPerceptual(nn.Module):
     positions and layers. Frames are resized to the extractor's 128x128 first.
     """
 
-    def __init__(self, encoder: nn.Module, resolution: int = 128) -> None:
+    def __init__(self, encoder: EchoEncoder, resolution: int = 128) -> None:
         super().__init__()
         self.body = encoder.body
         self.resolution = resolution

@@ -13,17 +13,27 @@ shared data (see ``shared/data/README.md``) their definitions are:
 * ``ssim`` / ``psnr``: **random unpaired** real/generated pairs
   (:func:`random_pairs`). SSIM is the mean over pairs with the Gaussian window
   of Wang et al. (2004) (11 taps, sigma 1.5, K1=0.01, K2=0.03, 'valid' region)
-  and ``data_range=255``; PSNR is ``10 log10(255^2 / MSE)`` with the MSE pooled
-  over all pairs (torchmetrics' defaults: on the shared data these reproduce the
-  study's numbers, a per-pair Box window or a mean of per-pair PSNRs do not). Random pairs
-  score real-vs-real the same as real-vs-generated, so these numbers are
-  reported for continuity with the study and cannot rank generators.
+  and ``data_range=255`` (pytorch-msssim's definition); PSNR is ``10 log10(255^2 / MSE)``
+  with the MSE pooled over all pairs (torchmetrics' default reduction): on the shared
+  data these reproduce the study's numbers, a per-pair Box window or a mean of
+  per-pair PSNRs do not. Random pairs score real-vs-real the same as
+  real-vs-generated, so these numbers are reported for continuity with the study
+  and cannot rank generators.
   ``ssim_nn`` / ``psnr_nn`` pair every generated image with its nearest real
   image in pixel space instead (:func:`nearest_pairs`), which says how close a
   sample comes to *some* real frame.
 * ``ms_ssim``: mean MS-SSIM (Wang et al., 2003; five scales, their weights; fewer below 112 px)
   between random pairs of *generated* images: a diversity score, lower is more
   diverse; the same statistic on the real set is the reference.
+
+The SSIM family is checked against pytorch-msssim (tests: equal within 1e-6 on
+phantom frames at 64 and 128 px) but computed here, with banded matrix products:
+the library filters with a one-channel ``conv2d``, 5 to 15 times slower on one CPU
+thread, and its ``ms_ssim`` refuses images of 96 px or less with the 7-tap window,
+which rules out the 64 px comparisons. torchmetrics (1.9) is no substitute: its SSIM
+averages the map over the reflect-padded image instead of the 'valid' region (which
+moves phantom frames' SSIM by up to 0.1 either way), and its Gaussian window has 11
+taps whenever sigma is 1.5.
 
 All functions take ``uint8 [N, 1, H, W]`` tensors (the dataset representation).
 """

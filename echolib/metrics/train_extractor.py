@@ -67,6 +67,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -369,7 +370,7 @@ def _override(recipe: Recipe, pairs: list[str]) -> Recipe:
     import yaml
 
     fields = {f.name for f in dataclasses.fields(Recipe)}
-    changes = {}
+    changes: dict[str, Any] = {}
     for text in pairs:
         key, sep, value = text.partition("=")
         if not sep or key not in fields:

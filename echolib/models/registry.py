@@ -1,9 +1,9 @@
-"""Architecture names -> model classes and their YAML configurations.
+"""Architecture names -> model classes and their YAML configuration files.
 
-Configurations live in ``echolib/configs/<arch>/<name>.yaml`` with two blocks,
-``model:`` (the architecture's own dataclass) and ``train:``
-(:class:`echolib.train.config.TrainConfig`). A name that is not found is an
-error listing the valid choices.
+Configurations live in ``echolib/configs/<arch>/<name>.yaml``; reading one into
+a run configuration (its ``model:`` and ``train:`` blocks) is
+:mod:`echolib.train.run_config`'s job. A name that is not found is an error
+listing the valid choices.
 
 Other packages add architectures through the ``echolib.architectures``
 entry-point group, so a research group can train, sample, sweep and evaluate
@@ -20,14 +20,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from echolib.config import ConfigError, from_dict, merge, read_yaml, to_dict
+from echolib.config import ConfigError
 from echolib.errors import InstallError
 from echolib.models.base import GenerativeModel
-from echolib.train.config import TrainConfig, upgrade_train_block
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 
@@ -40,19 +38,6 @@ ARCHITECTURES: dict[str, str] = {
     "pix2pix": "echolib.models.pix2pix:Pix2Pix",
     "diffusion": "echolib.models.diffusion:Diffusion",
 }
-
-
-@dataclass
-class RunConfig:
-    """A resolved configuration: architecture, its name, model settings, trainer settings."""
-
-    arch: str
-    name: str
-    model: Any
-    train: TrainConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"arch": self.arch, "name": self.name, "model": to_dict(self.model), "train": to_dict(self.train)}
 
 
 #: the entry-point group through which installed packages register architectures
@@ -85,7 +70,7 @@ def _import_builtin(arch: str) -> Any:
 
 def plugin_architectures() -> dict[str, str]:
     """Architectures installed packages register: name -> ``"module:Class"``."""
-    out = {}
+    out: dict[str, str] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         where = ep.dist.name if ep.dist is not None else "an installed package"
         if ep.name in ARCHITECTURES:
@@ -150,33 +135,3 @@ def config_path(arch: str, name: str) -> Path:
             f"unknown config {name!r} for architecture {arch!r}; choose one of {', '.join(config_names(arch))}"
         )
     return path
-
-
-def load_config(arch: str, name: str = "smoke", overrides: dict[str, Any] | None = None) -> RunConfig:
-    model_class(arch)
-    path = config_path(arch, name)
-    data = read_yaml(path)
-    source = str(path)
-    if overrides:
-        data = merge(data, overrides)
-        source += f" with overrides {', '.join(_dotted(overrides))}"  # the bad key may be the caller's, not the file's
-    return from_plain(arch, Path(name).stem, data, source)
-
-
-def _dotted(tree: dict[str, Any], prefix: str = "") -> list[str]:
-    return [k for key, value in tree.items()
-            for k in (_dotted(value, f"{prefix}{key}.") if isinstance(value, dict) and value else [f"{prefix}{key}"])]
-
-
-def from_plain(arch: str, name: str, data: dict[str, Any], source: str = "config") -> RunConfig:
-    cls = model_class(arch)
-    unknown = sorted(set(data) - {"model", "train", "arch", "name"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(unknown)}; expected model, train")
-    model_cfg = from_dict(cls.Config, data.get("model"), f"{source}: model")
-    train_cfg = from_dict(TrainConfig, upgrade_train_block(data.get("train"), source), f"{source}: train")
-    return RunConfig(arch=arch, name=name, model=model_cfg, train=train_cfg)
-
-
-def build_model(run: RunConfig) -> GenerativeModel:
-    return model_class(run.arch)(run.model, resolution=run.train.resolution)

@@ -25,7 +25,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +83,8 @@ def channels_at(resolution: int, base: int, cmax: int) -> int:
 class MappingNetwork(nn.Module):
     """z -> w: normalised z through an MLP with a 100x smaller learning rate; tracks the mean w."""
 
+    w_avg: torch.Tensor
+
     def __init__(self, z_dim: int, w_dim: int, layers: int, lr_mul: float, w_avg_beta: float) -> None:
         super().__init__()
         dims = [z_dim] + [w_dim] * layers
@@ -102,6 +104,8 @@ class MappingNetwork(nn.Module):
 
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally 2x up), per-pixel noise with learned strength, bias, leaky ReLU."""
+
+    noise_const: torch.Tensor
 
     def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int, *, up: int, clamp: float | None) -> None:
         super().__init__()
@@ -179,9 +183,9 @@ class Generator(nn.Module):
             c_out = channels_at(r, cfg.channel_base, cfg.channel_max)
             blocks.append(SynthesisBlock(c_in, c_out, cfg.w_dim, r, img_channels, cfg.conv_clamp))
         self.blocks = nn.ModuleList(blocks)
-        self.num_ws = sum(b.num_conv for b in self.blocks) + 1
+        self.num_ws = sum(b.num_conv for b in blocks) + 1
         #: resolution of each noise input, in the order ``forward`` expects them
-        self.noise_resolutions = [b.resolution for b in self.blocks for _ in range(b.num_conv)]
+        self.noise_resolutions = [b.resolution for b in blocks for _ in range(b.num_conv)]
         self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_mul, cfg.w_avg_beta)
 
     def map(self, z, mix_z=None, mix_cutoff=None, psi: float = 1.0, update_w_avg: bool = False) -> torch.Tensor:
@@ -206,7 +210,7 @@ class Generator(nn.Module):
         per_layer = ws.unbind(1)
         x = img = None
         i = 0
-        for block in self.blocks:
+        for block in cast("Sequence[SynthesisBlock]", self.blocks):
             x, img = block(x, img, per_layer[i : i + block.num_conv + 1], noises[i : i + block.num_conv], self.fused)
             i += block.num_conv
         return img
@@ -214,7 +218,8 @@ class Generator(nn.Module):
     def _noise(self, ws, noise, mode) -> list[torch.Tensor | None]:
         if noise is not None:
             return list(noise)
-        layers = [layer for b in self.blocks for layer in ([b.conv1] if b.first else [b.conv0, b.conv1])]
+        blocks = cast("Sequence[SynthesisBlock]", self.blocks)
+        layers = [layer for b in blocks for layer in ([b.conv1] if b.first else [b.conv0, b.conv1])]
         if mode == "const":
             return [layer.noise_const[None, None] for layer in layers]
         if mode == "none":
@@ -322,6 +327,7 @@ class StyleGAN2ADA(GenerativeModel):
     arch = "stylegan2_ada"
     Config = StyleGAN2Config
     ema_names = ("G",)
+    pl_mean: torch.Tensor
 
     def __init__(self, cfg: StyleGAN2Config, resolution: int = 128, channels: int = 1) -> None:
         super().__init__(cfg, resolution, channels)
@@ -353,7 +359,7 @@ class StyleGAN2ADA(GenerativeModel):
 
     def _latents(self, ctx: StepContext, n: int) -> dict[str, Any]:
         """Everything random the generator needs for ``n`` (global) images, drawn from the step context."""
-        G = self.nets["G"]
+        G = cast(Generator, self.nets["G"])
         out: dict[str, Any] = {"z": ctx.randn(n, G.z_dim)}
         if self.cfg.style_mixing > 0 and G.num_ws > 1:
             out["mix_z"] = ctx.randn(n, G.z_dim)
@@ -368,8 +374,8 @@ class StyleGAN2ADA(GenerativeModel):
     def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         c = self.cfg
         G, D = self.nets["G"], self.nets["D"]
-        g_params = [p for p in G.parameters() if p.requires_grad]
-        d_params = [p for p in D.parameters() if p.requires_grad]
+        g_params: list[torch.Tensor] = [p for p in G.parameters() if p.requires_grad]
+        d_params: list[torch.Tensor] = [p for p in D.parameters() if p.requires_grad]
         opt_g, opt_d = optimizers["G"], optimizers["D"]
         stats: dict[str, torch.Tensor] = {}
         do_pl = c.pl_weight > 0 and (c.pl_interval == 0 or ctx.step % c.pl_interval == 0)
@@ -448,7 +454,7 @@ class StyleGAN2ADA(GenerativeModel):
         n = max(ctx.batch // c.pl_batch_shrink, ctx.world_size)
         latents = self._latents(ctx, n)
         noise = latents.pop("noise")
-        ws = self.nets["G"].map(**latents)  # the mapping's gradient flows back through ws
+        ws = cast(Generator, self.nets["G"]).map(**latents)  # the mapping's gradient flows back through ws
         img = uncompiled(self.fwd["G"])(ws=ws, noise=noise)
         h, w = img.shape[2:]
         y = ctx.randn(n, img.shape[1], h, w) / math.sqrt(h * w)
@@ -477,7 +483,7 @@ class StyleGAN2ADA(GenerativeModel):
     ) -> torch.Tensor:
         """``n`` images in [-1, 1] (clamped); latents and noise come only from ``generator``."""
         self.check_sample_options(options)
-        G = self.sampling_net("G", use_ema)
+        G = cast(Generator, self.sampling_net("G", use_ema))
         draws = GeneratorDraws(generator, self.device)
         z = draws.randn(n, G.z_dim)
         out = []

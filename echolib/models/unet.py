@@ -32,13 +32,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypedDict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 Embedding = Literal["positional", "fourier"]
+
+
+class _BlockOptions(TypedDict):
+    """The residual-block arguments every block of a U-Net shares."""
+
+    emb_dim: int
+    dropout: float
+    head_channels: int
+    skip_scale: float
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -55,6 +64,8 @@ def zero_init(module: nn.Module) -> nn.Module:
 class PositionalEmbedding(nn.Module):
     """Transformer sinusoids of a scalar: ``[cos(x f_k), sin(x f_k)]``, ``f_k = max_positions^(-k/half)``."""
 
+    freqs: torch.Tensor
+
     def __init__(self, dim: int, max_positions: float = 10000.0) -> None:
         super().__init__()
         half = dim // 2
@@ -67,6 +78,8 @@ class PositionalEmbedding(nn.Module):
 
 class FourierEmbedding(nn.Module):
     """Random Fourier features ``[cos(2 pi x f_k), sin(2 pi x f_k)]``, ``f_k ~ N(0, scale^2)`` (NCSN++)."""
+
+    freqs: torch.Tensor
 
     def __init__(self, dim: int, scale: float = 16.0) -> None:
         super().__init__()
@@ -182,7 +195,8 @@ class UNet(nn.Module):
         self.map_noise = PositionalEmbedding(channels) if embedding == "positional" else FourierEmbedding(channels)
         self.map_mlp = nn.Sequential(nn.Linear(channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.map_label = nn.Linear(num_classes, emb_dim, bias=False) if num_classes else None
-        block = {"emb_dim": emb_dim, "dropout": dropout, "head_channels": head_channels, "skip_scale": skip_scale}
+        block: _BlockOptions = {"emb_dim": emb_dim, "dropout": dropout, "head_channels": head_channels,
+                                "skip_scale": skip_scale}
 
         cur = channels * channel_mult[0]
         self.conv_in = nn.Conv2d(in_channels, cur, 3, padding=1)

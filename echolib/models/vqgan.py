@@ -71,9 +71,9 @@ mixed the two; here they never share a number.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -222,7 +222,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
-        for level in self.levels:
+        for level in cast("Sequence[nn.ModuleList]", self.levels):
             for layer in level:
                 h = layer(h)
         h = self.mid(h)
@@ -256,7 +256,7 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z))
-        for level in self.levels:
+        for level in cast("Sequence[nn.ModuleList]", self.levels):
             for layer in level:
                 h = layer(h)
         return self.conv_out(F.silu(self.norm_out(h)))
@@ -297,6 +297,11 @@ class VectorQuantizer(nn.Module):
     used for dead-code restarts. Under DDP the statistics are summed over ranks
     and restart vectors come from rank 0, so every rank holds the same codebook.
     """
+
+    codebook: torch.Tensor
+    cluster_size: torch.Tensor
+    embed_sum: torch.Tensor
+    usage: torch.Tensor
 
     def __init__(self, size: int, dim: int, beta: float, mode: str, decay: float, eps: float) -> None:
         super().__init__()
@@ -345,7 +350,7 @@ class VectorQuantizer(nn.Module):
                 if sums is not None:
                     torch.distributed.all_reduce(sums)
             self.usage.lerp_(counts, 1.0 - self.decay)
-            if self.mode == "ema":
+            if sums is not None:  # ema mode
                 self.cluster_size.lerp_(counts, 1.0 - self.decay)
                 self.embed_sum.lerp_(sums, 1.0 - self.decay)
                 n = self.cluster_size.sum()
@@ -497,7 +502,7 @@ class CodePrior(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
-                if getattr(m, "bias", None) is not None:
+                if isinstance(m, nn.Linear) and m.bias is not None:  # an Embedding has no bias
                     nn.init.zeros_(m.bias)
         nn.init.normal_(self.pos, 0.0, 0.02)
 
@@ -610,7 +615,7 @@ class VQGAN(GenerativeModel):
 
     def _autoencoder_step(self, ctx: StepContext, real: torch.Tensor, optimizers) -> dict[str, torch.Tensor]:
         c = self.cfg
-        ae, D = self.nets["autoencoder"], self.nets["D"]
+        ae, D = cast(VQAutoencoder, self.nets["autoencoder"]), self.nets["D"]
         disc_on = ctx.nimg >= round(c.disc_start_kimg * 1000) and c.disc_factor > 0
         disc_train = ctx.nimg >= round((c.disc_start_kimg - c.disc_warmup_kimg) * 1000) and c.disc_factor > 0
         recon, q = self.fwd["autoencoder"](real)
@@ -650,7 +655,7 @@ class VQGAN(GenerativeModel):
 
     def _prior_step(self, real: torch.Tensor, optimizers) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            codes = self.nets["autoencoder"].encode(real).codes.flatten(1)
+            codes = cast(VQAutoencoder, self.nets["autoencoder"]).encode(real).codes.flatten(1)
         logits = self.fwd["prior"](codes)
         with torch.autocast(real.device.type, enabled=False):
             loss = F.cross_entropy(logits.float().flatten(0, 1), codes.flatten())
@@ -747,19 +752,20 @@ class VQGAN(GenerativeModel):
         self.check_sample_options(options)
         temperature = self.cfg.temperature if temperature is None else temperature
         top_k = self.cfg.top_k if top_k is None else top_k
-        prior = self.sampling_net("prior", use_ema)
+        prior = cast(CodePrior, self.sampling_net("prior", use_ema))
         with eval_mode(prior, self.nets["autoencoder"]):
             codes = generate_codes(prior, n, generator, temperature, top_k)
             return self.decode_codes(codes.view(n, self.code_size, self.code_size))
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.nets["autoencoder"].decode_codes(codes.to(self.device)).float().clamp(-1.0, 1.0)
+        ae = cast(VQAutoencoder, self.nets["autoencoder"])
+        return ae.decode_codes(codes.to(self.device)).float().clamp(-1.0, 1.0)
 
     @torch.no_grad()
     def encode_codes(self, images: torch.Tensor) -> torch.Tensor:
         """Frames (uint8, or float in [-1, 1]) -> code grid ``[B, h, w]``."""
-        return self.nets["autoencoder"].encode(_as_float(images, self.device)).codes
+        return cast(VQAutoencoder, self.nets["autoencoder"]).encode(_as_float(images, self.device)).codes
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,7 @@ class WassersteinDCGAN(GenerativeModel):
         backward(loss)
         opt.step()
         if clip is not None:
-            params = list(self.nets["D"].parameters())
+            params: list[torch.Tensor] = list(self.nets["D"].parameters())
             with torch.no_grad():
                 torch._foreach_clamp_min_(params, -clip)
                 torch._foreach_clamp_max_(params, clip)

@@ -201,6 +201,8 @@ def inspect(out: str | Path, *, k: int = 6, device: str = "auto") -> Inspection:
     out = Path(out)
     gate, splits = reopen_filter(out, device)
     sheet = _read_datasheet(out)
+    if sheet is None:
+        raise DataError(f"{out}: no readable {DATASHEET}; not a folder written by synthesize")
     rows = read_manifest(out / MANIFEST)
     kept = kept_images(out, rows)
     spaces = ("features", "pixel")
@@ -244,7 +246,7 @@ def prepare_folder(out: Path, settings: Settings, overwrite: bool) -> list[dict[
     differs = None if earlier is None else settings.differences(earlier.get("settings", {}))
     if earlier is None or differs:
         if not overwrite:
-            why = "no readable datasheet.json" if earlier is None else \
+            why = "no readable datasheet.json" if differs is None else \
                 "other settings: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in sorted(differs.items()))
             raise OutputError(f"--out {out} is not empty ({len(files)} files; {why}); rerun with the same settings "
                               "to continue it, choose another folder, or pass --overwrite to replace it")
@@ -387,7 +389,7 @@ def synthesize(
     def draw(b: int, s: int) -> tuple[torch.Tensor, list[str] | None]:
         labels = _labels(model, classes, settings.conditions, b, batch, s)
         g = torch.Generator(device=model.device).manual_seed(s)
-        given = {} if labels is None else {"label": labels}
+        given: dict[str, Any] = {} if labels is None else {"label": labels}
         return to_uint8(model.sample(batch, g, **given, **dict(options or {})).float()).cpu(), labels
 
     rows = fill(out, n, draw, gate, rows, batch=batch, seed=seed, privacy_filter=privacy_filter,

@@ -21,7 +21,7 @@ import torch
 from echolib.devices import autocast_dtype, uses_channels_last
 from echolib.errors import EchoError
 from echolib.io import read_jsonl
-from echolib.models.registry import load_config
+from echolib.train.run_config import load_config
 from echolib.train.run_folder import RunFolder
 
 SPEED = "train_speed.jsonl"
@@ -138,9 +138,9 @@ def stability_runs(folder: str | Path, arch: str = "stylegan2_ada") -> pd.DataFr
             "kimg": float(log["kimg"].iloc[-1]),
             "losses finite": bool(losses.map(math.isfinite).all().all()),
             "echo-FID": scored.get("fid", {}).get("value"),
-            "echo-FID interval": _interval_text(scored.get("fid", {})),
+            **_interval_columns("echo-FID", scored.get("fid", {})),
             "KID": scored.get("kid", {}).get("value"),
-            "KID interval": _interval_text(scored.get("kid", {})),
+            **_interval_columns("KID", scored.get("kid", {})),
             "KID std": scored.get("kid", {}).get("std"),
             "n fake / real": _counts(scored.get("fid", {})),
         })  # fmt: skip
@@ -157,21 +157,19 @@ def _counts(record: dict) -> str:
     return f"{record['n_fake']} / {record['n_real']}" if record else ""
 
 
-def _interval_text(record: dict) -> str:
+def _interval_columns(name: str, record: dict) -> dict[str, float]:
+    """``<name> low`` and ``<name> high``: the record's 95 % interval, NaN where it has none."""
     interval = record.get("interval")
-    return f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval and None not in interval else ""
+    low, high = interval if interval and None not in interval else (math.nan, math.nan)
+    return {f"{name} low": float(low), f"{name} high": float(high)}
 
 
 def _bounds(runs: pd.DataFrame, metric: str, spread: str | None) -> tuple[pd.Series, pd.Series]:
     """Each run's 95 % interval of ``metric`` (from its record); without one, the value widened by ``spread``."""
-    low, high = runs[metric].astype(float).copy(), runs[metric].astype(float).copy()
-    for run, text in runs.get(f"{metric} interval", pd.Series(dtype=str)).items():
-        if text:
-            low[run], high[run] = (float(v) for v in text.strip("[]").split(", "))
-        elif spread and pd.notna(runs.loc[run, spread]):
-            low[run] -= runs.loc[run, spread]
-            high[run] += runs.loc[run, spread]
-    return low, high
+    value = runs[metric].astype(float)
+    low, high = runs[f"{metric} low"].astype(float), runs[f"{metric} high"].astype(float)
+    widen = runs[spread].astype(float).fillna(0.0) if spread else 0.0
+    return low.fillna(value - widen), high.fillna(value + widen)
 
 
 def stability_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -194,7 +192,8 @@ def stability_summary(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "metric": metric,
             "fp32 runs": ", ".join(f"{v:.4g}" for v in fp32[metric]),
-            "fp32 range": f"[{low:.4g}, {high:.4g}]",
+            "fp32 low": float(low),
+            "fp32 high": float(high),
             "bf16 runs": ", ".join(f"{v:.4g}" for v in bf16[metric]),
             "bf16 inside": inside,
         })  # fmt: skip

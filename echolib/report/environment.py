@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import platform
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-PACKAGES = (
-    "torch", "torchvision", "torch-fidelity", "numpy", "scipy", "pillow", "opencv-python-headless", "pandas",
-    "scikit-learn", "matplotlib", "seaborn", "jupytext", "papermill", "nbval", "ipywidgets", "jupyter-book",
-)
+from echolib.dependencies import dependency_rows
 
 
-def package_versions(packages: tuple[str, ...] = PACKAGES) -> pd.DataFrame:
-    rows = []
-    for name in packages:
-        try:
-            version = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            version = "not installed"
-        rows.append({"package": name, "version": version})
-    rows.insert(0, {"package": "python", "version": sys.version.split()[0]})
-    return pd.DataFrame(rows)
+def dependency_table() -> pd.DataFrame:
+    """Every dependency of ``pyproject.toml`` with its installed and locked version and what it is used for."""
+    return pd.DataFrame(dependency_rows()).set_index("package")
 
 
 def device_info() -> dict[str, str]:

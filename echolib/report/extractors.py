@@ -36,7 +36,10 @@ def _weights_here(name: str) -> Path:
     """The file this machine would load for ``name``, without downloading; ConfigError when there is none."""
     if name == LPIPS:
         return lpips_weights_paths()[1]  # records carry the sha256 of LPIPS's own (linear) weights
-    return extractor_weights_path(name, download=False)
+    path = extractor_weights_path(name, download=False)
+    if path is None:
+        raise ConfigError(f"feature extractor {name!r} reads no weights file")
+    return path
 
 
 def record_extractors(runs: str | Path) -> Counter[tuple[str, str | None]]:
@@ -64,8 +67,8 @@ def extractor_table(runs: str | Path | None = None) -> pd.DataFrame:
         except ConfigError:  # the metric's own error says where to put the file
             weights, sha = "not found", None
         mine = {k: n for k, n in counts.items() if k[0] == name}
-        row = {"extractor": name, "scores": scores, "override": env, "weights": weights,
-               "sha256": sha[:16] if sha else "-"}
+        row: dict[str, str | int] = {"extractor": name, "scores": scores, "override": env, "weights": weights,
+                                     "sha256": sha[:16] if sha else "-"}
         if runs is not None:
             row["records"] = sum(mine.values())
             row["records, other weights"] = sum(n for (_, s), n in mine.items() if s != sha)

@@ -45,16 +45,16 @@ def keep_run(run: str | Path, dest: str | Path, name: str) -> Path:
     evaluation has none). Records keep their values; ``run`` becomes ``name``,
     because the trainer wrote the path of a folder on the machine that trained it.
     """
-    run, kept = RunFolder(run), RunFolder(dest)
-    missing = [f.name for f in (run.log_file, run.config_file) if not f.is_file()]
+    source, kept = RunFolder(run), RunFolder(dest)
+    missing = [f.name for f in (source.log_file, source.config_file) if not f.is_file()]
     if missing:
-        raise ConfigError(f"{run.path}: not a training run (no {' or '.join(missing)})")
-    for src, dst in ((run.log_file, kept.log_file), (run.config_file, kept.config_file)):
+        raise ConfigError(f"{source.path}: not a training run (no {' or '.join(missing)})")
+    for src, dst in ((source.log_file, kept.log_file), (source.config_file, kept.config_file)):
         atomic_write_text(dst, src.read_text())
-    if run.metrics_file.is_file():
-        _write_lines(kept.metrics_file, [_public_record(r, name) for r in run.records()])
-    if run.meta_file.is_file():
-        atomic_write_text(kept.meta_file, json.dumps(public_meta(run.meta()), indent=2) + "\n")
+    if source.metrics_file.is_file():
+        _write_lines(kept.metrics_file, [_public_record(r, name) for r in source.records()])
+    if source.meta_file.is_file():
+        atomic_write_text(kept.meta_file, json.dumps(public_meta(source.meta()), indent=2) + "\n")
     return kept.path
 
 
@@ -94,7 +94,7 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
         kept.runs.append(keep_run(session / "runs" / key, label_dir / folder, f"{label}/{folder}"))
     evaluated = session / "evaluate_runs.out"
     if evaluated.is_file() and (lines := read_jsonl(evaluated)):
-        renamed = [{**r, "run": f"{label}/{names.get(r.get('run'), r.get('run'))}"} for r in lines]
+        renamed = [{**r, "run": f"{label}/{names.get(r.get('run', ''), r.get('run'))}"} for r in lines]
         kept.files.append(_write_lines(label_dir / "evaluate_runs.jsonl", renamed))
     steps = session / "diffusion_steps.out"
     if steps.is_file() and (lines := read_jsonl(steps)):
@@ -139,11 +139,20 @@ def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] 
     return figures
 
 
+def public_data(text: str) -> str:
+    """``text`` with every path in it cut to its last name: the folders belong to the machine that trained.
+
+    One rule for run.json's data source and for the metric records' (``held-out
+    videos of /home/x/frames`` -> ``held-out videos of frames``), relative or absolute.
+    """
+    return re.sub(r"(?<!\S)(?:[^\s/]*/)+([^\s/]+)/?", r"\1", text)
+
+
 def _public_record(record: dict[str, Any], name: str) -> dict[str, Any]:
     """A metric record as the book keeps it: named ``name``, its data source without the machine's folders."""
     out = {**record, "run": name}
     if isinstance(out.get("data"), str):
-        out["data"] = re.sub(r"(?<![\w.])/(?:[^\s/]+/)+([^\s/]+)", r"\1", out["data"])
+        out["data"] = public_data(out["data"])
     return out
 
 
@@ -159,7 +168,7 @@ def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
         out["heldout_video_count"] = len(videos)
         out.setdefault("heldout_fingerprint", videos_fingerprint(videos))
     if isinstance(out.get("data"), str):
-        out["data"] = Path(out["data"]).name
+        out["data"] = public_data(out["data"])
     return out
 
 

@@ -8,7 +8,7 @@ typed twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +114,13 @@ def kept_suites(root: str | Path) -> dict[str, list[dict[str, Any]]]:
     return {f"{p.parent.name}/{p.name}": read_validation(p) for p in sorted(Path(root).glob("*/metric_validation-*.jsonl"))}
 
 
-def suite_for(root: str | Path, resolution: int, extractor: str) -> list[dict[str, Any]] | None:
-    """The newest kept suite scored at ``resolution`` with ``extractor``: the one that decides a table's metric."""
-    found = [s for s in kept_suites(root).values()
+def suite_for(suites: Mapping[str, list[dict[str, Any]]], resolution: int,
+              extractor: str) -> list[dict[str, Any]] | None:
+    """The newest of ``suites`` (:func:`kept_suites`) scored at ``resolution`` with ``extractor``.
+
+    That suite decides a table's leading metric; the caller reads the kept
+    suites once and asks this for each table.
+    """
+    found = [s for s in suites.values()
              if suite_context(s).get("resolution") == resolution and suite_context(s).get("extractor") == extractor]
     return found[-1] if found else None

@@ -306,7 +306,7 @@ def unlabelled_frames(data: str | Path, arch: str, config: str) -> tuple[int, in
     from echolib.data.frames import FrameDataset
     from echolib.data.sources import resolve_data
     from echolib.models.diffusion import frame_labels
-    from echolib.models.registry import load_config
+    from echolib.train.run_config import load_config
 
     run = load_config(arch, config)
     key = getattr(run.model, "label_key", None) if getattr(run.model, "labels", None) else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,6 +20,9 @@ from echolib.errors import ConfigError
 from echolib.images import to_uint8
 from echolib.models.base import GenerativeModel
 from echolib.train.sampling import model_sampler
+
+if TYPE_CHECKING:
+    from echolib.models.diffusion import Sampler
 
 
 @dataclass
@@ -33,7 +36,7 @@ class StepsComparison:
 def compare_steps(
     model: GenerativeModel,
     real: Any,
-    samplers: Sequence[str],
+    samplers: Sequence[Sampler],
     step_counts: Sequence[int],
     *,
     n: int,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,8 +22,12 @@ from matplotlib.figure import Figure
 
 from echolib.augment.ada import OPS, AugmentPipe, GeneratorDraws
 from echolib.images import make_grid, to_float, to_uint8
-from echolib.models.registry import config_names, config_path, load_config
+from echolib.models.registry import config_names, config_path
 from echolib.report.records import read_log
+from echolib.train.run_config import load_config
+
+if TYPE_CHECKING:
+    from echolib.models.stylegan2 import Generator
 
 _PAD = 2  # pixels between tiles, as in echolib.images.make_grid
 
@@ -64,7 +69,7 @@ def augment_examples(
     either), :func:`augment_figure` clips them for display.
     """
     x = _as_batch(image).expand(n, -1, -1, -1)
-    pipelines = {op: AugmentPipe(**{op: 1.0}) for op in ops}
+    pipelines = {op: AugmentPipe(**{op: 1.0}, supersample=True) for op in ops}
     pipelines |= {f"{name} (all)": AugmentPipe.from_name(name) for name in pipes}
     out = {}
     for label, pipe in pipelines.items():
@@ -134,7 +139,7 @@ def lazy_regularizer_curves(run: str | Path, keys: Sequence[str] = ("loss_r1", "
 
 @torch.no_grad()
 def style_mixing(
-    G: torch.nn.Module,
+    G: Generator,
     z_rows: torch.Tensor,
     z_cols: torch.Tensor,
     cutoff: int,

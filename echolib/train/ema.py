@@ -22,7 +22,7 @@ def ema_beta(batch: int, nimg: int, ema_kimg: float, rampup: float | None) -> fl
 @torch.no_grad()
 def update_ema(ema: nn.Module, net: nn.Module, beta: float) -> None:
     """``ema <- beta * ema + (1 - beta) * net`` for parameters; buffers are copied."""
-    ema_params = list(ema.parameters())
+    ema_params: list[torch.Tensor] = list(ema.parameters())
     net_params = [p.detach() for p in net.parameters()]
     if len(ema_params) != len(net_params):
         raise RuntimeError("EMA and network have different parameter lists")

@@ -14,64 +14,59 @@ The loop is written once so that every model gets the same guarantees:
   no duplicated or missing ticks after a kill.
 * **no host syncs in the step** -- losses accumulate on the device; one sync
   per tick reads them, checks for NaN/Inf, and logs.
+* **the caller's configuration is theirs** -- the trainer works on its own copy.
 
-A run folder is the unit of record; what it holds and the rules that keep
-it one run are in :mod:`echolib.train.run_records`.
+This module is the loop, read top to bottom: setup, resume, the kimg loop
+with its ticks, snapshots and evaluations, and the end. Each job it hands off
+has a module of its own: :mod:`~echolib.train.splits` (the held-out videos),
+:mod:`~echolib.train.nan_guard`, :mod:`~echolib.train.tick_log` (log rows),
+:mod:`~echolib.train.in_training_eval` (metrics and ``best.pt``),
+:mod:`~echolib.train.stopping` (signals), :mod:`~echolib.train.run_records`
+(what the run folder records, and the rules that keep it one run).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import copy
+import dataclasses
 import math
 import os
-import resource
-import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
-from echolib.config import dump_yaml
-from echolib.data.sources import resolve_data
 from echolib.devices import (
     autocast_dtype,
     available_cores,
     cpu_has_fast_bf16,
-    cpu_model,
     cpu_threads,
     resolve_device,
     uses_channels_last,
 )
 from echolib.errors import ConfigError, TrainingError
 from echolib.images import make_grid, to_float, write_gray
-from echolib.io import atomic_write_text, check_writable
+from echolib.io import check_writable
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
-from echolib.metrics.registry import ranking_score
 from echolib.models.base import GenerativeModel, RealBatch, StepContext, eval_mode
-from echolib.models.registry import RunConfig, build_model
-from echolib.progress import progress_bar
 from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
-from echolib.train import run_lock, run_records
+from echolib.train import in_training_eval, run_lock, run_records, splits
 from echolib.train.compiling import wire_forwards
 from echolib.train.conditions import condition_maps
 from echolib.train.ema import ema_beta, update_ema
+from echolib.train.nan_guard import NanGuard
+from echolib.train.run_config import RunConfig, build_model
 from echolib.train.run_folder import RunFolder
+from echolib.train.stopping import POLL_STEPS, Interrupted, StopSignals
+from echolib.train.tick_log import LossSums, TickReport, model_stats, tick_row
 
-
-class Interrupted(Exception):
-    """Training stopped by SIGINT/SIGTERM after writing a checkpoint."""
-
-    def __init__(self, signum: int, path: Path) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint written to {path}")
-        self.signum = signum
-        self.path = path
+__all__ = ["Clock", "Interrupted", "Trainer", "seed_for", "train", "validate"]
 
 
 def seed_for(seed: int, step: int, stream: int = 0) -> int:
@@ -118,22 +113,7 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(f"resolution must be a power of two, got {r}")
     if t.keep_last < 1:
         raise ConfigError(f"train.keep_last must be at least 1 (the checkpoint a resume needs), got {t.keep_last}")
-    if t.metrics_kimg > 0:
-        from echolib.metrics.fidelity import extractor_weights_path
-        from echolib.metrics.registry import METRICS as METRIC_NAMES
-        from echolib.metrics.registry import ranking_metrics
-
-        unknown = [m for m in t.metrics if m not in METRIC_NAMES]
-        if unknown or not t.metrics:
-            raise ConfigError(
-                f"train.metrics: unknown {unknown or 'empty list'}; choose from {', '.join(METRIC_NAMES)}"
-            )
-        if t.metrics[0] not in ranking_metrics():
-            raise ConfigError(
-                f"train.metrics: the first metric ranks the checkpoints (best.pt), and {t.metrics[0]!r} cannot; "
-                f"put one of {', '.join(ranking_metrics())} first"
-            )
-        extractor_weights_path(t.metrics_extractor)  # unknown name or missing weights: fail now, not after a tick
+    in_training_eval.check_settings(t)
 
 
 def train(
@@ -146,13 +126,18 @@ def train(
     resume: bool = True,
     progress: bool = True,
 ) -> Path:
-    """Train ``run`` on ``data`` into the run folder ``out``; resume if it holds a checkpoint."""
+    """Train ``run`` on ``data`` into the run folder ``out``; resume if it holds a checkpoint.
+
+    ``kimg`` overrides ``run.train.kimg`` for this call only; ``run`` itself is left as it was.
+    """
     if kimg is not None:
-        run.train.kimg = float(kimg)
+        run = dataclasses.replace(run, train=dataclasses.replace(run.train, kimg=float(kimg)))
     return Trainer(run, data, Path(out), device=device, resume=resume, progress=progress).fit()
 
 
 class Trainer:
+    """Trains one run folder: built ready to fit (data split, model built, checkpoint resumed)."""
+
     def __init__(
         self,
         run: RunConfig,
@@ -164,8 +149,8 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         validate(run)
-        self.run = run
-        self.cfg = run.train
+        self.run = copy.deepcopy(run)  # the model keeps its config: a caller's object must not change with it
+        self.cfg = self.run.train
         self.out = Path(out)
         self.folder = RunFolder(self.out)
         base_device = resolve_device(device)
@@ -184,13 +169,13 @@ class Trainer:
         if self.device.type == "cpu" and self.amp_dtype is not None and self.dist.is_main and not cpu_has_fast_bf16():
             print("warning: train.precision bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) is emulated "
                   "and slower than fp32; use --set train.precision=fp32 here", file=sys.stderr)  # fmt: skip
-        self._lock = None
+        self._lock: IO[str] | None = None
         if self.dist.is_main:
             check_writable(self.out)
             self._lock = run_lock.acquire(self.out)  # before anything in the folder is read or changed
         try:
-            self.data_source = str(data)
-            self.dataset = self._load_data(data)
+            self.data = splits.split_data(data, self.cfg, self.device)
+            self.dataset, self.heldout = self.data.train, self.data.heldout
             self.clock = Clock()
             #: an image-conditioned model's maps of the training frames (indices as the dataset's), else None
             self.conditions: torch.Tensor | None = None
@@ -198,41 +183,29 @@ class Trainer:
             self.sample_options: dict[str, Any] = {}
             self.model = self._build_model()
             self.optimizers = self.model.make_optimizers()
-            self._check_run_folder()
+            run_records.check_run_folder(self.out, self.run, self.data.fingerprint)
             self.resumed_from: Path | None = None
-            #: checkpoints this resume passed over, recorded in ``run.json`` when fitting starts
+            #: notes on the checkpoints this resume passed over, recorded in ``run.json`` when fitting starts
             self.skipped_checkpoints: list[dict[str, Any]] = []
             if resume:
                 self._resume()
         except BaseException:
             self.close()  # a refused run leaves the folder free at once, not when this object is collected
             raise
-        self._stop_signal: int | None = None
+        self.stop = StopSignals()
+        self._last_ckpt = Path()
+        self._last_ckpt_nimg = -1
+
+    @property
+    def data_source(self) -> str:
+        """The data as the caller named it (``phantom``, a folder, a zip, a manifest)."""
+        return self.data.source
 
     def close(self) -> None:
         """Release the run folder for another process (also happens when this process ends)."""
         run_lock.release(self._lock)
 
     # -- setup ----------------------------------------------------------
-    def _load_data(self, data: str | Path):
-        """The training split (whole videos; ``train.holdout`` of them are kept aside)."""
-        from echolib.data.frames import FrameDataset, holdout_split
-
-        path = resolve_data(data, size=self.cfg.resolution)
-        full = FrameDataset(path, resolution=self.cfg.resolution)
-        self.full_fingerprint = run_records.fingerprint(full)
-        train_idx, held_idx = holdout_split(full.video_ids, self.cfg.holdout, self.cfg.holdout_seed)
-        ds = full.subset(train_idx) if held_idx else full
-        self.heldout = full.subset(held_idx) if held_idx else None
-        if self.cfg.batch > len(ds):
-            raise ConfigError(
-                f"batch {self.cfg.batch} is larger than the training set ({len(ds)} of {len(full)} frames in "
-                f"{path}); use a smaller batch or more data"
-            )
-        if self.cfg.data_on_device:
-            ds = ds.to(self.device)
-        return ds
-
     def _build_model(self) -> GenerativeModel:
         torch.manual_seed(seed_for(self.cfg.seed, 0, stream=99))
         model = build_model(self.run)
@@ -249,12 +222,6 @@ class Trainer:
         wire_forwards(model, self.device, self.dist, self.cfg.compile)
         return model
 
-    def _check_run_folder(self) -> None:
-        run_records.check_run_folder(self.out, self.run, self._data_fingerprint())
-
-    def _data_fingerprint(self) -> str:
-        return self.full_fingerprint
-
     def _resume(self) -> None:
         found = ckpt.load_latest(
             self.folder.checkpoints_dir, arch=self.run.arch, resolution=self.cfg.resolution, map_location=self.device
@@ -264,8 +231,9 @@ class Trainer:
                 run_records.truncate_records(self.out, 0.0)
             return
         path, state = found.path, found.state
-        for skipped in found.skipped:
-            self._skipped_checkpoint(skipped, path)
+        if self.dist.is_main:
+            for skipped in found.skipped:
+                self.skipped_checkpoints.append(run_records.set_aside_skipped(self.out, skipped, path))
         m = self.model
         for name, net in m.nets.items():
             ckpt.load_state_strict(net, state["nets"][name], f"network {name!r}", path)
@@ -284,22 +252,6 @@ class Trainer:
         if self.dist.is_main:
             run_records.truncate_records(self.out, self.clock.nimg / 1000.0)
 
-    def _skipped_checkpoint(self, skipped: ckpt.SkippedCheckpoint, resumed_from: Path) -> None:
-        """Say that a newer checkpoint did not load, set it aside, and keep a note for ``run.json``."""
-        if not self.dist.is_main:
-            return
-        set_aside = self.folder.set_aside(skipped.path) if skipped.path.exists() else None
-        kept = f"; it is kept as {set_aside.name}" if set_aside is not None else ""
-        print(f"warning: resuming from {resumed_from.name}, not the newer {skipped.path.name}: {skipped.reason}{kept}",
-              file=sys.stderr)  # fmt: skip
-        self.skipped_checkpoints.append({
-            "file": skipped.path.name,
-            "reason": skipped.reason,
-            "resumed_from": resumed_from.name,
-            "set_aside_as": set_aside.name if set_aside is not None else None,
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
-
     # -- the loop -------------------------------------------------------
     def fit(self) -> Path:
         """Train to ``train.kimg``; the run folder is released when this returns or raises."""
@@ -311,109 +263,92 @@ class Trainer:
             self.close()
 
     def _fit(self) -> Path:
-        total = round(self.cfg.kimg * 1000)
-        if self.dist.is_main:
-            self._write_run_files()
-        done_file = self.folder.done_file
-        if self.clock.metrics_pending is not None:
-            self._pending_metrics()
-        if self.clock.nimg >= total:
-            if self.dist.is_main and not done_file.exists():
+        cfg, clock, main = self.cfg, self.clock, self.dist.is_main
+        total = round(cfg.kimg * 1000)
+        if main:
+            run_records.write_run_files(self.out, self.run, self._run_meta())
+        if clock.metrics_pending is not None:
+            self._pending_metrics(clock.metrics_pending)
+        if clock.nimg >= total:
+            if main and not self.folder.done_file.exists():
                 self._finish(total)
             return self.out
-        done_file.unlink(missing_ok=True) if self.dist.is_main else None
-        writer = self._tensorboard()
-        bar = progress_bar(
-            enabled=self.progress,
-            total=round(self.cfg.kimg, 3),
-            initial=round(self.clock.nimg / 1000, 3),
-            unit="kimg",
-            desc=f"{self.run.arch}/{self.run.name}",
-            dynamic_ncols=True,
-            bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]",
-        )
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = dict(self.clock.counts)
-        for k, v in self.clock.sums.items():
-            sums[k] = torch.tensor(v, device=self.device, dtype=torch.float64)
-        first_bad: dict[str, torch.Tensor] = {}
+        if main:
+            self.folder.done_file.unlink(missing_ok=True)
+        report = TickReport(self.out, main=main, progress=self.progress, tensorboard=cfg.tensorboard, kimg=cfg.kimg,
+                            nimg=clock.nimg, desc=f"{self.run.arch}/{self.run.name}")  # fmt: skip
+        tick_losses = LossSums.from_state(clock.sums, clock.counts, self.device)  # a resume may start mid-tick
+        nan_guard = NanGuard()
         generator = torch.Generator(device=self.device)
-        tick_nimg = round(self.cfg.tick_kimg * 1000)
+        tick_nimg = round(cfg.tick_kimg * 1000)
         t_tick = time.perf_counter()
-        t_tick_elapsed = self.clock.elapsed  # at this process's start of the tick (a resume may start mid-tick)
+        t_tick_elapsed = clock.elapsed  # at this process's start of the tick (a resume may start mid-tick)
         autocast = self._autocast_factory()
-        with self._signals(), contextlib.ExitStack() as closing:
-            closing.callback(bar.close)
+        with self.stop.handled(), contextlib.ExitStack() as closing:
+            closing.callback(report.close)
             if self.device.type == "cuda":
-                closing.enter_context(_cudnn_benchmark(self.cfg.cudnn_benchmark))
+                closing.enter_context(_cudnn_benchmark(cfg.cudnn_benchmark))
             else:
                 closing.enter_context(_intra_op_threads(self.threads))
-            if writer is not None:
-                closing.callback(writer.close)
-            while self.clock.nimg < total:
+            while clock.nimg < total:
+                # One step: the model draws its real batches, steps its optimizers, the EMA follows.
                 losses, drawn = self._step(generator, autocast)
-                self.clock.nimg += drawn
-                self.clock.step += 1
+                clock.nimg += drawn
+                clock.step += 1
                 self._ema_update(drawn)
-                for k, v in losses.items():
-                    v = v.detach().to(torch.float64)
-                    bad = ~torch.isfinite(v)
-                    prev = first_bad.get(k)
-                    step_t = torch.full((), self.clock.step - 1, device=self.device)  # a fill: no host copy
-                    first_bad[k] = torch.where(bad, step_t, torch.full_like(step_t, -1)) if prev is None else torch.where(
-                        (prev < 0) & bad, step_t, prev
-                    )
-                    sums[k] = sums[k] + v if k in sums else v.clone()
-                    counts[k] = counts.get(k, 0) + 1
-                if self.device.type == "cpu":
-                    self._check_finite(first_bad)
-                at_tick = self.clock.nimg - self.clock.tick_start_nimg >= tick_nimg or self.clock.nimg >= total
-                if not at_tick and (signum := self._agreed_stop(self.clock.step % _STOP_POLL_STEPS == 0)):
-                    self._check_finite(first_bad)  # never let a poisoned state become the checkpoint a resume loads
-                    self._save_midtick(sums, counts, t_tick, t_tick_elapsed)
-                    raise Interrupted(signum, self._last_ckpt)
+                losses = {k: v.detach().to(torch.float64) for k, v in losses.items()}
+                nan_guard.observe(losses, clock.step - 1)
+                tick_losses.add(losses)
+                if self.device.type == "cpu":  # reading back is free here: stop at the step that went bad
+                    self._check_finite(nan_guard)
+                at_tick = clock.nimg - clock.tick_start_nimg >= tick_nimg or clock.nimg >= total
                 if not at_tick:
+                    if signum := self.stop.agreed(clock.step % POLL_STEPS == 0, self.dist):
+                        self._check_finite(nan_guard)  # never let a poisoned state become the checkpoint to resume
+                        clock.elapsed = t_tick_elapsed + (time.perf_counter() - t_tick)
+                        clock.sums, clock.counts = tick_losses.to_state()
+                        self._write_checkpoint()
+                        raise Interrupted(signum, self._last_ckpt)
                     continue
-                self._check_finite(first_bad)
-                now = time.perf_counter()
-                self.clock.elapsed = t_tick_elapsed + (now - t_tick)
-                row = self._tick_row(sums, counts, self.clock.elapsed - self.clock.tick_start_elapsed,
-                                     self.clock.nimg - self.clock.tick_start_nimg)
-                sums, counts = {}, {}
-                self.clock.sums, self.clock.counts = {}, {}
-                prev_nimg = self.clock.tick_start_nimg
-                self.clock.tick += 1
-                self.clock.tick_start_nimg = self.clock.nimg
-                self.clock.tick_start_elapsed = self.clock.elapsed
-                self._after_tick(row, prev_nimg, total, writer, bar)
+
+                # The tick's end: one read of the losses, one log row.
+                self._check_finite(nan_guard)
+                clock.elapsed = t_tick_elapsed + (time.perf_counter() - t_tick)
+                row = tick_row(tick=clock.tick, nimg=clock.nimg, step=clock.step, elapsed=clock.elapsed,
+                               seconds=clock.elapsed - clock.tick_start_elapsed,
+                               nimg_tick=clock.nimg - clock.tick_start_nimg, losses=tick_losses.means(self.dist),
+                               stats=model_stats(self.model, self.dist), device=self.device)  # fmt: skip
+                tick_losses = LossSums()
+                clock.sums, clock.counts = {}, {}
+                prev_nimg = clock.tick_start_nimg
+                clock.tick += 1
+                clock.tick_start_nimg = clock.nimg
+                clock.tick_start_elapsed = clock.elapsed
+                report.write(row, clock.nimg)
+
+                # Evaluation, sample grid, snapshot: each on its own kimg interval, all at the end.
+                kimg, final = clock.nimg / 1000.0, clock.nimg >= total
+                improved = False
+                if _every(cfg.metrics_kimg, prev_nimg, clock.nimg) or (final and cfg.metrics_kimg > 0):
+                    improved = bool(dist.all_max_int(int(self._evaluate(kimg)), self.dist))  # rank 0 evaluates
+                if _every(cfg.sample_kimg, prev_nimg, clock.nimg) or final:
+                    self._sample_grid(kimg)
+                if _every(cfg.snapshot_kimg, prev_nimg, clock.nimg) or final or improved:
+                    self._save_checkpoint()
+                    if improved and main:
+                        ckpt.copy_atomic(self._last_ckpt, self.folder.best_checkpoint)
                 t_tick = time.perf_counter()
-                t_tick_elapsed = self.clock.elapsed
-                if signum := self._agreed_stop(True):
-                    if self._last_ckpt_nimg != self.clock.nimg:
+                t_tick_elapsed = clock.elapsed
+                if signum := self.stop.agreed(True, self.dist):
+                    if self._last_ckpt_nimg != clock.nimg:
                         self._save_checkpoint()
                     raise Interrupted(signum, self._last_ckpt)
-        if self.dist.is_main:
+        if main:
             self._finish(total)
         dist.barrier(self.dist)
         return self.out
 
-    _last_ckpt: Path = Path()
-    _last_ckpt_nimg: int = -1
-
-    def _agreed_stop(self, poll: bool) -> int:
-        """The signal to stop on now, 0 to go on.
-
-        One process acts on its own signal at once. Under DDP every rank must
-        stop at the same step (a rank that stops alone waits forever for the
-        others' gradients), and the signal may reach them a step apart, so the
-        ranks compare flags, a collective that waits for the device, only on
-        polling steps.
-        """
-        if not self.dist.enabled:
-            return self._stop_signal or 0
-        return dist.all_max_int(self._stop_signal or 0, self.dist) if poll else 0
-
-    def _step(self, generator: torch.Generator, autocast) -> tuple[dict[str, torch.Tensor], int]:
+    def _step(self, generator: torch.Generator, autocast: Callable[[], Any]) -> tuple[dict[str, torch.Tensor], int]:
         cfg = self.cfg
         generator.manual_seed(seed_for(cfg.seed, self.clock.step))
         torch.manual_seed(seed_for(cfg.seed, self.clock.step, stream=1))
@@ -449,7 +384,7 @@ class Trainer:
             raise TrainingError(f"{self.run.arch}.train_step drew no real images; it must call ctx.next_real()")
         return losses, drawn
 
-    def _autocast_factory(self):
+    def _autocast_factory(self) -> Callable[[], Any]:
         """The context each step runs in: bf16 autocast of the networks, or nothing (``train.precision``).
 
         Only the networks' operations follow autocast's casting lists; weights,
@@ -470,86 +405,13 @@ class Trainer:
         for name, ema in self.model.ema.items():
             update_ema(ema, self.model.nets[name], beta)
 
-    def _check_finite(self, first_bad: dict[str, torch.Tensor]) -> None:
-        if not first_bad:
-            return
-        names = list(first_bad)
-        steps = dist.all_min(torch.stack([first_bad[k].to(torch.float64) for k in names]), self.dist).tolist()
-        # -1 means "never"; all_min over ranks would pick -1, so rank-local values suffice on one process.
-        bad = [(int(s), k) for s, k in zip(steps, names) if s >= 0]
-        if bad:
-            step, name = min(bad)
-            last = self._last_good_checkpoint()
-            raise TrainingError(
-                f"non-finite loss {name!r} at step {step} (kimg {self.clock.nimg / 1000:.3f}); "
-                f"training stopped. Last good checkpoint: {last or 'none yet'}. "
-                f"Lower the learning rate or check the data, then resume from it."
-            )
+    def _check_finite(self, guard: NanGuard) -> None:
+        guard.check(self.dist, self.clock.nimg / 1000, self.folder)
 
-    def _last_good_checkpoint(self) -> Path | None:
-        return self.folder.latest_checkpoint()
-
-    # -- per tick -------------------------------------------------------
-    def _tick_row(self, sums, counts, seconds: float, nimg_tick: int) -> dict[str, Any]:
-        names = sorted(sums)
-        if names:
-            vals = torch.stack([sums[k] / counts[k] for k in names]).to(torch.float64)
-            vals = dist.all_mean(vals, self.dist).tolist()
-        else:
-            vals = []
-        stats = {}
-        for k, v in self.model.tick_stats().items():
-            stats[k] = float(v) if not isinstance(v, torch.Tensor) else float(dist.all_mean(v.detach().double(), self.dist))
-        kimg_tick = nimg_tick / 1000.0
-        row: dict[str, Any] = {
-            "tick": self.clock.tick,
-            "kimg": round(self.clock.nimg / 1000.0, 6),
-            "step": self.clock.step,
-            "time_s": round(self.clock.elapsed, 3),
-            "sec_per_kimg": round(seconds / kimg_tick, 4) if kimg_tick else None,
-            "kimg_per_s": round(kimg_tick / seconds, 5) if seconds > 0 else None,
-        }
-        row.update({k: v for k, v in zip(names, vals)})
-        row.update(stats)
-        row["mem_gb"] = round(_peak_memory_gb(self.device), 4)
-        if self.device.type == "cuda":  # each row its own tick's peak, not the first tick's cuDNN autotuning trials
-            torch.cuda.reset_peak_memory_stats(self.device)
-        return row
-
-    def _after_tick(self, row: dict[str, Any], prev_nimg: int, total: int, writer, bar) -> None:
-        kimg = self.clock.nimg / 1000.0
-        final = self.clock.nimg >= total
-        snap = _every(self.cfg.snapshot_kimg, prev_nimg, self.clock.nimg)
-        sample = _every(self.cfg.sample_kimg, prev_nimg, self.clock.nimg)
-        metrics = _every(self.cfg.metrics_kimg, prev_nimg, self.clock.nimg)
-        if self.dist.is_main:
-            run_records.append_log_row(self.out, row)
-            if writer is not None:
-                for k, v in row.items():
-                    if k not in ("tick", "kimg", "step") and isinstance(v, (int, float)):
-                        writer.add_scalar(k, v, global_step=self.clock.nimg)
-                writer.flush()
-            bar.update(round(min(kimg, bar.total) - bar.n, 3))
-            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.startswith(("loss", "augment_p")) and v is not None}
-                            | {"kimg/s": f"{row['kimg_per_s'] or 0:.3g}"}, refresh=False)
-        improved = False
-        if metrics or (final and self.cfg.metrics_kimg > 0):
-            improved = bool(dist.all_max_int(int(self._training_metrics(kimg)), self.dist))  # rank 0 evaluates
-        if sample or final:
-            self._sample_grid(kimg)
-        if snap or final or improved:
-            self._save_checkpoint()
-            if improved and self.dist.is_main:
-                ckpt.copy_atomic(self._last_ckpt, self.folder.best_checkpoint)
-
+    # -- snapshots, samples, evaluation ----------------------------------
     def _save_checkpoint(self) -> None:
+        """A checkpoint at a tick's end (no half-finished tick to carry)."""
         self.clock.sums, self.clock.counts = {}, {}
-        self._write_checkpoint()
-
-    def _save_midtick(self, sums, counts, t_tick, t_tick_elapsed) -> None:
-        self.clock.elapsed = t_tick_elapsed + (time.perf_counter() - t_tick)
-        self.clock.sums = {k: float(v) for k, v in sums.items()}
-        self.clock.counts = dict(counts)
         self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
@@ -588,131 +450,63 @@ class Trainer:
         for name, (preview, nrow) in previews.items():
             write_gray(self.folder.sample_file(name, round(kimg * 1000)), make_grid(preview, nrow=nrow))
 
-    def _pending_metrics(self) -> None:
+    def _evaluate(self, kimg: float) -> bool:
+        """Append the in-training metric records at ``kimg``; True when the first metric found a new best.
+
+        A stop signal during the evaluation abandons it between sample chunks
+        and leaves it marked pending in the clock, so the checkpoint written
+        next makes the resumed run evaluate this kimg first: no record is lost
+        or doubled.
+        """
+        if not self.dist.is_main:
+            return False
+        self.clock.metrics_pending = kimg
+        records = in_training_eval.evaluate(self.model, self.dataset, self.cfg, device=self.device, kimg=kimg,
+                                            run=self.out, stop=lambda: self.stop.requested,
+                                            sample_options=self.sample_options)  # fmt: skip
+        if records is None:
+            return False
+        self.clock.metrics_pending = None
+        self.folder.append_records(records)
+        best = in_training_eval.new_best(records, self.cfg.metrics[0], self.clock.best)
+        if best is None:
+            return False
+        self.clock.best = best
+        return True
+
+    def _pending_metrics(self, kimg: float) -> None:
         """Redo the evaluation a signal cut short, on the checkpoint written at that tick, before training on.
 
         Once its records are written, the checkpoint is written again without the
         pending mark (same state otherwise), so a crash before the next checkpoint
         cannot make a later resume evaluate, and record, this kimg twice.
         """
-        with self._signals():
-            improved = bool(dist.all_max_int(int(self._training_metrics(self.clock.metrics_pending)), self.dist))
-            if signum := self._agreed_stop(True):  # the checkpoint on disk still marks the evaluation pending
+        with self.stop.handled():
+            improved = bool(dist.all_max_int(int(self._evaluate(kimg)), self.dist))
+            if signum := self.stop.agreed(True, self.dist):  # the checkpoint on disk still marks it pending
                 raise Interrupted(signum, self.resumed_from or self._last_ckpt)
             self.clock.metrics_pending = None
             self._write_checkpoint()
             if improved and self.dist.is_main:
                 ckpt.copy_atomic(self._last_ckpt, self.folder.best_checkpoint)
 
-    def _training_metrics(self, kimg: float) -> bool:
-        """Append metric records; True when the first metric improved (:mod:`~echolib.metrics.registry`).
-
-        A stop signal during the evaluation abandons it between sample chunks
-        and marks it pending in the clock, so the checkpoint written next makes
-        the resumed run evaluate this kimg first: no record is lost or doubled.
-        """
-        if not self.dist.is_main:
-            return False
-        from echolib.metrics import evaluate
-        from echolib.train.sampling import SamplingStopped, model_sampler
-
-        self.clock.metrics_pending = kimg
-        try:
-            records = evaluate(
-                real=self.dataset,
-                fake=model_sampler(self.model, batch=max(self.cfg.batch, 64), stop=lambda: self._stop_signal is not None,
-                                   **self.sample_options),
-                metrics=list(self.cfg.metrics),
-                extractor=self.cfg.metrics_extractor,
-                n=self.cfg.metrics_n,
-                seed=self.cfg.seed,
-                device=str(self.device),
-                kimg=kimg,
-                run=str(self.out),
-                warn_overlap=False,  # scored against training frames by design; the records say the overlap
-            )
-        except SamplingStopped:
-            return False
-        self.clock.metrics_pending = None
-        for r in records:
-            r["source"] = "train"
-        self.folder.append_records(records)
-        head = next((r for r in records if r["metric"] == self.cfg.metrics[0]), None)
-        if head is None or head["value"] is None:  # not computed, or not finite: never the best
-            return False
-        score = ranking_score(head["metric"], head["value"])
-        if self.clock.best is None or score < self.clock.best:
-            self.clock.best = score
-            return True
-        return False
-
-    def _finish(self, total: int) -> None:
-        atomic_write_text(
-            self.folder.done_file,
-            json.dumps({"kimg": self.clock.nimg / 1000.0, "target_kimg": total / 1000.0, "steps": self.clock.step,
-                        "time_s": round(self.clock.elapsed, 3)}, indent=2),
+    # -- records ----------------------------------------------------------
+    def _run_meta(self) -> dict[str, Any]:
+        return run_records.run_meta(
+            self.run,
+            self.data,
+            device=self.device,
+            world_size=self.dist.world_size,
+            bf16=self.amp_dtype is not None,
+            channels_last=self.channels_last,
+            threads=self.threads,
+            model_facts=self.model.run_facts(),
+            skipped_checkpoints=self.skipped_checkpoints,
         )
 
-    def _write_run_files(self) -> None:
-        atomic_write_text(self.folder.config_file, dump_yaml(self.run.to_dict()))
-        meta = {
-            "arch": self.run.arch,
-            "config": self.run.name,
-            "data": self.data_source,
-            "frames": len(self.dataset) + (len(self.heldout) if self.heldout is not None else 0),
-            "train_frames": len(self.dataset),
-            "heldout_videos": sorted(set(self.heldout.video_ids)) if self.heldout is not None else [],
-            "data_fingerprint": self._data_fingerprint(),
-            "device": _device_name(self.device),
-            "world_size": self.dist.world_size,
-            "precision": "bf16" if self.amp_dtype is not None else "fp32",  # what train.precision meant here
-            "channels_last": self.channels_last,
-            "torch": torch.__version__,
-            "python": sys.version.split()[0],
-        }
-        if self.device.type == "cpu":
-            meta["threads"] = self.threads
-        if facts := self.model.run_facts():
-            meta["model"] = facts
-        meta[RunFolder.SKIPPED_CHECKPOINTS] = self.skipped_checkpoints  # appended to earlier resumes' notes
-        self.folder.write_meta(meta)
-
-    def _tensorboard(self):
-        if not (self.cfg.tensorboard and self.dist.is_main):
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard not installed: logs still go to log.csv
-            return None
-        return SummaryWriter(log_dir=str(self.folder.tensorboard_dir), purge_step=self.clock.nimg)
-
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM: finish the current step, write a checkpoint, stop with a clear message."""
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            if self._stop_signal is not None:  # asked twice: stop now, the way the signal would without us
-                for s, h in old.items():
-                    signal.signal(s, h)
-                signal.raise_signal(signum)
-                return
-            self._stop_signal = signum
-
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-
-#: under DDP, steps between comparisons of the ranks' stop flags (each one waits for the device)
-_STOP_POLL_STEPS = 16
+    def _finish(self, total: int) -> None:
+        run_records.write_done(self.out, nimg=self.clock.nimg, target_nimg=total, steps=self.clock.step,
+                               elapsed=self.clock.elapsed)  # fmt: skip
 
 
 def _every(interval_kimg: float, prev_nimg: int, nimg: int) -> bool:
@@ -747,16 +541,3 @@ def _intra_op_threads(n: int) -> Iterator[None]:
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-
-def _peak_memory_gb(device: torch.device) -> float:
-    """GPU: peak allocated since the last tick's row. CPU: the process's peak resident memory so far."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({cpu_model()}, {os.cpu_count()} cores)"

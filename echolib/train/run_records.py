@@ -1,6 +1,9 @@
 """What a run folder records on disk, and the rules that keep it one run.
 
-The trainer writes; these functions decide what an existing folder may be
+The trainer writes through these functions: the resolved ``config.yaml`` and
+``run.json`` (what the run was trained on and where) when fitting starts,
+``done.json`` when it reaches its length, and a note for each checkpoint a
+resume had to pass over. They also decide what an existing folder may be
 resumed with (the same configuration, up to the runtime settings, and the same
 data), what a resume must forget (log rows and training-time metric records
 past the checkpoint it resumes from, which will be recomputed identically),
@@ -14,15 +17,111 @@ import csv
 import hashlib
 import io
 import json
+import os
+import sys
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from echolib.config import read_yaml
+import torch
+
+from echolib.config import dump_yaml, read_yaml
+from echolib.devices import cpu_model
 from echolib.errors import ConfigError, DataError
 from echolib.io import append_csv_row, atomic_write_text, read_jsonl
-from echolib.models.registry import RunConfig, from_plain
+from echolib.train.checkpoint import SkippedCheckpoint
 from echolib.train.config import RUNTIME_SETTINGS
+from echolib.train.run_config import RunConfig, from_plain
 from echolib.train.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from echolib.train.splits import DataSplit
+
+
+def run_meta(
+    run: RunConfig,
+    data: DataSplit,
+    *,
+    device: torch.device,
+    world_size: int,
+    bf16: bool,
+    channels_last: bool,
+    threads: int,
+    model_facts: Mapping[str, Any],
+    skipped_checkpoints: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``run.json``: the data (and its held-out videos) a run was trained on, where, and how.
+
+    Evaluation reads the held-out videos from here rather than recomputing the
+    split; ``precision`` says what ``train.precision`` meant on this device;
+    ``model`` holds what the model decided at run time that its configuration
+    leaves open.
+    """
+    meta: dict[str, Any] = {
+        "arch": run.arch,
+        "config": run.name,
+        "data": data.source,
+        "frames": data.frames,
+        "train_frames": len(data.train),
+        "heldout_videos": data.heldout_videos(),
+        "data_fingerprint": data.fingerprint,
+        "device": device_name(device),
+        "world_size": world_size,
+        "precision": "bf16" if bf16 else "fp32",
+        "channels_last": channels_last,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+    }
+    if device.type == "cpu":
+        meta["threads"] = threads
+    if model_facts:
+        meta["model"] = dict(model_facts)
+    meta[RunFolder.SKIPPED_CHECKPOINTS] = skipped_checkpoints  # appended to earlier resumes' notes
+    return meta
+
+
+def write_run_files(out: Path, run: RunConfig, meta: Mapping[str, Any]) -> None:
+    """The resolved ``config.yaml`` and ``run.json``, written when fitting starts (again at every resume)."""
+    folder = RunFolder(out)
+    atomic_write_text(folder.config_file, dump_yaml(run.to_dict()))
+    folder.write_meta(meta)
+
+
+def write_done(out: Path, *, nimg: int, target_nimg: int, steps: int, elapsed: float) -> None:
+    """``done.json``: the run reached its length (readers skip finished runs by it)."""
+    atomic_write_text(
+        RunFolder(out).done_file,
+        json.dumps({"kimg": nimg / 1000.0, "target_kimg": target_nimg / 1000.0, "steps": steps,
+                    "time_s": round(elapsed, 3)}, indent=2),
+    )  # fmt: skip
+
+
+def set_aside_skipped(out: Path, skipped: SkippedCheckpoint, resumed_from: Path) -> dict[str, Any]:
+    """Set aside a newer checkpoint that did not load, warn, and return ``run.json``'s note of it.
+
+    Left in place it would be the newest checkpoint again at the next resume;
+    the note keeps why it was passed over with the run, not only in a log.
+    """
+    folder = RunFolder(out)
+    set_aside = folder.set_aside(skipped.path) if skipped.path.exists() else None
+    kept = f"; it is kept as {set_aside.name}" if set_aside is not None else ""
+    print(f"warning: resuming from {resumed_from.name}, not the newer {skipped.path.name}: {skipped.reason}{kept}",
+          file=sys.stderr)  # fmt: skip
+    return {
+        "file": skipped.path.name,
+        "reason": skipped.reason,
+        "resumed_from": resumed_from.name,
+        "set_aside_as": set_aside.name if set_aside is not None else None,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and core count, as ``run.json`` records the device."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores)"
 
 
 def check_run_folder(out: Path, run: RunConfig, data_fingerprint: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from echolib.config import merge
-from echolib.models.registry import load_config
+from echolib.train.run_config import load_config
 from echolib.train.run_folder import RunFolder
 
 

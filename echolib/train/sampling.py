@@ -12,9 +12,9 @@ from echolib.devices import resolve_device
 from echolib.errors import CheckpointError, ConfigError, TrainingError
 from echolib.images import save_batch
 from echolib.models.base import GenerativeModel, eval_mode
-from echolib.models.registry import build_model, from_plain
 from echolib.progress import progress_bar
 from echolib.train import checkpoint as ckpt
+from echolib.train.run_config import build_model, from_plain
 from echolib.train.run_folder import RunFolder
 
 

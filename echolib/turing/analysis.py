@@ -27,7 +27,7 @@ Definitions (the study's where it had one):
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import reduce
@@ -139,33 +139,34 @@ def confusion_position(resp: Responses) -> tuple[list[int], np.ndarray]:
     cm = np.zeros((len(resp.raters), size, size), dtype=int)
     for r, row in enumerate(resp.picks):
         for q in single:
-            if row[q] is not None:
-                cm[r, resp.items[q].key[0], row[q][0]] += 1
+            picked = row[q]
+            if picked is not None:
+                cm[r, resp.items[q].key[0], picked[0]] += 1
     return list(range(size)), cm
 
 
 # -- agreement -----------------------------------------------------------------
 def fleiss_kappa(counts: np.ndarray) -> float:
-    """Fleiss' kappa of an ``[subjects, categories]`` table of rater counts.
+    """Fleiss' kappa of an ``[subjects, categories]`` table of rater counts (``statsmodels``).
 
     With ``n`` raters per subject, ``P_i = (sum_j n_ij^2 - n) / (n (n - 1))``
     is the agreement on subject ``i``, ``p_j`` the share of all ratings in
     category ``j``; ``kappa = (mean P_i - sum_j p_j^2) / (1 - sum_j p_j^2)``.
-    NaN when undefined (fewer than two raters, or every rating in one category).
+    NaN when undefined (no subjects, or every rating in one category); an error
+    when subjects have different numbers of ratings or fewer than two.
     """
+    from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
+
     counts = np.asarray(counts, dtype=float)
     if counts.ndim != 2 or counts.shape[0] == 0:
         return math.nan
     n = counts.sum(axis=1)
     if not np.allclose(n, n[0]) or n[0] < 2:
         raise DataError("fleiss_kappa needs the same number (>= 2) of ratings for every subject")
-    n = n[0]
-    p_i = (np.sum(counts**2, axis=1) - n) / (n * (n - 1))
     p_j = counts.sum(axis=0) / counts.sum()
-    p_e = float(np.sum(p_j**2))
-    if p_e >= 1.0 - 1e-12:
+    if float(np.sum(p_j**2)) >= 1.0 - 1e-12:  # statsmodels would divide by zero
         return math.nan
-    return float((p_i.mean() - p_e) / (1.0 - p_e))
+    return float(statsmodels_fleiss_kappa(counts, method="fleiss"))
 
 
 def agreement(resp: Responses) -> dict[str, float]:
@@ -178,17 +179,18 @@ def agreement(resp: Responses) -> dict[str, float]:
     inflate kappa (their categories never coincide, which shrinks the chance
     term), so the pooled value is taken per image instead.
     """
-    full = [q for q in range(len(resp.items)) if all(row[q] is not None for row in resp.picks)]
+    answers = {q: [p for row in resp.picks if (p := row[q]) is not None] for q in range(len(resp.items))}
+    full = {q: picks for q, picks in answers.items() if len(picks) == len(resp.picks)}  # answered by every rater
     out: dict[str, float] = {}
     if len(resp.raters) < 2:
         return {f: math.nan for f in [*dict.fromkeys(resp.formats), "images"]}
     for fmt in dict.fromkeys(resp.formats):
         qs = [q for q in full if resp.items[q].format == fmt]
-        cats = sorted({row[q] for q in qs for row in resp.picks})
-        table = np.array([[sum(row[q] == c for row in resp.picks) for c in cats] for q in qs], dtype=float)
+        cats = sorted({picks for q in qs for picks in full[q]})
+        table = np.array([[sum(picks == c for picks in full[q]) for c in cats] for q in qs], dtype=float)
         out[fmt] = fleiss_kappa(table) if qs else math.nan
     image_rows = [
-        [sum(pos in row[q] for row in resp.picks), sum(pos not in row[q] for row in resp.picks)]
+        [sum(pos in picks for picks in full[q]), sum(pos not in picks for picks in full[q])]
         for q in full
         for pos in range(FORMATS[resp.items[q].format].n_images)
     ]
@@ -268,7 +270,7 @@ def score_test(resp: Responses) -> list[dict[str, float]]:
 
 
 def _convolve(a: dict[float, float], b: dict[float, float]) -> dict[float, float]:
-    out: Counter[float] = Counter()
+    out: defaultdict[float, float] = defaultdict(float)
     for va, pa in a.items():
         for vb, pb in b.items():
             out[round(va + vb, 9)] += pa * pb

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -31,7 +32,7 @@ def _bars_with_percent(ax, values: Sequence[float | None], labels: Sequence[str]
         ax.bar(x, np.nan_to_num(vals), edgecolor="black", linewidth=1.0, color="#4C72B0")
     else:
         names = list(dict.fromkeys(str(g) for g in groups))
-        colours = dict(zip(names, plt.get_cmap("tab10").colors))
+        colours = dict(zip(names, matplotlib.color_sequences["tab10"]))
         for name in names:
             idx = [i for i, g in enumerate(groups) if str(g) == name]
             ax.bar(x[idx], np.nan_to_num([vals[i] for i in idx]), edgecolor="black", linewidth=1.0,
@@ -101,8 +102,8 @@ def plot_confusions(
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, 2.5 * nrows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
-    for ax, cm, title in zip(axes.flat, matrices, titles):
-        cm = np.asarray(cm, dtype=float)
+    for ax, matrix, title in zip(axes.flat, matrices, titles):
+        cm = np.asarray(matrix, dtype=float)
         share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
         text = np.array([[f"{int(c)}\n{s:.0%}" for c, s in zip(rc, rs)] for rc, rs in zip(cm, share)])
         sns.heatmap(share, annot=text, fmt="", vmin=0, vmax=1, cmap="Blues", cbar=False, ax=ax,

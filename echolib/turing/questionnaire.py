@@ -153,7 +153,8 @@ def build_questionnaire(
 
     names = _random_names(sum(p["n_images"] for p in plan), rng)
     images_dir = out / IMAGES_DIR
-    rater_questions, key_questions = [], []
+    rater_questions: list[RaterQuestion] = []
+    key_questions: list[KeyQuestion] = []
     shape: tuple[int, int] | None = None
     for p in plan:
         sources = [("real", "real", real_pool.pop()) for _ in range(p["n_real"])]
@@ -228,7 +229,7 @@ def _plan(counts: Mapping[str, int], models: list[str], rng: np.random.Generator
             if n % 2:
                 real_flags[-1] = bool(rng.integers(2))
             rng.shuffle(real_flags)
-            answers = [(0,) if flag else () for flag in real_flags]
+            answers: list[tuple[int, ...]] = [(0,) if flag else () for flag in real_flags]
         else:
             combos = list(itertools.combinations(range(f.n_images), f.n_real))
             combos = [combos[i] for i in rng.permutation(len(combos))]  # a remainder must not favour early ones

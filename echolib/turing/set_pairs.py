@@ -72,8 +72,8 @@ def build_set_questionnaire(
     side = round(grid**0.5)
     if side * side != grid or grid < 1:
         raise ConfigError(f"grid must be a square number of images (4, 9, 16, ...), got {grid}")
-    pairs = list(itertools.combinations(sets, 2)) if pairs is None else [tuple(p) for p in pairs]
-    unknown = sorted({n for p in pairs for n in p} - set(sets))
+    asked: list[tuple[str, ...]] = list(itertools.combinations(sets, 2)) if pairs is None else [tuple(p) for p in pairs]
+    unknown = sorted({n for p in asked for n in p} - set(sets))
     if unknown:
         raise ConfigError(f"pairs name sets that are not given: {unknown}")
     out = Path(out)
@@ -85,7 +85,7 @@ def build_set_questionnaire(
     for name, imgs in images.items():
         if len(imgs) < grid:
             raise DataError(f"set {name!r} ({sets[name]}): {len(imgs)} images, a grid needs {grid}")
-    plan = [(a, b, r) for a, b in pairs for r in range(repeats)]
+    plan = [(a, b, r) for a, b in asked for r in range(repeats)]
     order = rng.permutation(len(plan))
     names = _random_names(2 * len(plan), rng)
     questions, key_questions = [], []

@@ -58,9 +58,10 @@ def load_study_csv(path: str | Path, formats: Sequence[str] = STUDY_FORMATS, rat
         return out
 
     key = parse(rows[0], "key line")
-    if any(k is None for k in key):
+    answered = [k for k in key if k is not None]
+    if len(answered) < len(key):
         raise DataError(f"{path}: the key line leaves question {key.index(None)} empty")
-    items = tuple(Item(id=f"Q{q}", format=fmt, key=k) for q, (fmt, k) in enumerate(zip(formats, key)))
+    items = tuple(Item(id=f"Q{q}", format=fmt, key=k) for q, (fmt, k) in enumerate(zip(formats, answered)))
     picks = tuple(tuple(parse(row, f"specialist line {i + 1}")) for i, row in enumerate(rows[1:]))
     raters = tuple(f"{rater_prefix}{i + 1}" for i in range(len(picks)))
     return Responses(items=items, raters=raters, picks=picks, source=str(path))

@@ -16,8 +16,8 @@ from PIL import Image
 
 from echolib.data.frames import FrameDataset
 from echolib.errors import ConfigError, DataError
-from echolib.models.registry import load_config
 from echolib.train.loop import train
+from echolib.train.run_config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,9 +16,9 @@ import torch
 
 from echolib.errors import DataError
 from echolib.io import read_jsonl
-from echolib.models.registry import load_config
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import train
+from echolib.train.run_config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
