@@ -41,6 +41,7 @@ from torch.utils.flop_counter import flop_registry
 from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import GenerativeModel, RealBatch, StepContext
+from echolib.train.conditions import condition_maps
 from echolib.train.ema import update_ema
 from echolib.train.run_config import build_model, load_config
 
@@ -129,6 +130,7 @@ def count(arch: str, config: str, batch: int, overrides: dict | None = None,
     model = build_model(run)
     model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
     model.setup(Frames(data), heldout=None)
+    maps = condition_maps(model, Frames(data)) if model.image_conditioned else None  # as the trainer hands them
     model.to(memory_format=torch.channels_last)  # the layout the trainer and step_speed.py train in on a GPU
     opts = model.make_optimizers()
     gen = torch.Generator()
@@ -137,7 +139,8 @@ def count(arch: str, config: str, batch: int, overrides: dict | None = None,
     def next_real() -> RealBatch:
         drawn[0] += batch
         idx = torch.randint(len(data), (batch,), generator=gen)
-        return RealBatch(to_float(data[idx]).contiguous(memory_format=torch.channels_last), idx)
+        return RealBatch(to_float(data[idx]).contiguous(memory_format=torch.channels_last), idx,
+                         None if maps is None else maps[idx])
 
     def step(i: int) -> None:
         gen.manual_seed(i)

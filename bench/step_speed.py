@@ -36,6 +36,7 @@ from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
 from echolib.train.compiling import wire_forwards
+from echolib.train.conditions import condition_maps
 from echolib.train.distributed import DistInfo
 from echolib.train.ema import update_ema
 from echolib.train.run_config import build_model, load_config
@@ -53,6 +54,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     model = build_model(run)
     model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
     model.setup(Frames(data), heldout=None)
+    maps = condition_maps(model, Frames(data)) if model.image_conditioned else None  # as the trainer hands them
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -68,7 +70,8 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
         drawn[0] += batch
         idx = torch.randint(len(data), (batch,), generator=gen, device=device)
         x = to_float(data[idx])
-        return RealBatch(x.contiguous(memory_format=torch.channels_last) if channels_last else x, idx)
+        return RealBatch(x.contiguous(memory_format=torch.channels_last) if channels_last else x, idx,
+                         None if maps is None else maps[idx])
 
     def step(i: int) -> dict[str, torch.Tensor]:
         gen.manual_seed(i)

@@ -4,7 +4,9 @@ Every configuration in echolib is a dataclass whose fields all have defaults.
 :func:`from_dict` builds one from plain data strictly: an unknown key or a value
 of the wrong type is an error that names the source file, the key and what was
 expected, because a typo in a sweep config should fail in the first second, not
-after a day of training with a silently ignored setting.
+after a day of training with a silently ignored setting. A dataclass may name
+``RETIRED_KEYS``: settings it no longer has, which configs saved by older runs
+still carry; they are read and dropped, so those runs stay loadable.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "config")
         raise ConfigError(f"{source}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    retired = set(getattr(cls, "RETIRED_KEYS", ()))
+    data = {k: v for k, v in data.items() if k not in retired}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(

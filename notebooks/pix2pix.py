@@ -56,11 +56,10 @@
 #   Unlike the study's SSIM/PSNR between random unpaired frames, these pairs
 #   correspond, so the numbers measure how much of a frame its contours pin down.
 # * **generation** -- contours (or masks) of unseen hearts go in, new frames come
-#   out; these are the samples scored with FID/KID like every other model's. A
-#   checkpoint stores the first held-out conditions, so sampling a run needs no
-#   data: `python -m echolib sample RUN --n 100 --out DIR` translates conditions
-#   drawn from that set, and `--opt condition_dir=FRAMES` computes them from the
-#   frames in another folder.
+#   out; these are the samples scored with FID/KID like every other model's. The
+#   model stores no conditions: `python -m echolib sample RUN --n 100 --out DIR`
+#   translates the contours of the run's held-out frames (of the data it trained
+#   on), and `--conditions-from FRAMES` those of the frames in another folder.
 #
 # `cpu64` is for readers without a GPU. It is not one of the study's configurations:
 # the paper's objective (L1 weight 100 and the PatchGAN term) at $64\times64$ with
@@ -72,11 +71,8 @@
 # 22.6 dB, 0.76). Scored as a generator like the others (the comparison chapter's
 # `cpu64` table: each sample translates the contours of one held-out frame), it
 # scores close to the best unconditional model. This is not generation from
-# nothing, since the contours come from the frames they are compared with. Fed only
-# the 64 contour maps the checkpoint stores (how it was evaluated at first), the
-# same run scores far worse and its recall collapses: 64 hearts, however many
-# samples are drawn. Run this notebook with `config = "cpu64"` and `data` set to
-# the frames.
+# nothing, since the contours come from the frames they are compared with. Run
+# this notebook with `config = "cpu64"` and `data` set to the frames.
 
 # %% tags=["remove-cell"]
 # Setup for a fresh kernel (Colab, a Python without echolib): installs echolib from the checkout this
@@ -128,6 +124,7 @@ from echolib.report.records import read_log
 from echolib.train.run_records import load_run_config
 from echolib.paths import shown_path
 from echolib.train.runs import ensure_run
+from echolib.train.conditions import condition_maps
 from echolib.train.sampling import checked_samples, load_model
 
 pd.set_option("display.precision", 4)
@@ -158,7 +155,7 @@ train_cfg = load_run_config(run).train
 train_part, held = split_holdout(dataset, train_cfg.holdout, train_cfg.holdout_seed)
 assert held is not None and len(held) > 0, "no held-out videos: raise train.holdout in the configuration"
 seen = train_part.subset(range(min(max(len(held), 8), len(train_part))))
-maps = model.make_conditions(held)
+maps = condition_maps(model, held)
 assert maps.shape == held.images.shape and set(maps.unique().tolist()) <= {0, 255}
 n_show = min(8, len(held))
 image_grid(torch.cat([held.images[:n_show], maps[:n_show]]), nrow=n_show,
@@ -229,15 +226,14 @@ fig.tight_layout()
 assert torch.isfinite(draws).all()
 
 # %% [markdown]
-# ## Generation without data
+# ## Generation from unseen hearts
 #
-# The run's checkpoint carries its held-out conditions, so the model samples
-# with no dataset at hand, as `python -m echolib sample` does: here 32 frames
-# translated from conditions drawn from that stored set.
+# The model, loaded from its checkpoint alone, stores no conditions: like
+# `python -m echolib sample`, it is handed the maps of held-out frames. Here 32
+# frames translated from maps drawn from the held-out set.
 
 # %%
-assert len(model.fixed) > 0 and model.cond_maps is None  # loaded from the checkpoint alone
-samples = checked_samples(model, 32, seed)
+samples = checked_samples(model, 32, seed, condition=maps)
 image_grid(samples, nrow=8, title=f"pix2pix/{Path(run).name}: {checkpoint.name}");
 
 # %% [markdown]
@@ -285,7 +281,7 @@ styled_measured(measured_table(REPO_ROOT / "book" / "measured", "pix2pix", resol
 # closely, smooth rather than speckled, as the paper's L1 baseline is.
 #
 # Its held-out evaluation in that session (table above; note its **recall**) was made the old
-# way: 1,000 samples drawn from the 64 held-out contour maps that the checkpoint stores. 64
+# way: 1,000 samples drawn from 64 held-out contour maps that its checkpoint stored. 64
 # hearts cannot cover the held-out set, whatever the samples look like, so these numbers are
 # not comparable with the other rows. Since then, `evaluate --runs` and the comparison chapter
 # feed Pix2Pix the contours of every held-out frame in turn

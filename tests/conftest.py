@@ -16,11 +16,12 @@ STUDY_LOGS = SHARED / "seed-reference" / "training-logs"
 EXPERT_CSV = SHARED / "seed-reference" / "expert-evaluation" / "Ecocardiogramas_Evaluation_Limpio.csv"
 
 
-def trainer_context(images, step: int, batch: int):
+def trainer_context(images, step: int, batch: int, conditions=None):
     """A StepContext drawn the way the Trainer draws: batch indices from the step's own generator.
 
     ``images`` is a uint8 ``[N, C, H, W]`` tensor (a FrameDataset's ``images``);
     the generator is seeded from the step, so a test can replay any step.
+    ``conditions``: an image-conditioned model's maps of those frames, gathered into each batch.
     """
     import torch
 
@@ -31,7 +32,8 @@ def trainer_context(images, step: int, batch: int):
 
     def next_real() -> RealBatch:
         idx = torch.randint(len(images), (batch,), generator=g)
-        return RealBatch(images=to_float(images[idx]), index=idx)
+        return RealBatch(images=to_float(images[idx]), index=idx,
+                         conditions=None if conditions is None else conditions[idx])
 
     return StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=g,
                        next_real=next_real)  # fmt: skip

@@ -17,6 +17,7 @@ from echolib.errors import ConfigError
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.registry import available_architectures
 from echolib.train.compiling import wire_forwards
+from echolib.train.conditions import condition_maps
 from echolib.train.distributed import DistInfo
 from echolib.train.loop import Trainer, train
 from echolib.train.run_config import build_model, from_plain, load_config
@@ -74,6 +75,7 @@ def last_step(arch: str, precision: str) -> tuple[dict[str, float], MatmulDtypes
     model = build_model(run)
     model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
     model.setup(Frames(data), heldout=None)
+    maps = condition_maps(model, Frames(data)) if model.image_conditioned else None  # as the trainer hands them
     with torch.no_grad():
         for p in model.nets.parameters():
             if p.ndim > 1 and not p.any():
@@ -82,7 +84,7 @@ def last_step(arch: str, precision: str) -> tuple[dict[str, float], MatmulDtypes
     opts = model.make_optimizers()
     seen = MatmulDtypes()
     for step in range(3):
-        ctx = trainer_context(data, step, run.train.batch)
+        ctx = trainer_context(data, step, run.train.batch, maps)
         dtype = autocast_dtype(precision if step == 2 else "fp32", CPU)
         if dtype is not None:  # what the trainer's step runs in (Trainer._autocast_factory)
             ctx.autocast = lambda dtype=dtype: torch.autocast("cpu", dtype=dtype)

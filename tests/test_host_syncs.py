@@ -23,6 +23,7 @@ from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
 from echolib.models.base import RealBatch, StepContext
 from echolib.models.registry import ARCHITECTURES
+from echolib.train.conditions import condition_maps
 from echolib.train.loop import train
 from echolib.train.run_config import build_model, load_config
 
@@ -46,8 +47,12 @@ class HostTrips(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def steps_of(arch: str, frames: FrameDataset, first: int, last: int, model=None, opts=None):
-    """Run ``model.train_step`` for steps ``first..last-1`` on phantom frames; returns the model and optimizers."""
+def steps_of(arch: str, frames: FrameDataset, first: int, last: int, model=None, opts=None, maps=None):
+    """Run ``model.train_step`` for steps ``first..last-1`` on phantom frames; returns the model, optimizers, maps.
+
+    ``maps``: an image-conditioned model's condition maps of ``frames``, made
+    once before the steps (as the trainer makes them), not inside them.
+    """
     run = load_config(arch, "smoke")
     batch = run.train.batch
     if model is None:
@@ -56,18 +61,19 @@ def steps_of(arch: str, frames: FrameDataset, first: int, last: int, model=None,
         model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
         model.setup(frames, heldout=None)
         opts = model.make_optimizers()
+        maps = condition_maps(model, frames) if model.image_conditioned else None
     gen = torch.Generator()
 
     def next_real() -> RealBatch:
         idx = torch.randint(len(frames), (batch,), generator=gen)
-        return RealBatch(to_float(frames.images[idx]), idx)
+        return RealBatch(to_float(frames.images[idx]), idx, None if maps is None else maps[idx])
 
     for step in range(first, last):
         gen.manual_seed(step)
         ctx = StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=gen,
                           next_real=next_real)  # fmt: skip
         model.train_step(ctx, opts)
-    return model, opts
+    return model, opts, maps
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +87,9 @@ def phantom64(tmp_path_factory) -> FrameDataset:
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_training_steps_make_no_host_round_trips(arch, phantom64):
-    model, opts = steps_of(arch, phantom64, 0, 1)  # the first step may create optimizer state
+    model, opts, maps = steps_of(arch, phantom64, 0, 1)  # the first step may create optimizer state
     with HostTrips() as trips:
-        steps_of(arch, phantom64, 1, 17, model, opts)  # covers every lazy regulariser (intervals 4 and 16)
+        steps_of(arch, phantom64, 1, 17, model, opts, maps)  # covers every lazy regulariser (intervals 4 and 16)
     assert not trips.kinds, f"{arch}: {dict(trips.kinds)} at {dict(trips.lines)}"
 
 

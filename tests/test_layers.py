@@ -25,11 +25,7 @@ PACKAGE = ROOT / "echolib"
 FORBIDDEN_FOR_MODELS = ("echolib.metrics", "echolib.data", "echolib.report")
 
 #: (importing module, imported package) -> the issue item that removes it
-ALLOWED_MODEL_IMPORTS: dict[tuple[str, str], str] = {
-    ("echolib.models.pix2pix", "echolib.data"):
-        "issue 28 item 2: image conditions computed by the caller and given explicitly to sample(); "
-        "the model stores none and reads no condition_dir",
-}
+ALLOWED_MODEL_IMPORTS: dict[tuple[str, str], str] = {}
 
 #: (package, package it imports at module level) edges left out of the cycle check -> the issue item
 ALLOWED_PACKAGE_EDGES: dict[tuple[str, str], str] = {}

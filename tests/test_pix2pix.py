@@ -19,6 +19,7 @@ from echolib.errors import ConfigError, DataError
 from echolib.models.pix2pix import PatchGAN, UNet, receptive_field
 from echolib.models.registry import config_names
 from echolib.report.reconstruction import reconstruction_scores
+from echolib.train.conditions import condition_maps
 from echolib.train.loop import Trainer
 from echolib.train.run_config import build_model, load_config
 from echolib.train.sampling import load_model
@@ -145,11 +146,11 @@ def test_dropout_is_the_noise():
 def test_l1_pulls_the_output_to_the_target(phantom):
     ds = FrameDataset(phantom)
     model = model_for(lr=2e-3)
-    model.setup(ds)
+    maps = condition_maps(model, ds)
     opts = model.make_optimizers()
     l1 = []
     for step in range(20):
-        out = model.train_step(trainer_context(ds.images, step, 8), opts)
+        out = model.train_step(trainer_context(ds.images, step, 8, maps), opts)
         assert all(torch.isfinite(v) and v.dim() == 0 and not v.requires_grad for v in out.values())
         l1.append(float(out["loss_L1"]))
     assert np.mean(l1[-4:]) < 0.6 * np.mean(l1[:4]), l1
@@ -158,59 +159,79 @@ def test_l1_pulls_the_output_to_the_target(phantom):
     assert scores["n"] == len(held) > 0 and 5 < scores["psnr"] < 60 and -1 <= scores["ssim"] <= 1
 
 
-def test_stored_conditions_come_from_held_out_videos(phantom):
-    ds = FrameDataset(phantom)
-    train, held = split_holdout(ds, 0.2, 0)
-    model = model_for(n_fixed=4)
-    model.setup(train, heldout=held)
-    assert len(model.cond_maps) == len(train)
-    assert torch.equal(model.fixed, model.make_conditions(held)[: model.cfg.n_fixed])
-    # while training, samples translate every held-out condition, not only the few a checkpoint stores
-    assert len(held) > model.cfg.n_fixed and torch.equal(model.pool, model.make_conditions(held))
+def test_the_trainer_hands_the_maps_in_and_samples_from_held_out_hearts(phantom, tmp_path):
+    """The model stores no conditions: the trainer gives each batch its frames' maps and samples held-out ones."""
+    run = load_config("pix2pix", "smoke", {"train": {"kimg": 0.04, "holdout": 0.2}})
+    trainer = Trainer(run, phantom, tmp_path / "run", device="cpu", progress=False)
+    model = trainer.model
+    assert torch.equal(trainer.conditions, condition_maps(model, trainer.dataset))
+    held = condition_maps(model, trainer.heldout)
+    assert len(held) == len(trainer.heldout) > 4 and torch.equal(trainer.sample_options["condition"], held)
+    stored = [k for k, v in vars(model).items() if isinstance(v, torch.Tensor)]
+    assert stored == [] and model.extra_state() == {}
     model.eval()
-    n = model.cfg.n_fixed
+    with pytest.raises(ConfigError, match="condition="):
+        model.sample(4, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
-    pick = torch.randperm(len(held), generator=g)[:n]  # the draw sample() makes: n distinct held-out conditions
-    expected = model.translate(model.pool[pick], g)
-    assert torch.equal(model.sample(n, torch.Generator().manual_seed(0)), expected)
-    assert (pick >= n).any()  # hearts beyond the stored ones
+    pick = torch.randperm(len(held), generator=g)[:4]  # the draw sample() makes: 4 distinct held-out conditions
+    expected = model.translate(held[pick], g)
+    assert torch.equal(model.sample(4, torch.Generator().manual_seed(0), condition=held), expected)
 
 
 def test_round_trip_and_sampling_paths(phantom, tmp_path):
     run = load_config("pix2pix", "smoke", {"train": {"kimg": 0.08}})
     trainer = Trainer(run, phantom, tmp_path / "run", device="cpu", progress=False)
     out = trainer.fit()
-    loaded, _ = load_model(out, device="cpu")  # no dataset: conditions come from the checkpoint
-    assert loaded.cond_maps is None and len(loaded.fixed) == len(trainer.model.fixed) > 0
-    # the stored conditions are the trained model's first n_fixed held-out ones: the same draws translate alike
-    a = trainer.model.eval().sample(5, torch.Generator().manual_seed(3), condition=trainer.model.fixed)
-    b = loaded.sample(5, torch.Generator().manual_seed(3))
+    loaded, _ = load_model(out, device="cpu")
+    # the same maps and draws give the same frames, from the trainer's object or from the checkpoint
+    maps = trainer.sample_options["condition"]
+    a = trainer.model.eval().sample(5, torch.Generator().manual_seed(3), condition=maps)
+    b = loaded.sample(5, torch.Generator().manual_seed(3), condition=maps)
     assert torch.equal(a, b) and a.shape == (5, 1, 64, 64) and a.abs().max() <= 1
-    # explicit conditions of length n are translated in order; a folder gives the same maps
+    # explicit conditions of length n are translated in order
     folder = tmp_path / "unseen"
     folder.mkdir()
     for name in FrameDataset(phantom).names[-3:]:
         (folder / name).write_bytes((phantom / name).read_bytes())
     maps = conditions.compute(FrameDataset(folder), "canny")
     x = loaded.sample(3, torch.Generator().manual_seed(4), condition=maps)
-    y = loaded.sample(3, torch.Generator().manual_seed(4), condition_dir=folder)
     z = loaded.translate(maps, torch.Generator().manual_seed(4))
-    assert torch.equal(x, y) and torch.equal(x, z)
+    assert torch.equal(x, z)
     with pytest.raises(ConfigError, match="unknown option"):
-        loaded.sample(2, torch.Generator(), truncation=0.5)
+        loaded.sample(2, torch.Generator(), condition=maps, truncation=0.5)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-m", "echolib", "sample", str(out), "--n", "4", "--out", str(tmp_path / "s"),
-                        "--device", "cpu", "--opt", f"condition_dir={folder}"],
-                       check=False, capture_output=True, text=True, env=env, timeout=300)
+
+    def sample(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "echolib", "sample", str(out), "--n", "4", "--device", "cpu",
+                               *extra], check=False, capture_output=True, text=True, env=env, timeout=300)
+
+    r = sample("--out", str(tmp_path / "held"))  # the run's held-out frames, from the data its run.json names
     assert r.returncode == 0, r.stderr
-    assert len(list((tmp_path / "s").glob("img_*.png"))) == 4
+    r = sample("--out", str(tmp_path / "folder"), "--conditions-from", str(folder))
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "held").glob("img_*.png"))) == len(list((tmp_path / "folder").glob("img_*.png"))) == 4
+    r = sample("--out", str(tmp_path / "nowhere"), "--conditions-from", str(tmp_path / "missing"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "missing" in r.stderr
+
+
+def test_a_run_saved_when_checkpoints_stored_conditions_still_loads(phantom, tmp_path):
+    """Older configs carry ``n_fixed`` and older checkpoints ``fixed_conditions``: both are read and dropped."""
+    run = load_config("pix2pix", "smoke", {"model": {"n_fixed": 16}, "train": {"kimg": 0.04}})
+    out = Trainer(run, phantom, tmp_path / "run", device="cpu", progress=False).fit()
+    path = max((out / "checkpoints").glob("ckpt-*.pt"))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state["config"]["model"]["n_fixed"] = 16
+    state["extra"] = {"fixed_conditions": torch.zeros(2, 1, 64, 64, dtype=torch.uint8)}
+    torch.save(state, path)
+    loaded, _ = load_model(path, device="cpu")
+    assert [k for k, v in vars(loaded).items() if isinstance(v, torch.Tensor)] == []
 
 
 def test_mask_conditioned_smoke_trains(phantom, tmp_path):
     run = load_config("pix2pix", "smoke", {"model": {"condition": "mask"}, "train": {"kimg": 0.04}})
     trainer = Trainer(run, phantom, tmp_path / "run", device="cpu", progress=False)
     trainer.fit()
-    assert set(trainer.model.fixed.unique().tolist()) == {0, 255}
+    assert set(trainer.sample_options["condition"].unique().tolist()) == {0, 255}
 
 
 def test_configs():

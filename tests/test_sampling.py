@@ -51,7 +51,7 @@ def test_check_samples_names_what_is_wrong(stylegan):
 
 @pytest.mark.parametrize("arch, takes", [
     ("stylegan2_ada", ["truncation", "noise_mode"]), ("wgan", []), ("medgan", []),
-    ("vqgan", ["temperature", "top_k"]), ("pix2pix", ["condition", "condition_dir"]),
+    ("vqgan", ["temperature", "top_k"]), ("pix2pix", ["condition"]),
     ("diffusion", ["steps", "sampler", "label", "guidance"]),
 ])
 def test_sample_options_are_read_from_each_signature_and_refused_before_any_file(arch, takes, tmp_path):

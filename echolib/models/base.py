@@ -27,9 +27,13 @@ Rules that keep training exactly resumable and DDP-equivalent:
 
 What a model needs from outside is handed in, never fetched: the frames through
 ``ctx`` and :meth:`GenerativeModel.setup`, perceptual distances through
-:meth:`GenerativeModel.use_perceptual` (a :class:`PerceptualLosses`). A model
-module imports nothing from ``echolib.metrics``, ``echolib.data`` or
-``echolib.report`` and reads no weights files of its own.
+:meth:`GenerativeModel.use_perceptual` (a :class:`PerceptualLosses`), and an
+image-conditioned model's condition maps (named by its :meth:`GenerativeModel.condition_spec`)
+in each real batch while training and as ``sample(condition=...)`` when sampling.
+A model stores no conditions, so what ``sample`` returns depends only on its
+weights and its arguments, never on whether the object came from a trainer or a
+checkpoint. A model module imports nothing from ``echolib.metrics``,
+``echolib.data`` or ``echolib.report`` and reads no weights files of its own.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import nn
@@ -50,10 +54,24 @@ from echolib.errors import ConfigError
 
 @dataclass
 class RealBatch:
-    """A local batch of real frames: floats in [-1, 1] plus their dataset indices."""
+    """A local batch of real frames: floats in [-1, 1], their dataset indices, and their condition maps if asked."""
 
     images: torch.Tensor  # [B, 1, H, W] float in [-1, 1]
     index: torch.Tensor  # [B] long, positions in the training dataset
+    conditions: torch.Tensor | None = None  # [B, C, H, W] uint8 maps of these frames (image-conditioned models)
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    """Which map of a frame an image-conditioned model translates; the caller computes it from frames.
+
+    ``kind`` is ``"canny"`` (the frame's contours, with hysteresis thresholds
+    ``low`` and ``high``) or ``"mask"`` (its left-ventricle mask).
+    """
+
+    kind: Literal["canny", "mask"]
+    low: int = 100
+    high: int = 200
 
 
 @dataclass
@@ -119,7 +137,7 @@ class GenerativeModel(nn.Module):
     #: names in ``nets`` that get an exponential moving average (sampling uses it)
     ema_names: ClassVar[tuple[str, ...]] = ()
     #: True when every sample translates a map computed from a frame (Pix2Pix's contours or masks):
-    #: evaluations then feed it the maps of unseen frames through :meth:`make_conditions`
+    #: the trainer and every sampler hand it the maps :meth:`condition_spec` names, of frames it never trained on
     image_conditioned: ClassVar[bool] = False
     #: folder of named YAML configs (``smoke.yaml``, ``E1.yaml``, ...); None: ``echolib/configs/<arch>``
     config_dir: ClassVar[str | Path | None] = None
@@ -152,8 +170,8 @@ class GenerativeModel(nn.Module):
     def setup(self, dataset: Any, heldout: Any | None = None) -> None:
         """Called once by the trainer with the training split and the held-out split (or None).
 
-        The held-out videos are never trained on; a model may keep a few of
-        their conditions (e.g. Pix2Pix contours) to sample from unseen hearts.
+        For what a model derives from the data before training (e.g. the class
+        labels a label-conditioned model learns); the held-out videos are never trained on.
         """
 
     def use_perceptual(self, losses: PerceptualLosses) -> None:
@@ -163,9 +181,9 @@ class GenerativeModel(nn.Module):
         builds the one it needs from it; the others ignore it.
         """
 
-    def make_conditions(self, dataset: Any) -> torch.Tensor:
-        """The condition maps of ``dataset``'s frames (uint8 ``[N, C, H, W]``), for ``sample(condition=...)``."""
-        raise ConfigError(f"{self.arch}: not image-conditioned; it computes no conditions from frames")
+    def condition_spec(self) -> ConditionSpec:
+        """The map of a frame this model translates (image-conditioned models only); callers compute it."""
+        raise ConfigError(f"{self.arch}: not image-conditioned; it translates no maps of frames")
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError

@@ -17,19 +17,14 @@ batch or on the batch size. The discriminator is a
 $$ \\mathcal L_D = \\tfrac12\\,\\mathbb E\\big[\\mathrm{BCE}(D(c, x), 1) + \\mathrm{BCE}(D(c, G(c)), 0)\\big], $$
 $$ \\mathcal L_G = \\mathbb E\\big[\\mathrm{BCE}(D(c, G(c)), 1)\\big] + \\lambda\\, \\mathbb E\\,\\lVert x - G(c) \\rVert_1, \\qquad \\lambda = 100. $$
 
-Conditions are computed once in :meth:`Pix2Pix.setup` (:mod:`echolib.data.conditions`:
-``uint8`` maps aligned with the dataset, on its device) and gathered by the
-batch's dataset indices in ``train_step``. The trainer keeps a fraction
-``train.holdout`` of the videos (seeded hash of the video id) out of training;
-while training, ``sample(n, generator)`` (sample grids, the trainer's FID)
-translates conditions drawn from all of theirs, and the first ``n_fixed`` are
-saved in the checkpoint (``extra_state``), so that a loaded model's
-``sample`` (``python -m echolib sample RUN``) works without any data: it
-translates conditions drawn from that stored set. Given
-``condition=`` (``uint8`` or float ``[m, 1, H, W]``, floats in [-1, 1]) it
-translates those (in order when ``m == n``, else ``n`` drawn from them), and
-given ``condition_dir=DIR`` (``--opt condition_dir=DIR``) it computes the
-conditions from the frames in ``DIR``.
+The model stores no conditions: :meth:`Pix2Pix.condition_spec` names the map
+it translates, and whoever drives it computes the maps from frames
+(:mod:`echolib.data.conditions`). The trainer hands each real batch its frames'
+maps (``RealBatch.conditions``) and samples grids and its own FID from the maps
+of the held-out videos; ``sample(n, generator, condition=maps)`` translates
+``maps`` (``uint8`` or float ``[m, 1, H, W]``, floats in [-1, 1]; in order when
+``m == n``, else ``n`` drawn from them). ``python -m echolib sample RUN``
+translates the maps of the run's held-out frames, or of ``--conditions-from FRAMES``.
 """
 
 from __future__ import annotations
@@ -37,17 +32,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echolib.data import conditions
 from echolib.errors import ConfigError
 from echolib.images import to_float
-from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam
+from echolib.models.base import ConditionSpec, GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam
 
 Norm = Literal["batch", "instance", "none"]
 
@@ -69,7 +62,9 @@ class Pix2PixConfig:
     gan_weight: float = 1.0  # weight of the adversarial term (0: the paper's "L1 only" ablation)
     lr: float = 2e-4  # Adam learning rate of both networks
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas
-    n_fixed: int = 64  # held-out conditions stored in checkpoints for data-free sampling
+
+    #: keys older runs' configs carry that mean nothing now: read and dropped (conditions are given to sample())
+    RETIRED_KEYS: ClassVar[tuple[str, ...]] = ("n_fixed",)
 
 
 def _norm(kind: Norm, channels: int) -> nn.Module:
@@ -193,38 +188,12 @@ class Pix2Pix(GenerativeModel):
                               cfg.dropout_blocks)
         self.nets["D"] = PatchGAN(2 * channels, cfg.d_channels, cfg.max_channels, cfg.d_layers, cfg.norm)
         self.finish_init()
-        self.cond_maps: torch.Tensor | None = None  # uint8 [N, 1, H, W] aligned with the training set
-        self.fixed = torch.zeros(0, channels, resolution, resolution, dtype=torch.uint8)  # held-out conditions
-        self._dir_cache: dict[str, torch.Tensor] = {}
-        self.pool: torch.Tensor | None = None  # every held-out condition, while training (setup)
 
     def supported_resolutions(self) -> tuple[int, ...]:
         return (64, 128, 256)
 
-    # -- data -------------------------------------------------------------
-    def make_conditions(self, dataset) -> torch.Tensor:
-        c = self.cfg
-        return conditions.compute(dataset, c.condition, low=c.canny_low, high=c.canny_high)
-
-    def setup(self, dataset, heldout=None) -> None:
-        """Compute every training frame's condition once; keep the held-out ones to sample from.
-
-        While training, samples (grids, the trainer's FID) translate all held-out
-        conditions, each chunk a fresh draw of distinct ones: 1,000 samples from
-        a checkpoint's few stored maps would repeat the same hearts and read as
-        no recall at all. The checkpoint keeps the first ``n_fixed``.
-        """
-        self.cond_maps = self.make_conditions(dataset)
-        source = self.make_conditions(heldout) if heldout is not None and len(heldout) else self.cond_maps
-        self.pool = source
-        self.fixed = source[: self.cfg.n_fixed].cpu()
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"fixed_conditions": self.fixed.cpu()}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        if "fixed_conditions" in state:
-            self.fixed = state["fixed_conditions"].cpu()
+    def condition_spec(self) -> ConditionSpec:
+        return ConditionSpec(self.cfg.condition, self.cfg.canny_low, self.cfg.canny_high)
 
     # -- training ---------------------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -235,13 +204,14 @@ class Pix2Pix(GenerativeModel):
         return [(draw(*s) < keep).float().div_(keep) for s in shapes] if self.cfg.dropout > 0 else []
 
     def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
-        if self.cond_maps is None:
-            raise RuntimeError("pix2pix: setup(dataset) must run before training (the trainer calls it)")
         c = self.cfg
         G, D = self.nets["G"], self.nets["D"]
         batch = ctx.next_real()
+        if batch.conditions is None:
+            raise ConfigError("pix2pix: real batches carry no condition maps (the trainer adds them for "
+                              "image-conditioned models: see condition_spec)")
         real = batch.images
-        cond = to_float(self.cond_maps[batch.index.to(self.cond_maps.device)]).to(ctx.device)
+        cond = to_float(batch.conditions).to(ctx.device)
         if ctx.channels_last:
             cond = cond.contiguous(memory_format=torch.channels_last)
         masks = self._masks(G.dropout_shapes(ctx.batch), ctx.rand)
@@ -283,31 +253,17 @@ class Pix2Pix(GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, *, use_ema: bool = True,
-               condition: torch.Tensor | None = None, condition_dir: str | Path | None = None,
-               **options: Any) -> torch.Tensor:
+               condition: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
         self.check_sample_options(options)
-        if condition is None:
-            if condition_dir is not None:
-                condition = self._dir_conditions(condition_dir)
-            else:
-                condition = self.pool if self.pool is not None else self.fixed
-        if len(condition) == 0:
-            raise ConfigError("pix2pix: no conditions to translate; pass condition= or condition_dir=DIR "
-                              "(this model was built without a dataset and has no stored conditions)")
+        if condition is None or len(condition) == 0:
+            raise ConfigError("pix2pix translates condition maps of frames: pass condition= (maps computed as "
+                              "condition_spec() names them; the sample command: --conditions-from FRAMES)")
         if len(condition) != n:
             k = len(condition)
             pick = (torch.randperm(k, generator=generator, device=generator.device)[:n] if n <= k
                     else torch.randint(k, (n,), generator=generator, device=generator.device))
             condition = condition[pick.to(condition.device)]
         return self.translate(condition, generator, use_ema=use_ema)
-
-    def _dir_conditions(self, folder: str | Path) -> torch.Tensor:
-        from echolib.data.frames import FrameDataset
-
-        key = str(Path(folder).resolve())
-        if key not in self._dir_cache:
-            self._dir_cache[key] = self.make_conditions(FrameDataset(folder, resolution=self.resolution))
-        return self._dir_cache[key]
 
 
 def _drawer(generator: torch.Generator):

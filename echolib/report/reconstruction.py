@@ -16,6 +16,7 @@ from echolib.models.base import eval_mode
 from echolib.models.pix2pix import Pix2Pix
 from echolib.models.vqgan import VQGAN
 from echolib.progress import progress_bar
+from echolib.train.conditions import condition_maps
 
 
 @torch.no_grad()
@@ -51,7 +52,7 @@ def reconstruction_scores(model: Pix2Pix, dataset, *, batch: int = 64, seed: int
     :func:`echolib.metrics.pixel.ssim`). On held-out videos this measures how much of a frame its
     condition pins down; unlike the study's SSIM/PSNR between random unpaired frames, these pairs correspond.
     """
-    cond = model.make_conditions(dataset)
+    cond = condition_maps(model, dataset)
     g = torch.Generator(device=model.device).manual_seed(seed)
     outs = [to_uint8(model.translate(cond[i : i + batch], g)).cpu() for i in range(0, len(cond), batch)]
     fake, real = torch.cat(outs), dataset.images.cpu()

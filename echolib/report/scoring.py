@@ -36,6 +36,7 @@ from echolib.metrics.intervals import DEFAULT_REPLICATES
 from echolib.metrics.protocol import Protocol, reference_frames
 from echolib.metrics.registry import DEFAULT_METRICS
 from echolib.paths import shown_path
+from echolib.train.conditions import condition_maps
 from echolib.train.run_folder import RunFolder, find_runs, videos_fingerprint
 
 #: order of architectures in tables and figures
@@ -191,7 +192,7 @@ def run_images(run: RunFolder, n: int, *, size: int = 128, seed: int = 0, device
     conditions, sources = None, None
     if model.image_conditioned and conditions_from is not None and len(conditions_from):
         at_size = frames_at(conditions_from, model.resolution)
-        conditions = model.make_conditions(at_size).to(model.device)
+        conditions = condition_maps(model, at_size).to(model.device)
         sources = at_size.video_ids
     g = torch.Generator(device=model.device).manual_seed(seed)
     chunks = []

@@ -11,7 +11,7 @@ never this module's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,12 +53,14 @@ def evaluate(
     kimg: float,
     run: Path,
     stop: Callable[[], bool],
+    sample_options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]] | None:
     """The records of ``train.metrics`` for ``model`` at ``kimg``; None when ``stop`` said so between chunks.
 
     Sampling thousands of images takes minutes on a CPU, so a stop signal
     abandons the evaluation between chunks rather than finishing it; the
-    caller marks it pending and the resumed run redoes it.
+    caller marks it pending and the resumed run redoes it. ``sample_options``
+    go to every ``sample`` call (an image-conditioned model's held-out maps).
     """
     from echolib.metrics import evaluate as evaluate_metrics
     from echolib.train.sampling import SamplingStopped, model_sampler
@@ -66,7 +68,7 @@ def evaluate(
     try:
         records = evaluate_metrics(
             real=real,
-            fake=model_sampler(model, batch=max(cfg.batch, 64), stop=stop),
+            fake=model_sampler(model, batch=max(cfg.batch, 64), stop=stop, **dict(sample_options or {})),
             metrics=list(cfg.metrics),
             extractor=cfg.metrics_extractor,
             n=cfg.metrics_n,

@@ -58,6 +58,7 @@ from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
 from echolib.train import in_training_eval, run_lock, run_records, splits
 from echolib.train.compiling import wire_forwards
+from echolib.train.conditions import condition_maps
 from echolib.train.ema import ema_beta, update_ema
 from echolib.train.nan_guard import NanGuard
 from echolib.train.run_config import RunConfig, build_model
@@ -176,6 +177,10 @@ class Trainer:
             self.data = splits.split_data(data, self.cfg, self.device)
             self.dataset, self.heldout = self.data.train, self.data.heldout
             self.clock = Clock()
+            #: an image-conditioned model's maps of the training frames (indices as the dataset's), else None
+            self.conditions: torch.Tensor | None = None
+            #: what every sample this trainer draws is given (the held-out maps for an image-conditioned model)
+            self.sample_options: dict[str, Any] = {}
             self.model = self._build_model()
             self.optimizers = self.model.make_optimizers()
             run_records.check_run_folder(self.out, self.run, self.data.fingerprint)
@@ -206,6 +211,10 @@ class Trainer:
         model = build_model(self.run)
         model.use_perceptual(PERCEPTUAL_LOSSES)
         model.setup(self.dataset, heldout=self.heldout)
+        if model.image_conditioned:  # the maps it trains on, and those of unseen hearts for its samples
+            self.conditions = condition_maps(model, self.dataset)
+            unseen = self.heldout if self.heldout is not None and len(self.heldout) else self.dataset
+            self.sample_options = {"condition": condition_maps(model, unseen).to(self.device)}
         model.to(self.device)
         self.channels_last = self.channels_last and getattr(model, "channels_last", True)  # a model may opt out
         if self.channels_last:
@@ -354,7 +363,8 @@ class Trainer:
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             drawn += cfg.batch
-            return RealBatch(images=images, index=local)
+            maps = None if self.conditions is None else self.conditions[local.to(self.conditions.device)].to(self.device)
+            return RealBatch(images=images, index=local, conditions=maps)
 
         ctx = StepContext(
             step=self.clock.step,
@@ -432,7 +442,7 @@ class Trainer:
             return
         g = torch.Generator(device=self.device).manual_seed(seed_for(self.cfg.seed, 0, stream=7))
         with eval_mode(self.model):
-            images = self.model.sample(self.cfg.grid_size, g)
+            images = self.model.sample(self.cfg.grid_size, g, **self.sample_options)
         grid = make_grid(images, nrow=math.ceil(math.sqrt(self.cfg.grid_size)))
         write_gray(self.folder.sample_file("grid", round(kimg * 1000)), grid)
         with eval_mode(self.model):
@@ -452,7 +462,8 @@ class Trainer:
             return False
         self.clock.metrics_pending = kimg
         records = in_training_eval.evaluate(self.model, self.dataset, self.cfg, device=self.device, kimg=kimg,
-                                            run=self.out, stop=lambda: self.stop.requested)  # fmt: skip
+                                            run=self.out, stop=lambda: self.stop.requested,
+                                            sample_options=self.sample_options)  # fmt: skip
         if records is None:
             return False
         self.clock.metrics_pending = None
