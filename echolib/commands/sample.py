@@ -95,6 +95,6 @@ def _condition_maps(model: GenerativeModel, run: str, frames_from: str | None) -
     if not data or (data != "phantom" and not Path(data).exists()):
         raise DataError(f"{run}: a {model.arch} model translates maps of frames, and the data it trained on "
                         f"({data or 'not named in run.json'}) is not here; pass --conditions-from FRAMES")
-    frames = scoring.load_frames(data, model.resolution)
-    held = frames.split(scoring.run_heldout_videos(folder, frames)).heldout
+    every = scoring.load_frames(data, model.resolution)
+    held = every.split(scoring.run_heldout_videos(folder, every)).heldout
     return condition_maps(model, held).to(model.device)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -205,7 +205,7 @@ class Pix2Pix(GenerativeModel):
 
     def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         c = self.cfg
-        G, D = self.nets["G"], self.nets["D"]
+        G, D = cast(UNet, self.nets["G"]), self.nets["D"]
         batch = ctx.next_real()
         if batch.conditions is None:
             raise ConfigError("pix2pix: real batches carry no condition maps (the trainer adds them for "
@@ -242,7 +242,7 @@ class Pix2Pix(GenerativeModel):
                   use_ema: bool = True) -> torch.Tensor:
         """``G(condition)`` for uint8 or float ([-1, 1]) conditions; dropout noise from ``generator``."""
         cond = to_float(condition) if condition.dtype == torch.uint8 else condition.float()
-        G = self.sampling_net("G", use_ema)
+        G = cast(UNet, self.sampling_net("G", use_ema))
         masks = None
         if self.cfg.test_dropout and self.cfg.dropout > 0:
             if generator is None:

@@ -99,7 +99,7 @@ def evaluation_splits(data: str | Path, resolution: int = 128, holdout: float | 
     frames = load_frames(data, resolution)
     _, held = holdout_split(frames.all.video_ids, defaults.holdout if holdout is None else holdout,
                             defaults.holdout_seed if seed is None else seed)
-    return frames.split({frames.all.video_ids[i] for i in held})
+    return frames.split(sorted({frames.all.video_ids[i] for i in held}))
 
 
 def run_heldout_videos(run: RunFolder, frames: Frames) -> list[str]:
@@ -199,8 +199,8 @@ def run_images(run: RunFolder, n: int, *, size: int = 128, seed: int = 0, device
     for start in range(0, n, batch):
         m = min(batch, n - start)
         which = torch.arange(start, start + m)
-        given = {} if conditions is None else {"condition": conditions[which % len(conditions)]}
-        x = model.sample(m, g, **given).float()
+        x = (model.sample(m, g) if conditions is None
+             else model.sample(m, g, condition=conditions[which % len(conditions)])).float()
         if x.shape[-1] != size:
             mode = "area" if x.shape[-1] > size else "bilinear"
             x = torch.nn.functional.interpolate(x, size=(size, size), mode=mode).clamp(-1, 1)
@@ -232,7 +232,9 @@ def is_image_conditioned(run: RunFolder) -> bool:
     from echolib.models.registry import model_class
 
     arch = run.arch
-    return bool(arch) and model_class(arch).image_conditioned
+    if not arch:
+        return False
+    return model_class(arch).image_conditioned
 
 
 def _context(run: RunFolder, protocol: Protocol) -> dict[str, Any]:
