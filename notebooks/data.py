@@ -74,7 +74,7 @@
 # ## A phantom heart
 #
 # Real frames are licensed and absent on a fresh machine, yet every model,
-# metric and chapter must run end to end. `echolib.data.phantom` therefore draws
+# metric and chapter must run end to end. `echolib.data.phantom_sim` therefore draws
 # apical four-chamber frames the way a scanner forms them rather than by painting
 # pixels:
 #
@@ -164,7 +164,7 @@ from echolib.data.echonet import (
     study_mask,
 )
 from echolib.data.frames import FrameDataset
-from echolib.data.phantom import render_clip, render_hearts
+from echolib.data.phantom_sim import render_clip, render_hearts
 from echolib.data.sources import resolve_data
 from echolib.metrics.pixel import js_distance, sector_mask
 from echolib.paths import shown_path

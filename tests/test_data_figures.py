@@ -23,7 +23,7 @@ from echolib.data.echonet import (
     tracing_from_mask,
 )
 from echolib.data.frames import FrameDataset
-from echolib.data.phantom import render_clip
+from echolib.data.phantom_sim import render_clip
 from echolib.metrics.pixel import intensity_histogram, sector_mask
 from echolib.report.data_figures import (
     bright_count_curve,

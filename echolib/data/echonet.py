@@ -423,7 +423,7 @@ def heuristic_agreement(predicted: Sequence[int], truth: Sequence[Sequence[int] 
 
 
 def heuristic_on_clips(clips: Sequence, ks: Sequence[int] = (1, 2, 3, 5)) -> dict[str, Agreement]:
-    """The study's heuristic on phantom clips (:func:`echolib.data.phantom.render_clip`), whose true ES/ED are known.
+    """The study's heuristic on phantom clips (:func:`echolib.data.phantom_sim.render_clip`), whose true ES/ED are known.
 
     Returns ``{"ES": ..., "ED": ...}``: does "most bright pixels" find end-systole,
     does "fewest" find end-diastole?

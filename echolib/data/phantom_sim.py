@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import cv2
 import numpy as np
@@ -173,6 +174,10 @@ class _Batch:
             values = np.asarray([getattr(h, f.name) for h in hearts], np.float32)
             setattr(self, f.name, values if values.ndim == 2 else values.reshape((-1,) + (1,) * (ndim - 1)))
 
+    def __getattr__(self, name: str) -> np.ndarray:
+        """Only reached for names that are not fields of :class:`Heart` (and tells a type checker what fields are)."""
+        raise AttributeError(name)
+
 
 # -- the cardiac cycle ------------------------------------------------------------
 def cycle_phase(t: np.ndarray | float) -> np.ndarray:
@@ -223,8 +228,8 @@ def draw_noise(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
 
 def render(
     hearts: Sequence[Heart],
-    phases: Sequence[float],
-    valves: Sequence[float],
+    phases: Sequence[float] | np.ndarray,
+    valves: Sequence[float] | np.ndarray,
     noise: np.ndarray,
     size: int = 128,
     *,
@@ -296,6 +301,8 @@ def speckle(amplitude, noise, sigma_axial, sigma_lateral, beam_angle=None, half_
     def blurred(angle, lateral) -> np.ndarray:
         return scipy.fft.ifft2(spectrum * _psf_spectrum(sa, lateral, angle, ny, nx), axes=(-2, -1))
 
+    angles: list[tuple[Any, Any]]
+    widths: list[tuple[Any, Any]]
     if beam_angle is None:
         angles = [(np.float32(0.0), np.float32(1.0))]
     else:

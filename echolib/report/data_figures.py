@@ -4,7 +4,7 @@ step by step, its ED/ES heuristic against the truth, and dataset statistics.
 Drawing functions return a matplotlib Figure and scoring functions a pandas
 DataFrame, so the chapter notebook stays one line per figure or table. The
 pixels come from :mod:`echolib.data.echonet` (the study's recipe) and
-:mod:`echolib.data.phantom`; nothing here re-implements a preprocessing choice
+:mod:`echolib.data.phantom_sim`; nothing here re-implements a preprocessing choice
 except :func:`preprocessing_steps`, which splits :func:`~echolib.data.echonet.finish_frame`
 into its two operations to show them, and is tested to compose back to it.
 """
@@ -179,7 +179,7 @@ PICK_COLUMNS = ("video", "n_frames", "systole", "diastole", "es", "ed")
 
 
 def clip_picks(clips: Sequence, names: Sequence[str] | None = None) -> pd.DataFrame:
-    """The study's picks on phantom clips (:func:`~echolib.data.phantom.render_clip`) beside their true ES/ED frames.
+    """The study's picks on phantom clips (:func:`~echolib.data.phantom_sim.render_clip`) beside their true ES/ED frames.
 
     Frames are first brought to the study's masked 112x112 (:func:`~echolib.data.echonet.to_study_gray`),
     as a video read by the preprocessing would be, so pixels of the phantom's fan
@@ -227,12 +227,12 @@ def cycle_positions(clips: Sequence, picks: pd.DataFrame) -> Figure:
     """Where in the heart cycle the picks fall (phantom clips, whose timing is known).
 
     The x axis is the fraction of the beat since end-diastole (ES at
-    :data:`~echolib.data.phantom.SYSTOLE`); the grey curve is the phantom's
+    :data:`~echolib.data.phantom_sim.SYSTOLE`); the grey curve is the phantom's
     contraction (0 relaxed, 1 contracted) over the beat, so a reader sees why a
     flat stretch of the curve (diastasis) leaves the "fewest bright pixels" pick
     free to wander.
     """
-    from echolib.data.phantom import SYSTOLE, cycle_phase
+    from echolib.data.phantom_sim import SYSTOLE, cycle_phase
 
     fig, ax = plt.subplots(figsize=(8, 3.0), layout="constrained")
     bins = np.linspace(0.0, 1.0, 41)
