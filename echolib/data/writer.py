@@ -138,9 +138,12 @@ def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], *, workers: int, progress:
     """``fn`` over ``jobs``, in ``workers`` spawned processes when ``workers > 1`` and there are several jobs.
 
     ``fn`` must be a module-level function (it is pickled by name). Results come
-    in job order, or as they finish with ``ordered=False``. The progress bar
-    advances by ``size(job)`` (default 1) as each result arrives.
+    in job order, or as they finish with ``ordered=False`` (a result then does
+    not say its job, so the progress bar counts results rather than ``size``).
+    The progress bar advances by ``size(job)`` (default 1) as each result arrives.
     """
+    if size is not None and not ordered:
+        raise ValueError("run_jobs: size needs ordered=True")
     weight = size or (lambda job: 1)
     with progress_bar(total=sum(weight(j) for j in jobs), enabled=progress, unit=unit, desc=desc) as bar:
         if workers <= 1 or len(jobs) <= 1:
