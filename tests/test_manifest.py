@@ -69,6 +69,7 @@ def test_old_phantom_manifest_reads_frame_as_k(tmp_path):
     a, b = read_manifest(tmp_path / MANIFEST)
     assert (a.k, a.frame, a.phase, a.lv_area, a.phase_label) == (0, None, 0.421, 500, "other")
     assert (b.k, b.frame, b.phase_label, b.mask) == (1, None, "ES", "masks/PH0H000000_f1.png")
+    assert a.phase_source == b.phase_source == "phantom"  # only the phantom wrote that schema
     ds = FrameDataset(tmp_path)
     assert ds.phase_labels == ["other", "ES"] and ds.video_ids == ["PH0H000000"] * 2
 

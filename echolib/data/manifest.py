@@ -19,7 +19,8 @@ Two indices name a frame within its video, and they differ:
 
 Manifests written before ``k`` was a column (the phantom's first schema:
 ``file, video_id, frame, phase, phase_label, lv_area, mask``) used ``frame`` for
-the kept position; :func:`read_manifest` reads such a ``frame`` as ``k``.
+the kept position; :func:`read_manifest` reads such a ``frame`` as ``k`` and
+their labels as the phantom's (``phase_source`` ``phantom``).
 Columns outside the schema (a synthetic set's ``condition``, ``draw``, ...)
 are kept as text in :attr:`FrameRecord.extra`.
 
@@ -159,8 +160,10 @@ def record_from_row(row: Mapping[str, object], where: str = "manifest", *, legac
         raise DataError(f"{where}: the 'file' cell is empty")
     values: dict[str, Any] = {c: _parse(c, row.get(c), where) for c in COLUMNS if c != "file"}
     values["video_id"] = values["video_id"] or video_id_of(file)
-    if legacy:
+    if legacy:  # only the phantom wrote that schema, and its labels are the true phases
         values["k"], values["frame"] = values["frame"], None
+        if values["phase_label"] and not values["phase_source"]:
+            values["phase_source"] = "phantom"
     if values["k"] is None:
         values["k"] = k_of(file)
     extra = tuple((c, str(v)) for c, v in row.items() if c is not None and c not in _TYPES and v not in (None, ""))
