@@ -63,7 +63,7 @@ STUDY_SIZE = 112  # EchoNet-Dynamic's frame size; the study read every frame at 
 OUT_SIZE = 128
 BRIGHT = 30  # the study's threshold for "bright" pixels
 RECIPES = ("study", "default")
-MANIFEST_COLUMNS = COLUMNS
+MANIFEST_COLUMNS = COLUMNS  # what manifest.csv holds: the one schema of echolib.data.manifest
 FILELIST_COLUMNS = {"FileName": str, "EF": float, "ESV": float, "EDV": float, "FrameHeight": int,
                     "FrameWidth": int, "FPS": float, "NumberOfFrames": int, "Split": str}
 TRACING_COLUMNS = {"FileName": str, "X1": float, "Y1": float, "X2": float, "Y2": float, "Frame": int}
@@ -529,7 +529,7 @@ def write_study_manifest(frames: str | Path, out: str | Path) -> Path:
     Lets a phase-conditioned model or the phase utility test use a folder of the
     study's frames (``shared/data/echonet-dynamic-128/frames``) without copying a
     frame: the ``file`` column points at the frames, relative to the manifest's
-    folder. Columns are :data:`MANIFEST_COLUMNS` with ``phase_source``
+    folder. Columns are the schema's (:mod:`echolib.data.manifest`) with ``phase_source``
     ``"study name rule"``; names that do not follow ``<video>_f<0..3>.png`` are
     refused, naming the first.
     """

@@ -98,7 +98,7 @@ class FrameDataset(torch.utils.data.Dataset):
         if resolution is not None and resolution <= 0:
             raise DataError(f"resolution must be a positive integer, got {resolution}")
         self.source = Path(source)
-        loaders, infos, listed = _list_source(self.source)
+        loaders, infos, listed = _list_frames(self.source)
         if limit is not None:
             if limit < 1:
                 raise DataError(f"{source}: limit must be a positive number of frames, got {limit}")
@@ -259,7 +259,13 @@ def unit_hash(text: str) -> float:
 Listing = tuple[list[Callable[[], np.ndarray]], list[FrameInfo], list[FrameRecord] | None]
 
 
-def _list_source(source: Path) -> Listing:
+def _list_source(source: Path) -> tuple[list[Callable[[], np.ndarray]], list[FrameInfo]]:
+    """Loaders and infos of every frame of ``source``, without loading a pixel (the Turing questionnaire draws from them)."""
+    loaders, infos, _ = _list_frames(source)
+    return loaders, infos
+
+
+def _list_frames(source: Path) -> Listing:
     """Loaders and infos of every frame, and their records when the source is a manifest (else None: read lazily)."""
     if not source.exists():
         raise DataError(f"{source}: no such file or folder (expected a folder of PNGs, a .zip or a manifest.csv)")
