@@ -74,7 +74,7 @@
 # ## A phantom heart
 #
 # Real frames are licensed and absent on a fresh machine, yet every model,
-# metric and chapter must run end to end. `echolib.data.phantom` therefore draws
+# metric and chapter must run end to end. `echolib.data.phantom_sim` therefore draws
 # apical four-chamber frames the way a scanner forms them rather than by painting
 # pixels:
 #
@@ -160,11 +160,13 @@ import pandas as pd
 from echolib.data.echonet import (
     bright_counts,
     finish_frame,
+    masked_clip,
     read_tracings,
+    read_video,
     study_mask,
 )
 from echolib.data.frames import FrameDataset
-from echolib.data.phantom import render_clip, render_hearts
+from echolib.data.phantom_sim import render_clip, render_hearts
 from echolib.data.sources import resolve_data
 from echolib.metrics.pixel import js_distance, sector_mask
 from echolib.paths import shown_path
@@ -181,10 +183,8 @@ from echolib.report.data_figures import (
     intensity_histograms,
     intensity_summary,
     kept_frames,
-    masked_clip,
     pick_contrast,
     preprocessing_steps,
-    read_raw_video,
     split_summary,
     video_grid,
 )
@@ -309,7 +309,7 @@ if echonet_root:
 if real_video is None:
     print("No EchoNet-Dynamic videos given (echonet_root=None): the real video is skipped.")
 else:
-    raw = read_raw_video(root / "Videos" / f"{real_video}.avi")
+    raw = read_video(root / "Videos" / f"{real_video}.avi", masked=False)
     real_counts = bright_counts(raw * study_mask())
     rs, rd = int(np.argmax(real_counts)), int(np.argmin(real_counts))
     fig = image_row(preprocessing_steps(raw[rs]), title=f"{real_video}, frame {rs} (most bright pixels)")

@@ -17,13 +17,14 @@ from echolib.data.echonet import (
     finish_frame,
     heuristic_on_clips,
     heuristic_on_echonet,
+    masked_clip,
     read_video,
     study_mask,
     to_study_gray,
     tracing_from_mask,
 )
 from echolib.data.frames import FrameDataset
-from echolib.data.phantom import render_clip
+from echolib.data.phantom_sim import render_clip
 from echolib.metrics.pixel import intensity_histogram, sector_mask
 from echolib.report.data_figures import (
     bright_count_curve,
@@ -38,10 +39,8 @@ from echolib.report.data_figures import (
     intensity_histograms,
     intensity_summary,
     kept_frames,
-    masked_clip,
     pick_contrast,
     preprocessing_steps,
-    read_raw_video,
     sector_histogram,
     split_summary,
     video_grid,
@@ -94,7 +93,7 @@ def test_preprocessing_steps_compose_to_the_recipe(clips):
 
 def test_raw_video_masked_is_what_preprocessing_reads(echonet):
     path = echonet / "Videos" / "0XVIDEO0.avi"
-    raw = read_raw_video(path)
+    raw = read_video(path, masked=False)
     assert raw.shape[1:] == (112, 112) and raw.dtype == np.uint8
     assert np.array_equal(raw * study_mask(), read_video(path))
     assert raw[:, study_mask() == 0].any()  # the phantom's fan reaches past the study's mask: masking matters

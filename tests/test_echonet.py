@@ -24,7 +24,7 @@ from echolib.data.echonet import (
     tracing_polygon,
 )
 from echolib.data.frames import FrameDataset
-from echolib.data.phantom import render_clip
+from echolib.data.phantom_sim import render_clip
 from echolib.errors import DataError
 
 TRACED = ["0XTRACED0", "0XTRACED1", "0XTRACED2"]

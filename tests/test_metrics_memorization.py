@@ -66,7 +66,7 @@ def _shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def phantom():
     """30 training hearts, 30 unseen hearts, and the training frames again with their speckle re-drawn."""
-    from echolib.data.phantom import render_hearts
+    from echolib.data.phantom_sim import render_hearts
 
     bank = phantom_image_set(30, seed=21)
     held = phantom_image_set(30, seed=21, first=30)

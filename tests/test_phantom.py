@@ -17,10 +17,11 @@ from PIL import Image
 
 from echolib.cli import main
 from echolib.data.frames import FrameDataset
-from echolib.data.phantom import (
+from echolib.data.manifest import COLUMNS
+from echolib.data.phantom import generate
+from echolib.data.phantom_sim import (
     draw_noise,
     fan_mask,
-    generate,
     heart_rng,
     render_clip,
     render_hearts,
@@ -145,7 +146,8 @@ def test_cli_writes_frames_masks_and_manifest(tmp_path):
     assert len(pngs) == 10 and pngs[0] == "PH1H000000_f0.png" and "PH1H000002_f1.png" in pngs
     assert len(list((out / "masks").glob("*.png"))) == 10
     rows = _read_manifest(out)
-    assert list(rows[0]) == ["file", "video_id", "frame", "phase", "phase_label", "lv_area", "mask"]
+    assert tuple(rows[0]) == COLUMNS  # the one manifest schema: k is the kept position, frame (no video here) empty
+    assert [r["k"] for r in rows[:4]] == ["0", "1", "2", "3"] and {r["frame"] for r in rows} == {""}
     assert [r["phase_label"] for r in rows[:4]][1:3] == ["ES", "ED"]
     for r in rows:
         img = np.asarray(Image.open(out / r["file"]))

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from echolib.cli import main
-from echolib.data.phantom import generate, render_hearts
+from echolib.data.phantom import generate
+from echolib.data.phantom_sim import render_hearts
 from echolib.pipeline import synthesize as syn
 
 

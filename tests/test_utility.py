@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from echolib.cli import main
-from echolib.data.phantom import generate, phase_label, render_hearts
+from echolib.data.phantom import generate
+from echolib.data.phantom_sim import phase_label, render_hearts
 from echolib.images import write_gray
 from echolib.metrics import utility
 from echolib.pipeline.utility import run_utility

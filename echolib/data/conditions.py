@@ -42,15 +42,14 @@ def canny(images: torch.Tensor, low: int = 100, high: int = 200) -> torch.Tensor
 
 def mask_path(dataset, index: int) -> Path | None:
     """Where frame ``index``'s LV mask lives: its manifest ``mask`` column, else ``masks/<name>`` beside it."""
-    info = dataset.infos[index]
     source = Path(dataset.source) if dataset.source is not None else None
     if source is None:
         return None
     root = source.parent if source.is_file() else source
-    rel = info.get("mask")
+    rel = dataset.records[index].mask
     if rel:
         return root / rel
-    candidate = root / "masks" / info.name
+    candidate = root / "masks" / dataset.names[index]
     return candidate if candidate.exists() else None
 
 
@@ -67,6 +66,7 @@ def lv_masks(dataset) -> torch.Tensor:
         )
     out = np.empty((n, 1, size, size), np.uint8)
     for i, p in enumerate(paths):
+        assert p is not None  # checked above
         m = read_gray(p)
         if m.shape != (size, size):
             m = cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA)

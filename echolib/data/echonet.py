@@ -20,13 +20,16 @@ the study's frames.
 the expert tracings where a video has them (the larger traced area is ED) and
 falls back to the heuristic otherwise; the manifest records which
 (``phase_source``), and LV masks rasterised from the tracings go to ``masks/``.
-How often the heuristic finds the expert frames is measured by
-:func:`heuristic_agreement` (on phantom clips, whose true phases are known, with
-:func:`heuristic_on_clips`).
+How often the heuristic finds the expert frames is measured here, once: the
+picks of every video or phantom clip beside its true frames (:func:`video_picks`,
+:func:`clip_picks`) and their score (:func:`heuristic_agreement`); the data
+chapter draws its tables from the same two steps.
 
 Runs are resumable and robust: videos go to worker processes; each finished video
 is appended (fsync'ed) to ``progress.jsonl`` after its frames were written
-atomically, so a rerun skips it; a missing, empty or unreadable video is listed in
+atomically (:mod:`echolib.data.writer`), so a rerun skips it; the manifest
+follows the one schema of :mod:`echolib.data.manifest` (``k`` the kept position,
+``frame`` the video frame it came from); a missing, empty or unreadable video is listed in
 ``errors.csv`` and the run goes on; a malformed CSV stops the run with its file,
 line and column.
 """
@@ -43,15 +46,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from echolib.data.manifest import (
+    COLUMNS,
+    IMAGE_SUFFIXES,
+    FrameRecord,
+    k_of,
+    record_from_row,
+    video_id_of,
+    write_manifest,
+)
+from echolib.data.writer import run_jobs, write_mask, write_png
 from echolib.errors import DataError
-from echolib.io import append_jsonl, atomic_write_bytes, atomic_write_text, read_jsonl
-from echolib.progress import progress_bar
+from echolib.io import append_jsonl, atomic_write_text, read_jsonl
 
 STUDY_SIZE = 112  # EchoNet-Dynamic's frame size; the study read every frame at this size
 OUT_SIZE = 128
 BRIGHT = 30  # the study's threshold for "bright" pixels
 RECIPES = ("study", "default")
-MANIFEST_COLUMNS = ("file", "video_id", "k", "frame", "role", "phase_label", "phase_source", "ef", "split", "mask")
+MANIFEST_COLUMNS = COLUMNS  # what manifest.csv holds: the one schema of echolib.data.manifest
 FILELIST_COLUMNS = {"FileName": str, "EF": float, "ESV": float, "EDV": float, "FrameHeight": int,
                     "FrameWidth": int, "FPS": float, "NumberOfFrames": int, "Split": str}
 TRACING_COLUMNS = {"FileName": str, "X1": float, "Y1": float, "X2": float, "Y2": float, "Frame": int}
@@ -64,7 +76,7 @@ def study_mask(size: int = STUDY_SIZE) -> np.ndarray:
     Filled triangle (60,5), (-15,80), (127,80) OR'ed with a filled half-ellipse,
     centre (55,78), axes (70,40), angles 0-180 (the lower half), both drawn with OpenCV.
     """
-    mask = np.zeros((STUDY_SIZE, STUDY_SIZE), np.uint8)
+    mask: np.ndarray = np.zeros((STUDY_SIZE, STUDY_SIZE), np.uint8)
     cv2.fillPoly(mask, [np.array([[60, 5], [-15, 80], [127, 80]], np.int32)], 1)
     cv2.ellipse(mask, (55, 78), (70, 40), 0, 0, 180, 1, -1)
     if size != STUDY_SIZE:
@@ -87,12 +99,17 @@ def finish_frame(gray112: np.ndarray) -> np.ndarray:
     return cv2.bilateralFilter(up, 5, 15, 15)
 
 
+def masked_clip(frames: np.ndarray) -> np.ndarray:
+    """Frames as the study's counting sees them: masked 112x112 gray ``uint8 [T, 112, 112]``."""
+    mask = study_mask()
+    return np.stack([to_study_gray(f, mask) for f in frames])
+
+
 def bright_counts(frames: np.ndarray) -> np.ndarray:
     """Pixels above :data:`BRIGHT` per frame; frames of another size are first brought to the study's 112 and masked."""
     frames = np.asarray(frames)
     if frames.shape[-2:] != (STUDY_SIZE, STUDY_SIZE):
-        mask = study_mask()
-        frames = np.stack([to_study_gray(f, mask) for f in frames])
+        frames = masked_clip(frames)
     return (frames > BRIGHT).reshape(len(frames), -1).sum(1)
 
 
@@ -163,7 +180,7 @@ def _read_csv(path: Path, columns: dict[str, type]) -> list[dict]:
         for row in reader:
             out = {}
             if None in row or any(v is None for v in row.values()):
-                raise DataError(f"{path}: line {reader.line_num}: expected {len(reader.fieldnames)} fields")
+                raise DataError(f"{path}: line {reader.line_num}: expected {len(reader.fieldnames or [])} fields")
             for col, kind in columns.items():
                 raw = row[col].strip()
                 value = _parse(kind, raw)
@@ -222,7 +239,7 @@ def read_tracings(path: Path) -> dict[str, Tracing]:
             continue
         rows = {f: np.asarray(v) for f, v in frames.items()}
         area = {f: _polygon_area(tracing_polygon(v)) for f, v in rows.items()}
-        ranked = sorted(area, key=area.get)
+        ranked = sorted(area, key=lambda f: area[f])
         out[vid] = Tracing(ed=ranked[-1], es=ranked[0], rows=rows)
     return out
 
@@ -237,8 +254,12 @@ class VideoError(Exception):
     """A video that cannot be used (missing, empty, unreadable); recorded in errors.csv, never fatal."""
 
 
-def read_video(path: Path) -> np.ndarray:
-    """All frames of a video as the study's masked 112x112 grayscale frames ``uint8 [T, 112, 112]``."""
+def read_video(path: str | Path, *, masked: bool = True) -> np.ndarray:
+    """All frames of a video as the study's 112x112 grayscale frames ``uint8 [T, 112, 112]``.
+
+    ``masked=False`` leaves out the sector mask, to show what it removes.
+    """
+    path = Path(path)
     if not path.is_file():
         raise VideoError("missing")
     if path.stat().st_size == 0:
@@ -247,7 +268,8 @@ def read_video(path: Path) -> np.ndarray:
     try:
         if not cap.isOpened():
             raise VideoError("unreadable (OpenCV cannot open it)")
-        mask, frames = study_mask(), []
+        mask = study_mask() if masked else np.ones((STUDY_SIZE, STUDY_SIZE), np.uint8)
+        frames = []
         while True:
             ok, frame = cap.read()
             if not ok:
@@ -271,8 +293,8 @@ class VideoJob:
     tracing: Tracing | None
 
 
-def process_video(job: VideoJob) -> tuple[str, list[dict] | None, str | None]:
-    """Write one video's four frames (and expert masks); return ``(video, manifest rows, error)``."""
+def process_video(job: VideoJob) -> tuple[str, list[FrameRecord] | None, str | None]:
+    """Write one video's four frames (and expert masks); return ``(video, manifest records, error)``."""
     cv2.setNumThreads(1)
     try:
         frames = read_video(job.path)
@@ -288,24 +310,18 @@ def process_video(job: VideoJob) -> tuple[str, list[dict] | None, str | None]:
         picks[1:1] = [(t.es, "ES", "ES", "expert"), (t.ed, "ED", "ED", "expert")]
     else:
         picks[1:1] = [(systole, "systole", "ES", "heuristic"), (diastole, "diastole", "ED", "heuristic")]
-    rows = []
+    records = []
     for k, (index, role, label, source) in enumerate(picks):
         name = f"{job.video}_f{k}.png"
-        atomic_write_bytes(job.out / name, _png(finish_frame(frames[index])))
-        mask_name = ""
+        write_png(job.out / name, finish_frame(frames[index]))
+        mask_name = None
         if source == "expert":
+            assert t is not None
             mask_name = f"masks/{name}"
-            atomic_write_bytes(job.out / mask_name, _png(tracing_mask(t.rows[index]).astype(np.uint8) * 255))
-        rows.append({"file": name, "video_id": job.video, "k": k, "frame": index, "role": role, "phase_label": label,
-                     "phase_source": source, "ef": job.ef, "split": job.split, "mask": mask_name})
-    return job.video, rows, None
-
-
-def _png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 6])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
+            write_mask(job.out / mask_name, tracing_mask(t.rows[index]))
+        records.append(FrameRecord(file=name, video_id=job.video, k=k, frame=index, role=role, phase_label=label,
+                                   phase_source=source, ef=job.ef, split=job.split, mask=mask_name))
+    return job.video, records, None
 
 
 # -- the whole dataset ---------------------------------------------------------------------
@@ -342,18 +358,21 @@ def preprocess(root: str | Path, out: str | Path, *, recipe: str = "default", wo
     for r in filelist[:limit] if limit is not None else filelist:
         vid = video_id(r["FileName"])
         videos.append(VideoJob(vid, root / "Videos" / f"{vid}.avi", out, recipe, r["EF"], r["Split"], tracings.get(vid)))
-    done = {rec["video"]: rec["rows"] for rec in read_jsonl(out / "progress.jsonl") if "video" in rec}
+    done = {rec["video"]: [record_from_row(row, f"{out / 'progress.jsonl'}: video {rec['video']}")
+                           for row in rec["rows"]]
+            for rec in read_jsonl(out / "progress.jsonl") if "video" in rec}
     todo = [v for v in videos if v.video not in done]
     errors: dict[str, str] = {}
-    for vid, rows, error in _run(todo, workers, progress):
-        if error is not None:
-            errors[vid] = error
+    for vid, records, error in run_jobs(process_video, todo, workers=workers, progress=progress, desc="echonet",
+                                        unit="video", ordered=False):
+        if error is not None or records is None:
+            errors[vid] = error or "no frames"
         else:
-            append_jsonl(out / "progress.jsonl", {"video": vid, "rows": rows})
-            done[vid] = rows
+            append_jsonl(out / "progress.jsonl", {"video": vid, "rows": [r.cells() for r in records]})
+            done[vid] = records
 
-    manifest = [row for v in videos if v.video in done for row in done[v.video]]
-    _write_csv(out / "manifest.csv", MANIFEST_COLUMNS, manifest)
+    manifest = [record for v in videos if v.video in done for record in done[v.video]]
+    write_manifest(out / "manifest.csv", manifest)
     _write_csv(out / "errors.csv", ("video", "reason"), [{"video": k, "reason": v} for k, v in errors.items()])
     return PreprocessResult(out, len(todo) - len(errors), len(videos) - len(todo), len(errors), len(manifest))
 
@@ -380,22 +399,55 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> None
     atomic_write_text(path, buf.getvalue())
 
 
-def _run(jobs: list[VideoJob], workers: int, progress: bool):
-    with progress_bar(total=len(jobs), enabled=progress, unit="video", desc="echonet") as bar:
-        if workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                yield process_video(job)
-                bar.update()
-            return
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-            for result in pool.imap_unordered(process_video, jobs, chunksize=4):
-                yield result
-                bar.update()
-
-
 # -- how good is the study's heuristic? ------------------------------------------------------
+@dataclass(frozen=True)
+class Picks:
+    """The study's two picks in one video or clip beside the true event frames (every beat's, where known)."""
+
+    video: str
+    n_frames: int
+    systole: int  # most pixels above BRIGHT: the study's "systole"
+    diastole: int  # fewest: its "diastole"
+    es: tuple[int, ...]  # true end-systole frames
+    ed: tuple[int, ...]  # true end-diastole frames
+
+
+def clip_picks(clips: Sequence, names: Sequence[str] | None = None) -> list[Picks]:
+    """The study's picks on phantom clips (:func:`echolib.data.phantom_sim.render_clip`), whose true ES/ED are known.
+
+    Frames are first brought to the study's masked 112x112 (:func:`masked_clip`),
+    as a video read by the preprocessing would be, so pixels of the phantom's fan
+    outside the study's mask do not count.
+    """
+    out = []
+    for i, clip in enumerate(clips):
+        systole, diastole = study_picks(masked_clip(clip.frames))
+        out.append(Picks(names[i] if names else f"clip {i}", len(clip.frames), systole, diastole,
+                         tuple(clip.es_frames), tuple(clip.ed_frames)))
+    return out
+
+
+def video_picks(root: str | Path, limit: int | None = None) -> list[Picks]:
+    """The study's picks on real EchoNet-Dynamic videos beside the experts' traced ES/ED frames.
+
+    Videos in ``VolumeTracings.csv`` order, the first ``limit`` that can be read
+    (missing or broken videos are skipped, as in preprocessing). An expert traced
+    one beat per video, so a pick of another beat's ED counts as a miss.
+    """
+    root = Path(root)
+    out: list[Picks] = []
+    for vid, tracing in read_tracings(root / "VolumeTracings.csv").items():
+        if limit is not None and len(out) >= limit:
+            break
+        try:
+            frames = read_video(root / "Videos" / f"{vid}.avi")
+        except VideoError:
+            continue
+        systole, diastole = study_picks(frames)
+        out.append(Picks(vid, len(frames), systole, diastole, (tracing.es,), (tracing.ed,)))
+    return out
+
+
 @dataclass(frozen=True)
 class Agreement:
     """How often a predicted frame hits a true event frame: exactly, or within +-k frames."""
@@ -422,36 +474,32 @@ def heuristic_agreement(predicted: Sequence[int], truth: Sequence[Sequence[int] 
     return Agreement(len(d), float((d == 0).mean()), {k: float((d <= k).mean()) for k in ks}, float(d.mean()))
 
 
-def heuristic_on_clips(clips: Sequence, ks: Sequence[int] = (1, 2, 3, 5)) -> dict[str, Agreement]:
-    """The study's heuristic on phantom clips (:func:`echolib.data.phantom.render_clip`), whose true ES/ED are known.
+def chance_agreement(n_frames: Sequence[int], truth: Sequence[Sequence[int]],
+                     ks: Sequence[int] = (1, 2, 3, 5)) -> Agreement:
+    """The expected :func:`heuristic_agreement` of a frame drawn uniformly from each video (exact, not simulated)."""
+    per = [np.abs(np.arange(n)[:, None] - np.asarray(e)[None, :]).min(1) for n, e in zip(n_frames, truth)]
+    return Agreement(len(per), float(np.mean([(d == 0).mean() for d in per])),
+                     {k: float(np.mean([(d <= k).mean() for d in per])) for k in ks},
+                     float(np.mean([d.mean() for d in per])))
 
-    Returns ``{"ES": ..., "ED": ...}``: does "most bright pixels" find end-systole,
-    does "fewest" find end-diastole?
-    """
-    es_pred, ed_pred = zip(*(study_picks(c.frames) for c in clips)) if clips else ((), ())
+
+def score_picks(picks: Sequence[Picks], ks: Sequence[int] = (1, 2, 3, 5)) -> dict[str, Agreement]:
+    """``{"ES": ..., "ED": ...}``: does "most bright pixels" find end-systole, does "fewest" find end-diastole?"""
     return {
-        "ES": heuristic_agreement(es_pred, [c.es_frames for c in clips], ks),
-        "ED": heuristic_agreement(ed_pred, [c.ed_frames for c in clips], ks),
+        "ES": heuristic_agreement([p.systole for p in picks], [p.es for p in picks], ks),
+        "ED": heuristic_agreement([p.diastole for p in picks], [p.ed for p in picks], ks),
     }
+
+
+def heuristic_on_clips(clips: Sequence, ks: Sequence[int] = (1, 2, 3, 5)) -> dict[str, Agreement]:
+    """:func:`score_picks` of :func:`clip_picks`: the heuristic on phantom clips, whose true ES/ED are known."""
+    return score_picks(clip_picks(clips), ks)
 
 
 def heuristic_on_echonet(root: str | Path, limit: int | None = None,
                          ks: Sequence[int] = (1, 2, 3, 5)) -> dict[str, Agreement]:
-    """The same comparison on real EchoNet-Dynamic videos against the experts' traced ED/ES frames."""
-    root = Path(root)
-    tracings = read_tracings(root / "VolumeTracings.csv")
-    es_pred, ed_pred, es_true, ed_true = [], [], [], []
-    for vid in list(tracings)[:limit] if limit is not None else tracings:
-        try:
-            frames = read_video(root / "Videos" / f"{vid}.avi")
-        except VideoError:
-            continue
-        systole, diastole = study_picks(frames)
-        es_pred.append(systole)
-        ed_pred.append(diastole)
-        es_true.append([tracings[vid].es])
-        ed_true.append([tracings[vid].ed])
-    return {"ES": heuristic_agreement(es_pred, es_true, ks), "ED": heuristic_agreement(ed_pred, ed_true, ks)}
+    """:func:`score_picks` of :func:`video_picks`: the heuristic on real videos against the experts' frames."""
+    return score_picks(video_picks(root, limit), ks)
 
 
 # -- a manifest for a folder of the study's frames -------------------------------------------
@@ -468,12 +516,9 @@ def study_role(name: str) -> tuple[int, str, str] | None:
     are that heuristic's, not an expert's: :func:`heuristic_agreement` measures
     how often it finds the traced frames.
     """
-    from echolib.data.frames import _FRAME_NAME
-
-    m = _FRAME_NAME.match(Path(name).stem)
-    if m is None or int(m.group("frame")) >= len(STUDY_ROLES):
+    k = k_of(name)
+    if k is None or k >= len(STUDY_ROLES):
         return None
-    k = int(m.group("frame"))
     role, label = STUDY_ROLES[k]
     return k, role, label
 
@@ -484,13 +529,11 @@ def write_study_manifest(frames: str | Path, out: str | Path) -> Path:
     Lets a phase-conditioned model or the phase utility test use a folder of the
     study's frames (``shared/data/echonet-dynamic-128/frames``) without copying a
     frame: the ``file`` column points at the frames, relative to the manifest's
-    folder. Columns are :data:`MANIFEST_COLUMNS` with ``phase_source``
+    folder. Columns are the schema's (:mod:`echolib.data.manifest`) with ``phase_source``
     ``"study name rule"``; names that do not follow ``<video>_f<0..3>.png`` are
     refused, naming the first.
     """
     import os
-
-    from echolib.data.frames import IMAGE_SUFFIXES, video_id_of
 
     frames, out = Path(frames), Path(out)
     if not frames.is_dir():
@@ -498,15 +541,14 @@ def write_study_manifest(frames: str | Path, out: str | Path) -> Path:
     files = sorted(p for p in frames.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DataError(f"{frames}: no PNG/JPEG frames")
-    rows = []
+    records = []
     for p in files:
         role = study_role(p.name)
         if role is None:
             raise DataError(f"{p}: not a study frame name (expected <video>_f<k>.png with k in 0..3)")
         k, name, label = role
         rel = os.path.relpath(p.resolve(), out.resolve().parent)
-        rows.append({"file": rel, "video_id": video_id_of(p.name), "k": k, "frame": "", "role": name,
-                     "phase_label": label, "phase_source": "study name rule", "ef": "", "split": "", "mask": ""})
+        records.append(FrameRecord(file=rel, video_id=video_id_of(p.name), k=k, role=name, phase_label=label,
+                                   phase_source="study name rule"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(out, MANIFEST_COLUMNS, rows)
-    return out
+    return write_manifest(out, records)

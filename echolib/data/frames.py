@@ -7,41 +7,52 @@ DataLoader, and keeps a single conversion point to floats (:mod:`echolib.images`
 
 Splits are by video: the four frames of one EchoNet clip are near-duplicates, so
 a frame-level split would leak the test set into training.
+
+Each frame also carries its manifest fields (:class:`~echolib.data.manifest.FrameRecord`:
+video, phase label and where it comes from, EF, split, mask), read from the
+manifest the dataset was opened from or, for a folder, the ``manifest.csv``
+beside its PNGs. Models and reports take them from the dataset
+(:attr:`FrameDataset.records`, :attr:`FrameDataset.phase_labels`,
+:meth:`FrameDataset.field`, ...) and never read a manifest themselves.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
-import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from echolib.data.manifest import (
+    IMAGE_SUFFIXES,
+    FrameRecord,
+    k_of,
+    manifest_beside,
+    read_manifest,
+    record_from_row,
+    video_id_of,
+)
 from echolib.errors import DataError
 from echolib.images import read_gray, to_float
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_FRAME_NAME = re.compile(r"^(?P<video>.+)_f(?P<frame>\d+)$")
-
-
-def video_id_of(name: str) -> str:
-    """``0X100009310A3BD7FC_f2.png`` -> ``0X100009310A3BD7FC``; other names are their own video."""
-    stem = Path(name).stem
-    m = _FRAME_NAME.match(stem)
-    return m.group("video") if m else stem
+__all__ = ["IMAGE_SUFFIXES", "FrameDataset", "FrameInfo", "FrameRecord", "video_id_of"]
 
 
 @dataclass(frozen=True)
 class FrameInfo:
-    """Where a frame came from: its name, its video and (when known) its manifest row."""
+    """Where a frame came from: its name, its video and the cells of the manifest row it was opened from.
+
+    ``meta`` is empty for frames opened as a folder or zip; their manifest
+    fields, wherever kept, are in :attr:`FrameDataset.records`.
+    """
 
     name: str
     video_id: str
@@ -55,9 +66,9 @@ class FrameDataset(torch.utils.data.Dataset):
     """All frames of a source as ``uint8 [N, 1, H, W]``; items are floats in ``[-1, 1]``.
 
     ``source`` is a folder of PNGs, a ``.zip`` of PNGs, or a ``manifest.csv``
-    (column ``file`` relative to the manifest, optional ``video_id`` and any
-    other columns, kept as metadata). ``resolution`` resizes every frame to a
-    square of that size; without it all frames must share one size.
+    (:mod:`echolib.data.manifest`; column ``file`` relative to the manifest).
+    ``resolution`` resizes every frame to a square of that size; without it all
+    frames must share one size.
     """
 
     def __init__(
@@ -70,10 +81,14 @@ class FrameDataset(torch.utils.data.Dataset):
         workers: int = 4,
         images: torch.Tensor | None = None,
         infos: Sequence[FrameInfo] | None = None,
+        records: Sequence[FrameRecord] | None = None,
     ) -> None:
+        self._records = list(records) if records is not None else None
         if images is not None:
             if infos is None or len(infos) != len(images):
                 raise DataError("FrameDataset(images=...) needs one FrameInfo per image")
+            if self._records is not None and len(self._records) != len(infos):
+                raise DataError("FrameDataset(records=...) needs one FrameRecord per image")
             self.images = images
             self.infos = list(infos)
             self.source = Path(source) if source is not None else None
@@ -83,11 +98,13 @@ class FrameDataset(torch.utils.data.Dataset):
         if resolution is not None and resolution <= 0:
             raise DataError(f"resolution must be a positive integer, got {resolution}")
         self.source = Path(source)
-        loaders, infos = _list_source(self.source)
+        loaders, infos, listed = _list_frames(self.source)
         if limit is not None:
             if limit < 1:
                 raise DataError(f"{source}: limit must be a positive number of frames, got {limit}")
             loaders, infos = loaders[:limit], infos[:limit]
+            listed = listed[:limit] if listed is not None else None
+        self._records = listed
         arrays = _load_all(loaders, infos, resolution, workers)
         _check_sizes(arrays, infos, self.source)
         stacked = torch.from_numpy(np.stack(arrays))[:, None]
@@ -113,15 +130,53 @@ class FrameDataset(torch.utils.data.Dataset):
     def names(self) -> list[str]:
         return [i.name for i in self.infos]
 
+    # -- each frame's manifest fields -------------------------------------
+    @property
+    def records(self) -> list[FrameRecord]:
+        """Each frame's manifest row: the one it was opened from, else the ``manifest.csv`` beside its folder.
+
+        A frame no manifest lists gets what its name says (video, ``k``). Read
+        on first use, so opening a folder never depends on the manifest beside it.
+        """
+        if self._records is None:
+            self._records = _records_of(self.infos, self.source)
+        return self._records
+
+    def field(self, column: str) -> list[str | None]:
+        """Each frame's cell of manifest ``column`` as text (schema or other column); None where it has none."""
+        return [r.get(column) for r in self.records]
+
+    @property
+    def phase_labels(self) -> list[str | None]:
+        """``ED``, ``ES`` or ``other`` per frame, as its manifest says; None without one (see :attr:`phase_sources`)."""
+        return [r.phase_label for r in self.records]
+
+    @property
+    def phase_sources(self) -> list[str | None]:
+        """Where each phase label comes from (:data:`~echolib.data.manifest.PHASE_SOURCES`)."""
+        return [r.phase_source for r in self.records]
+
+    @property
+    def ef(self) -> np.ndarray:
+        """Ejection fraction per frame in per cent, ``float64 [N]``; NaN where the manifest gives none."""
+        return np.array([np.nan if r.ef is None else r.ef for r in self.records], dtype=np.float64)
+
+    @property
+    def splits(self) -> list[str | None]:
+        """The source dataset's split of each frame's video (EchoNet's TRAIN/VAL/TEST); None where not given."""
+        return [r.split for r in self.records]
+
     def to(self, device: str | torch.device) -> FrameDataset:
-        return FrameDataset(self.source, images=self.images.to(device), infos=self.infos)
+        return FrameDataset(self.source, images=self.images.to(device), infos=self.infos, records=self._records)
 
     def subset(self, indices: Sequence[int] | torch.Tensor) -> FrameDataset:
         idx = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices, dtype=torch.long)
+        records = self._records
         return FrameDataset(
             self.source,
             images=self.images[idx.to(self.images.device)],
             infos=[self.infos[int(i)] for i in idx],
+            records=[records[int(i)] for i in idx] if records is not None else None,
         )
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
@@ -201,7 +256,17 @@ def unit_hash(text: str) -> float:
 
 
 # -- reading sources -------------------------------------------------------
-def _list_source(source: Path):
+Listing = tuple[list[Callable[[], np.ndarray]], list[FrameInfo], list[FrameRecord] | None]
+
+
+def _list_source(source: Path) -> tuple[list[Callable[[], np.ndarray]], list[FrameInfo]]:
+    """Loaders and infos of every frame of ``source``, without loading a pixel (the Turing questionnaire draws from them)."""
+    loaders, infos, _ = _list_frames(source)
+    return loaders, infos
+
+
+def _list_frames(source: Path) -> Listing:
+    """Loaders and infos of every frame, and their records when the source is a manifest (else None: read lazily)."""
     if not source.exists():
         raise DataError(f"{source}: no such file or folder (expected a folder of PNGs, a .zip or a manifest.csv)")
     if source.is_dir():
@@ -210,7 +275,7 @@ def _list_source(source: Path):
             others = sum(1 for p in source.iterdir() if p.is_file())
             hint = f" ({others} other files ignored)" if others else ""
             raise DataError(f"{source}: no PNG/JPEG images found{hint}")
-        return [lambda p=p: read_gray(p) for p in files], [FrameInfo(p.name, video_id_of(p.name)) for p in files]
+        return [partial(read_gray, p) for p in files], [FrameInfo(p.name, video_id_of(p.name)) for p in files], None
     if source.suffix.lower() == ".zip":
         return _list_zip(source)
     if source.suffix.lower() == ".csv":
@@ -218,7 +283,7 @@ def _list_source(source: Path):
     raise DataError(f"{source}: expected a folder of PNGs, a .zip or a manifest .csv")
 
 
-def _list_zip(source: Path):
+def _list_zip(source: Path) -> Listing:
     try:
         zf = zipfile.ZipFile(source)
     except zipfile.BadZipFile as exc:
@@ -232,30 +297,36 @@ def _list_zip(source: Path):
     def load(name: str) -> np.ndarray:
         return read_gray(io.BytesIO(data[name]), name=f"{source}!{name}")
 
-    return [lambda n=n: load(n) for n in members], [FrameInfo(Path(n).name, video_id_of(n)) for n in members]
+    return [partial(load, n) for n in members], [FrameInfo(Path(n).name, video_id_of(n)) for n in members], None
 
 
-def _list_manifest(source: Path):
+def _list_manifest(source: Path) -> Listing:
     root = source.parent
-    with open(source, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "file" not in reader.fieldnames:
-            raise DataError(f"{source}: manifest needs a 'file' column (has: {reader.fieldnames})")
-        rows = list(reader)
-    if not rows:
-        raise DataError(f"{source}: manifest lists no frames")
-    loaders, infos = [], []
-    for line, row in enumerate(rows, start=2):
-        if not (row["file"] or "").strip():
-            raise DataError(f"{source}: line {line}: the 'file' cell is empty")
-        path = root / row["file"]
+    records = read_manifest(source)
+    loaders: list[Callable[[], np.ndarray]] = []
+    infos: list[FrameInfo] = []
+    for line, record in enumerate(records, start=2):
+        path = root / record.file
         if not path.exists():
-            raise DataError(f"{source}: line {line}: file {row['file']!r} does not exist")
-        vid = row.get("video_id") or video_id_of(row["file"])
-        meta = tuple((k, v) for k, v in row.items() if k not in ("file", "video_id") and v is not None)
-        loaders.append(lambda p=path: read_gray(p))
-        infos.append(FrameInfo(Path(row["file"]).name, vid, meta))
-    return loaders, infos
+            raise DataError(f"{source}: line {line}: file {record.file!r} does not exist")
+        meta = tuple((k, v) for k, v in record.cells().items() if k not in ("file", "video_id") and v)
+        loaders.append(partial(read_gray, path))
+        infos.append(FrameInfo(record.name, record.video_id, meta))
+    return loaders, infos, records
+
+
+def _records_of(infos: Sequence[FrameInfo], source: Path | None) -> list[FrameRecord]:
+    """Records of frames listed without a manifest: their own cells, the manifest beside the folder, or their name."""
+    beside = manifest_beside(source) if source is not None and source.is_dir() else {}
+    out = []
+    for info in infos:
+        if info.meta:
+            out.append(record_from_row({"file": info.name, "video_id": info.video_id, **dict(info.meta)}, info.name))
+        elif info.name in beside:
+            out.append(beside[info.name])
+        else:
+            out.append(FrameRecord(file=info.name, video_id=info.video_id, k=k_of(info.name)))
+    return out
 
 
 def _load_all(loaders, infos, resolution: int | None, workers: int) -> list[np.ndarray]:

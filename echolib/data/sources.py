@@ -61,7 +61,8 @@ def resolve_data(
 
 
 def _cached_phantom(folder: Path, n: int, size: int, seed: int, workers: int, progress: bool) -> Path:
-    from echolib.data.phantom import generate, remove_stale_temps
+    from echolib.data.phantom import generate
+    from echolib.data.writer import remove_stale_temps
 
     if folder.parent.is_dir():
         remove_stale_temps(folder.parent)  # leftovers of killed generations

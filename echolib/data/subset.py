@@ -16,7 +16,8 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
-from echolib.data.frames import IMAGE_SUFFIXES, unit_hash, video_id_of
+from echolib.data.frames import unit_hash
+from echolib.data.manifest import IMAGE_SUFFIXES, video_id_of
 from echolib.errors import DataError
 
 

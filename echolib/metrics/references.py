@@ -50,7 +50,8 @@ def phantom_image_set(hearts: int, seed: int = 0, first: int = 0):
     """
     import torch
 
-    from echolib.data.phantom import FRAMES_PER_HEART, frame_name, render_hearts
+    from echolib.data.phantom import frame_name
+    from echolib.data.phantom_sim import FRAMES_PER_HEART, render_hearts
     from echolib.metrics.inputs import ImageSet
 
     ids = range(first, first + hearts)

@@ -109,6 +109,24 @@ class StepContext:
         return self.local(torch.randint(high, global_shape, generator=self.generator, device=self.device))
 
 
+class FrameFields(Protocol):
+    """What a model may read of the frames the trainer hands to :meth:`GenerativeModel.setup`.
+
+    :class:`echolib.data.frames.FrameDataset` implements it: each frame's name and
+    its manifest fields, so a model that needs labels (a phase-conditioned
+    diffusion model) takes them from the dataset rather than reading files.
+    """
+
+    @property
+    def names(self) -> list[str]:
+        """Each frame's file name, in dataset order."""
+        ...
+
+    def field(self, column: str) -> list[str | None]:
+        """Each frame's cell of manifest ``column`` as text; None where the frame has none."""
+        ...
+
+
 class PerceptualLosses(Protocol):
     """The perceptual distances the trainer offers a model (:mod:`echolib.metrics.perceptual` implements it).
 

@@ -42,8 +42,8 @@ middle of the path, where the target is least predictable). Samples integrate
 two formulations are the same family: ``x_t / (1 - t) = x_0 + sigma eps`` with
 ``sigma = t / (1 - t)``, so the logit-normal ``t`` is a log-normal ``sigma``.
 
-**Conditioning** (optional) on the cardiac phase read from the training
-manifest (``phase_label``: ED, ES, other): a one-hot label is embedded and
+**Conditioning** (optional) on the cardiac phase the training dataset carries
+from its manifest (``phase_label``: ED, ES, other): a one-hot label is embedded and
 added to the noise embedding; during training it is replaced by the "no label"
 zero vector with probability ``label_dropout``, so one network also learns
 the unconditional model, and sampling can use classifier-free guidance
@@ -55,20 +55,18 @@ preconditioning, the noise levels, the ODE state and the loss stay in fp32.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 from echolib.errors import ConfigError, DataError
-from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, make_adam
+from echolib.models.base import FrameFields, GenerativeModel, StepContext, backward, eval_mode, make_adam
 from echolib.models.unet import Embedding, UNet
 
 Formulation = Literal["edm", "flow"]
@@ -211,6 +209,8 @@ class Diffusion(GenerativeModel):
     arch = "diffusion"
     Config = DiffusionConfig
     ema_names = ("net",)
+    train_labels: torch.Tensor  # buffers registered in __init__, typed here
+    class_freq: torch.Tensor
 
     def __init__(self, cfg: DiffusionConfig, resolution: int = 128, channels: int = 1) -> None:
         super().__init__(cfg, resolution, channels)
@@ -234,7 +234,7 @@ class Diffusion(GenerativeModel):
 
     # -- data ------------------------------------------------------------------------
     def setup(self, dataset: Any, heldout: Any | None = None) -> None:
-        """Read each training frame's label from its manifest row (conditional models only)."""
+        """Take each training frame's label from the dataset's manifest fields (conditional models only)."""
         if not self.classes:
             return
         key = self.cfg.label_key
@@ -244,16 +244,17 @@ class Diffusion(GenerativeModel):
         if missing:
             raise ConfigError(
                 f"model.labels is {self.classes} (a conditional model) but {len(missing)} of {len(values)} frames in "
-                f"{where} have no {key!r} (first: {dataset.infos[missing[0]].name}); train on a manifest.csv with a "
+                f"{where} have no {key!r} (first: {dataset.names[missing[0]]}); train on a manifest.csv with a "
                 f"{key!r} column (the phantom or preprocessed EchoNet), or set model.labels: [] for an "
                 f"unconditional model"
             )
-        unknown = sorted(set(values) - set(self.classes))
+        labels = [v for v in values if v]  # all of them: none is missing
+        unknown = sorted(set(labels) - set(self.classes))
         if unknown:
             raise DataError(
                 f"{where}: {key!r} values {unknown} are not in model.labels {self.classes}; add them to model.labels"
             )
-        index = torch.tensor([self.classes.index(v) for v in values], dtype=torch.long)
+        index = torch.tensor([self.classes.index(v) for v in labels], dtype=torch.long)
         self.train_labels = index.to(self.class_freq.device)
         self.class_freq = torch.bincount(index, minlength=len(self.classes)).double().div(len(index)).float().to(
             self.class_freq.device)
@@ -449,31 +450,14 @@ class Diffusion(GenerativeModel):
         raise ConfigError(f"unknown label {label!r}; this model knows {self.classes} (or indices 0..{len(self.classes) - 1})")
 
 
-def frame_labels(dataset: Any, key: str = "phase_label") -> list[str | None]:
-    """Each frame's ``key`` from its manifest row (or the manifest beside its folder); None where it has none.
+def frame_labels(dataset: FrameFields, key: str = "phase_label") -> list[str | None]:
+    """Each frame's ``key`` from its manifest fields (as the dataset carries them); None where it has none.
 
     A conditional model trains only on data where no entry is None: the phantom
     and ``echolib preprocess`` output name every frame's phase, a bare folder of
     frames (the study's) names none.
     """
-    beside = _manifest_column(getattr(dataset, "source", None), key)
-    return [info.get(key) or beside.get(info.name) or None for info in dataset.infos]
-
-
-def _manifest_column(source: Any, key: str) -> dict[str, str]:
-    """``file name -> value`` of column ``key`` in the ``manifest.csv`` inside a folder source, else empty.
-
-    A folder of frames (``data="phantom"`` resolves to one, as does the output of
-    ``echolib preprocess``) is read as bare PNGs, so its frames carry no manifest
-    metadata; the manifest written beside them still names each frame's phase.
-    """
-    if source is None or not Path(source).is_dir():
-        return {}
-    manifest = Path(source) / "manifest.csv"
-    if not manifest.is_file():
-        return {}
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        return {Path(row["file"]).name: row[key] for row in csv.DictReader(fh) if row.get("file") and row.get(key)}
+    return dataset.field(key)
 
 
 def _validate(c: DiffusionConfig) -> None:

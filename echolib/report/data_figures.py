@@ -4,15 +4,17 @@ step by step, its ED/ES heuristic against the truth, and dataset statistics.
 Drawing functions return a matplotlib Figure and scoring functions a pandas
 DataFrame, so the chapter notebook stays one line per figure or table. The
 pixels come from :mod:`echolib.data.echonet` (the study's recipe) and
-:mod:`echolib.data.phantom`; nothing here re-implements a preprocessing choice
+:mod:`echolib.data.phantom_sim`; nothing here re-implements a preprocessing choice
 except :func:`preprocessing_steps`, which splits :func:`~echolib.data.echonet.finish_frame`
 into its two operations to show them, and is tested to compose back to it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import cv2
 import matplotlib.pyplot as plt
@@ -24,15 +26,15 @@ from matplotlib.figure import Figure
 from echolib.data.echonet import (
     BRIGHT,
     OUT_SIZE,
-    STUDY_SIZE,
-    VideoError,
+    Agreement,
+    chance_agreement,
     finish_frame,
-    read_tracings,
-    read_video,
+    heuristic_agreement,
     study_mask,
-    study_picks,
     to_study_gray,
+    video_picks,
 )
+from echolib.data.echonet import clip_picks as _clip_picks
 from echolib.data.frames import split_by_video
 from echolib.metrics.pixel import intensity_histogram, sector_mask
 
@@ -63,23 +65,6 @@ def preprocessing_steps(frame: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def read_raw_video(path: str | Path) -> np.ndarray:
-    """A video's frames as unmasked 112x112 grayscale ``uint8 [T, 112, 112]`` (to show what the mask removes)."""
-    cap = cv2.VideoCapture(str(path))
-    ones, frames = np.ones((STUDY_SIZE, STUDY_SIZE), np.uint8), []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(to_study_gray(frame, ones))
-    finally:
-        cap.release()
-    if not frames:
-        raise VideoError(f"{path}: no decodable frames")
-    return np.stack(frames)
-
-
 # -- pictures ----------------------------------------------------------------------------
 def _show(ax, image: np.ndarray) -> None:
     image = np.asarray(image)
@@ -107,7 +92,7 @@ def frame_panels(groups: Mapping[str, np.ndarray], col_labels: Mapping[str, Sequ
     rows = max(g.shape[0] for g in blocks.values())
     cols = [g.shape[1] for g in blocks.values()]
     fig = plt.figure(figsize=(size * sum(cols) + 0.5 * len(cols), size * rows + 0.6), layout="constrained")
-    subfigs = np.atleast_1d(fig.subfigures(1, len(blocks), width_ratios=cols, wspace=0.03))
+    subfigs = np.atleast_1d(cast(Any, fig.subfigures(1, len(blocks), width_ratios=cols, wspace=0.03)))
     for sub, (name, g) in zip(subfigs, blocks.items()):
         axes = sub.subplots(rows, g.shape[1], squeeze=False)
         sub.suptitle(name)
@@ -137,7 +122,7 @@ def image_row(images: Mapping[str, np.ndarray], size: float = 2.0, title: str | 
     return fig
 
 
-def bright_count_curve(counts: Sequence[int], *, es: Sequence[int] = (), ed: Sequence[int] = (),
+def bright_count_curve(counts: Sequence[int] | np.ndarray, *, es: Sequence[int] = (), ed: Sequence[int] = (),
                        lv_area: Sequence[float] | None = None, fps: float | None = None,
                        title: str | None = None) -> Figure:
     """Pixels above the threshold per frame, the study's picks on it, and the true ES/ED frames.
@@ -179,63 +164,32 @@ PICK_COLUMNS = ("video", "n_frames", "systole", "diastole", "es", "ed")
 
 
 def clip_picks(clips: Sequence, names: Sequence[str] | None = None) -> pd.DataFrame:
-    """The study's picks on phantom clips (:func:`~echolib.data.phantom.render_clip`) beside their true ES/ED frames.
-
-    Frames are first brought to the study's masked 112x112 (:func:`~echolib.data.echonet.to_study_gray`),
-    as a video read by the preprocessing would be, so pixels of the phantom's fan
-    outside the study's mask do not count.
-    """
-    rows = []
-    for i, clip in enumerate(clips):
-        systole, diastole = study_picks(masked_clip(clip.frames))
-        rows.append({"video": names[i] if names else f"clip {i}", "n_frames": len(clip.frames),
-                     "systole": systole, "diastole": diastole,
-                     "es": tuple(clip.es_frames), "ed": tuple(clip.ed_frames)})
-    return pd.DataFrame(rows, columns=list(PICK_COLUMNS))
+    """:func:`~echolib.data.echonet.clip_picks` as a table: the study's picks on phantom clips beside the truth."""
+    return _picks_table(_clip_picks(clips, names))
 
 
 def echonet_picks(root: str | Path, limit: int | None = None) -> pd.DataFrame:
-    """The study's picks on real EchoNet-Dynamic videos beside the experts' traced ES/ED frames.
-
-    Videos in ``VolumeTracings.csv`` order, the first ``limit`` that can be read
-    (missing or broken videos are skipped, as in preprocessing). An expert traced
-    one beat per video, so a pick of another beat's ED counts as a miss.
-    """
-    root = Path(root)
-    tracings = read_tracings(root / "VolumeTracings.csv")
-    rows = []
-    for vid, tracing in tracings.items():
-        if limit is not None and len(rows) >= limit:
-            break
-        try:
-            frames = read_video(root / "Videos" / f"{vid}.avi")
-        except VideoError:
-            continue
-        systole, diastole = study_picks(frames)
-        rows.append({"video": vid, "n_frames": len(frames), "systole": systole, "diastole": diastole,
-                     "es": (tracing.es,), "ed": (tracing.ed,)})
-    return pd.DataFrame(rows, columns=list(PICK_COLUMNS))
+    """:func:`~echolib.data.echonet.video_picks` as a table: the picks on real videos beside the experts' frames."""
+    return _picks_table(video_picks(root, limit))
 
 
-def masked_clip(frames: np.ndarray) -> np.ndarray:
-    """Frames as the study's counting sees them: masked 112x112 gray ``uint8 [T, 112, 112]``."""
-    mask = study_mask()
-    return np.stack([to_study_gray(f, mask) for f in frames])
+def _picks_table(picks: Sequence) -> pd.DataFrame:
+    return pd.DataFrame([dataclasses.asdict(p) for p in picks], columns=list(PICK_COLUMNS))
 
 
 def cycle_positions(clips: Sequence, picks: pd.DataFrame) -> Figure:
     """Where in the heart cycle the picks fall (phantom clips, whose timing is known).
 
     The x axis is the fraction of the beat since end-diastole (ES at
-    :data:`~echolib.data.phantom.SYSTOLE`); the grey curve is the phantom's
+    :data:`~echolib.data.phantom_sim.SYSTOLE`); the grey curve is the phantom's
     contraction (0 relaxed, 1 contracted) over the beat, so a reader sees why a
     flat stretch of the curve (diastasis) leaves the "fewest bright pixels" pick
     free to wander.
     """
-    from echolib.data.phantom import SYSTOLE, cycle_phase
+    from echolib.data.phantom_sim import SYSTOLE, cycle_phase
 
     fig, ax = plt.subplots(figsize=(8, 3.0), layout="constrained")
-    bins = np.linspace(0.0, 1.0, 41)
+    bins = np.linspace(0.0, 1.0, 41).tolist()
     for column, color, label in (("systole", ES_COLOR, 'most bright pixels ("systole")'),
                                  ("diastole", ED_COLOR, 'fewest bright pixels ("diastole")')):
         beat = [float(np.mod(c.times[int(i)], 1.0)) for c, i in zip(clips, picks[column])]
@@ -260,7 +214,7 @@ def by_video(names: Sequence[str], frames: Sequence[int] = (0, 1, 2, 3)) -> tupl
 
     Videos are sorted by id; names without a frame number are ignored.
     """
-    from echolib.data.frames import video_id_of
+    from echolib.data.manifest import video_id_of
 
     index: dict[str, dict[int, int]] = {}
     for i, name in enumerate(names):
@@ -293,7 +247,7 @@ def _gather(images: torch.Tensor | np.ndarray, positions: np.ndarray) -> np.ndar
 def kept_frames(masked: np.ndarray, systole: int, diastole: int) -> np.ndarray:
     """The four training frames of one video, as the study makes them: first, "systole", "diastole", last.
 
-    ``masked`` is the video as the count sees it (:func:`masked_clip`), ``uint8 [T, 112, 112]``;
+    ``masked`` is the video as the count sees it (:func:`~echolib.data.echonet.masked_clip`), ``uint8 [T, 112, 112]``;
     returns ``uint8 [4, 128, 128]`` (Lanczos-4 and bilateral filter, :func:`~echolib.data.echonet.finish_frame`).
     """
     return np.stack([finish_frame(masked[i]) for i in (0, systole, diastole, len(masked) - 1)])
@@ -337,17 +291,9 @@ def contrast_histograms(tables: Mapping[str, pd.DataFrame]) -> Figure:
     return fig
 
 
-def _distances(picks: Sequence[int], events: Sequence[Sequence[int]]) -> np.ndarray:
-    return np.array([np.abs(np.asarray(e) - int(p)).min() for p, e in zip(picks, events)], dtype=float)
-
-
-def _chance(n_frames: Sequence[int], events: Sequence[Sequence[int]], ks: Sequence[int]) -> dict[str, float]:
-    """Expected scores of a frame drawn uniformly from each video (exact, not simulated)."""
-    per = [np.abs(np.arange(n)[:, None] - np.asarray(e)[None, :]).min(1) for n, e in zip(n_frames, events)]
-    out = {"exact": float(np.mean([(d == 0).mean() for d in per]))}
-    out.update({f"within_{k}": float(np.mean([(d <= k).mean() for d in per])) for k in ks})
-    out["mean_distance"] = float(np.mean([d.mean() for d in per]))
-    return out
+def _row(agreement: Agreement, ks: Sequence[int]) -> dict[str, float]:
+    return {"n": agreement.n, "exact": agreement.exact, **{f"within_{k}": agreement.within[k] for k in ks},
+            "mean_distance": agreement.mean_distance}
 
 
 def heuristic_table(picks: pd.DataFrame, ks: Sequence[int] = KS) -> pd.DataFrame:
@@ -363,12 +309,11 @@ def heuristic_table(picks: pd.DataFrame, ks: Sequence[int] = KS) -> pd.DataFrame
     rows = []
     for pick, label in (("systole", "most bright pixels"), ("diastole", "fewest bright pixels")):
         for target in ("es", "ed"):
-            d = _distances(picks[pick], picks[target])
-            rows.append({"pick": label, "target": target.upper(), "n": len(d), "exact": float((d == 0).mean()),
-                         **{f"within_{k}": float((d <= k).mean()) for k in ks}, "mean_distance": float(d.mean())})
+            scored = heuristic_agreement(list(picks[pick]), list(picks[target]), ks)
+            rows.append({"pick": label, "target": target.upper(), **_row(scored, ks)})
     for target in ("es", "ed"):
-        rows.append({"pick": "random frame (expected)", "target": target.upper(), "n": len(picks),
-                     **_chance(picks["n_frames"], picks[target], ks)})
+        expected = chance_agreement(list(picks["n_frames"]), list(picks[target]), ks)
+        rows.append({"pick": "random frame (expected)", "target": target.upper(), **_row(expected, ks)})
     table = pd.DataFrame(rows).set_index(["pick", "target"])
     study = [("most bright pixels", "ES"), ("fewest bright pixels", "ED")]
     swapped = [("most bright pixels", "ED"), ("fewest bright pixels", "ES")]
