@@ -55,6 +55,11 @@ class Home:
 
 
 HOMES: tuple[Home, ...] = (
+    Home("manifest columns and their meaning", "echolib.data.manifest", "FrameRecord"),
+    Home("writing a frame folder atomically (PNGs, worker pool, staged folder)", "echolib.data.writer", "staged_folder"),
+    Home("frames with each frame's manifest fields (video, phase, EF, split)", "echolib.data.frames", "FrameDataset"),
+    Home("decoding an EchoNet video", "echolib.data.echonet", "read_video"),
+    Home("scoring the study's ED/ES heuristic against the experts' frames", "echolib.data.echonet", "score_picks"),
     Home("a run folder's files, meta, checkpoints and held-out videos", "echolib.train.run_folder", "RunFolder"),
     Home("a run's configuration (the model and train blocks)", "echolib.train.run_config", "RunConfig"),
     Home("which videos a run never trains on", "echolib.train.splits", "split_data"),
