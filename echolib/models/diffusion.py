@@ -245,8 +245,8 @@ class Diffusion(GenerativeModel):
             raise ConfigError(
                 f"model.labels is {self.classes} (a conditional model) but {len(missing)} of {len(values)} frames in "
                 f"{where} have no {key!r} (first: {dataset.names[missing[0]]}); train on a manifest.csv with a "
-                f"{key!r} column (the phantom or preprocessed EchoNet), or set model.labels: [] for an "
-                f"unconditional model"
+                f"{key!r} column (the phantom, preprocessed EchoNet, or `python -m echolib preprocess study-frames` "
+                f"for the study's <video>_f<k>.png frames), or set model.labels: [] for an unconditional model"
             )
         labels = [v for v in values if v]  # all of them: none is missing
         unknown = sorted(set(labels) - set(self.classes))
