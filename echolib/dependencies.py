@@ -44,7 +44,7 @@ DEPENDENCIES: tuple[Dependency, ...] = (
     Dependency("statsmodels", ("echolib",), "Fleiss' kappa of the Turing-test raters"),
     Dependency("matplotlib", ("echolib",), "every figure"),
     Dependency("seaborn", ("echolib",), "heat maps and violin plots of the comparison and Turing chapters"),
-    Dependency("tensorboard", ("echolib",), "TensorBoard event files beside a run's log.csv"),
+    Dependency("tensorboard", ("echolib",), "TensorBoard event files beside a run's log"),
     Dependency("jupyterlab", ("notebooks",), "opening the chapters as notebooks (make lab)"),
     Dependency("jupytext", ("notebooks", "book"),
                "chapters kept as percent-format .py files and converted to .ipynb to run"),

@@ -178,7 +178,7 @@ ORACLE_TOL = 1e-6
 
 def _phantom_pairs(size: int, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Phantom frames against other hearts, and against themselves with added noise (high SSIM)."""
-    from echolib.data import phantom as ph
+    from echolib.data import phantom_sim as ph
 
     def frames(seed: int) -> torch.Tensor:
         rng = np.random.default_rng(seed)

@@ -94,7 +94,7 @@ def _condition_maps(model: GenerativeModel, run: str, frames_from: str | None) -
     data = folder.meta().get("data")
     if not data or (data != "phantom" and not Path(data).exists()):
         raise DataError(f"{run}: a {model.arch} model translates maps of frames, and the data it trained on "
-                        f"({data or 'not named in run.json'}) is not here; pass --conditions-from FRAMES")
+                        f"({data or 'not named in its run.json file'}) is not here; pass --conditions-from FRAMES")
     every = scoring.load_frames(data, model.resolution)
     held = every.split(scoring.run_heldout_videos(folder, every)).heldout
     return condition_maps(model, held).to(model.device)

@@ -142,7 +142,7 @@ def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] 
 def public_data(text: str) -> str:
     """``text`` with every path in it cut to its last name: the folders belong to the machine that trained.
 
-    One rule for run.json's data source and for the metric records' (``held-out
+    One rule for the data source a run's meta names and for the metric records' (``held-out
     videos of /home/x/frames`` -> ``held-out videos of frames``), relative or absolute.
     """
     return re.sub(r"(?<!\S)(?:[^\s/]*/)+([^\s/]+)/?", r"\1", text)
