@@ -60,14 +60,15 @@ NBDIR  := _build/nbval
 NBRUNS := $(CURDIR)/_build/test-runs
 
 # The unit tests run in $(TEST_WORKERS) processes (pytest-xdist; a test file stays in one process,
-# so module fixtures such as the book build are made once). The notebooks then run one by one under
-# nbval, reusing the smoke runs the book build trained into $(NBRUNS). TEST_WORKERS=0: one process.
+# so module fixtures such as the book build are made once). The notebooks then run under nbval, as
+# many at a time (each in its own kernel), reusing the smoke runs the book build trained into
+# $(NBRUNS). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) $(LAB_SETTINGS) browser-deps lint ## ruff and mypy, then every test: unit, reliability, browser (book, JupyterLab), nbval
 	$(PY) -m echolib.pipeline.notebooks $(NBDIR) >/dev/null
 	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
-	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest $(NBDIR) --nbval-lax --durations=10 $(PYTEST_ARGS)
+	ECHOLIB_RUNS=$(NBRUNS) $(PY) -m pytest $(NBDIR) --nbval-lax -n $(TEST_WORKERS) --dist loadfile --durations=10 $(PYTEST_ARGS)
 
 # The inner loop: the unit tests without the book build, the browser tests or nbval
 # (tests marked slow, browser or book). Under 5 minutes on 2 cores; CI runs `make test`.
