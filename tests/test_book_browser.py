@@ -34,6 +34,27 @@ def book() -> Path:
     return index.parent
 
 
+def test_the_privacy_chapter_reports_the_filter_the_memorisation_and_the_utility(book):
+    """The chapter as the book executed it: the smoke_cond run's 64 samples, the filter, the utility test."""
+    import json
+
+    from echolib.paths import PROJECT
+    from echolib.report import privacy
+
+    executed = ROOT / "book" / "generated" / "privacy.ipynb"
+    cells = [c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"]
+    outputs = [o for c in cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/html", ""))
+                   for o in outputs)
+    for words in ("64 samples of diffusion/smoke_cond", "checkpoint sha256", "held-out flagged", "same video flagged",
+                  "trained on synthetic frames, phase_auc"):
+        assert words in text, words
+    kept = privacy.kept_utility(PROJECT / "book" / "measured") or privacy.kept_datasheets(PROJECT / "book" / "measured")
+    assert ("no utility records or datasheets of real frames" in text) == (not kept)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # distances, two galleries of pairs
+
+
 @pytest.fixture(scope="module")
 def server(book):
     handler = functools.partial(_QuietHandler, directory=str(book))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 
 import matplotlib.pyplot as plt
@@ -19,9 +18,7 @@ import pytest
 
 from echolib.data.phantom import generate
 from echolib.metrics import utility
-from echolib.paths import PROJECT
 from echolib.pipeline import synthesize as syn
-from echolib.pipeline.notebooks import NOTEBOOKS, execute
 from echolib.pipeline.utility import run_utility
 from echolib.report import privacy
 
@@ -173,26 +170,3 @@ def test_unlabelled_frames_say_when_a_conditional_model_cannot_train(made, tmp_p
     for png in sorted(data.glob("*.png"))[:12]:
         shutil.copy(png, bare / png.name)
     assert privacy.unlabelled_frames(str(bare), "diffusion", "smoke_cond") == (12, 12, "phase_label")
-
-
-@pytest.mark.slow
-@pytest.mark.book
-def test_the_chapter_executes_on_the_phantom(tmp_path_factory):
-    """As the book runs it: the smoke_cond run (shared through ECHOLIB_RUNS), a set of 64, the utility test."""
-    runs = os.environ.get("ECHOLIB_RUNS") or str(tmp_path_factory.mktemp("privacy-runs"))
-    out = tmp_path_factory.mktemp("privacy-book") / "privacy.ipynb"
-    execute(NOTEBOOKS / "privacy.py", out, {"runs": runs, "device": "cpu"}, progress=False, timeout=1200,
-            env={"ECHOLIB_RUNS": runs, "TQDM_DISABLE": "1"})
-    cells = [c for c in json.loads(out.read_text())["cells"] if c["cell_type"] == "code"]
-    outputs = [o for c in cells for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/html", ""))
-                   for o in outputs)
-    assert "it/s" not in text and "%|" not in text  # no progress bars
-    assert str(runs) not in text and str(tmp_path_factory.getbasetemp()) not in text  # no path of this machine
-    for words in ("64 samples of diffusion/smoke_cond", "checkpoint sha256", "held-out flagged", "same video flagged",
-                  "trained on synthetic frames, phase_auc"):
-        assert words in text, words
-    kept = privacy.kept_utility(PROJECT / "book" / "measured") or privacy.kept_datasheets(PROJECT / "book" / "measured")
-    assert ("no utility records or datasheets of real frames" in text) == (not kept)
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # distances, two galleries of pairs
