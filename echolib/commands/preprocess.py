@@ -26,6 +26,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: keeps python -m echolib --help fast
     from echolib.data.echonet import preprocess
 
     result = preprocess(args.root, args.out, recipe=args.recipe, workers=args.workers, limit=args.limit,
