@@ -9,6 +9,7 @@ how many intra-op threads a CPU process runs.
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -92,8 +93,6 @@ def available_cores() -> int:
 
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux), for run records; the architecture name elsewhere."""
-    import platform
-
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

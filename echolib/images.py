@@ -7,6 +7,7 @@ metric and writer agrees on rounding and clamping.
 
 from __future__ import annotations
 
+import io
 import typing
 from pathlib import Path
 
@@ -72,8 +73,6 @@ def read_gray(path: str | Path | typing.BinaryIO, name: str | None = None) -> np
 
 def png_bytes(image: np.ndarray) -> bytes:
     """Encode a ``[H, W]`` uint8 array as a PNG deterministically (no timestamps)."""
-    import io
-
     if image.dtype != np.uint8 or image.ndim != 2:
         raise ValueError(f"png_bytes expects a [H, W] uint8 array, got {image.dtype} {image.shape}")
     buf = io.BytesIO()

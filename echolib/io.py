@@ -58,6 +58,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` through a temp file + rename (the checkpoint is whole or absent)."""
+    # lazy: torch stays out of the rater app (echolib.turing.app), which imports this module
     import torch
 
     buf = io.BytesIO()

@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import tqdm.auto
+
 
 def bars_disabled_by_environment() -> bool:
     """Whether ``TQDM_DISABLE`` asks for no bars (any value but empty, ``0`` or ``false``)."""
@@ -23,8 +25,6 @@ def bars_disabled_by_environment() -> bool:
 
 def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs: Any):
     """``tqdm.auto.tqdm(iterable, **kwargs)``, off when not ``enabled`` or when ``TQDM_DISABLE`` is set."""
-    from tqdm.auto import tqdm
-
     if not enabled or bars_disabled_by_environment():
         kwargs["disable"] = True
-    return tqdm(iterable, **kwargs)
+    return tqdm.auto.tqdm(iterable, **kwargs)

@@ -16,7 +16,8 @@ from conftest import trainer_context
 from echolib.data import conditions
 from echolib.data.frames import FrameDataset, holdout_split, split_holdout
 from echolib.errors import ConfigError, DataError
-from echolib.models.pix2pix import PatchGAN, UNet, receptive_field
+from echolib.models.layers import PatchGAN, receptive_field
+from echolib.models.pix2pix import Pix2PixGenerator
 from echolib.models.registry import config_names
 from echolib.report.reconstruction import reconstruction_scores
 from echolib.train.conditions import condition_maps
@@ -112,17 +113,17 @@ def test_holdout_split_keeps_videos_whole():
 # -- networks ---------------------------------------------------------------------
 @pytest.mark.parametrize("resolution, patches", [(64, 6), (128, 14), (256, 30)])
 def test_shapes_and_patch_grid(resolution, patches):
-    g = UNet(resolution, base=4, cap=16).eval()
+    g = Pix2PixGenerator(resolution, base=4, cap=16).eval()
     c = torch.rand(2, 1, resolution, resolution) * 2 - 1
     y = g(c)
     assert y.shape == (2, 1, resolution, resolution) and y.abs().max() <= 1
-    d = PatchGAN(2, base=4, cap=16)
+    d = PatchGAN(2, 4, max_channels=16)
     assert d(c, y).shape == (2, 1, patches, patches)
 
 
 def test_patchgan_sees_70x70():
     assert receptive_field(3) == 70 and receptive_field(1) == 16 and receptive_field(5) == 286
-    d = PatchGAN(2, base=4, cap=16).eval()  # eval: batch norm is per-channel affine, no cross-pixel coupling
+    d = PatchGAN(2, 4, max_channels=16).eval()  # eval: batch norm is per-channel affine, no cross-pixel coupling
     x = torch.randn(1, 2, 256, 256, requires_grad=True)
     d.net(x)[0, 0, 15, 15].backward()
     rows = torch.nonzero(x.grad.abs().sum((0, 1, 3)))

@@ -242,12 +242,12 @@ def test_hinge_loss_of_one_is_what_a_discriminator_that_separates_nothing_scores
 
 @pytest.mark.parametrize("norm", ["batch", "spectral", "none"])
 def test_patch_discriminator_normalisations(norm):
-    from echolib.models.vqgan import PatchDiscriminator
+    from echolib.models.vqgan import VQGANConfig, patch_discriminator
 
     torch.manual_seed(0)
-    D = PatchDiscriminator(1, 8, 3, norm)
+    D = patch_discriminator(VQGANConfig(disc_channels=8, disc_layers=3, disc_norm=norm), 1)
     kinds = {type(m).__name__ for m in D.modules()}
-    assert ("BatchNorm2d" in kinds) == (norm == "batch")
+    assert ("BatchNorm2d" in kinds) == (norm == "batch") and "Identity" not in kinds  # taming's layout
     x = torch.randn(2, 1, 64, 64, requires_grad=True)
     out = D(x)
     assert out.shape == (2, 1, 6, 6) and torch.isfinite(out).all()
@@ -258,7 +258,7 @@ def test_patch_discriminator_normalisations(norm):
         sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
         assert math.isclose(float(sigma), 1.0, rel_tol=0.1)
     with pytest.raises(ConfigError, match="disc_norm"):
-        PatchDiscriminator(1, 8, 3, "layer")
+        patch_discriminator(VQGANConfig(disc_norm="layer"), 1)  # type: ignore[arg-type]
 
 
 # -- prior -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: keeps python -m echolib --help fast
     from echolib.pipeline.book import build
 
     only = [s.strip() for s in args.only.split(",")] if args.only else None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from echolib.config import dump_yaml, parse_overrides
+
 HELP = "list architectures and configurations, or print one configuration with every field resolved"
 
 
@@ -23,7 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echolib.config import dump_yaml, parse_overrides
+    # lazy: keeps python -m echolib --help fast
     from echolib.models.registry import architecture_names, config_description, config_names
     from echolib.train.run_config import load_config
 

@@ -37,6 +37,8 @@ import os
 import sys
 from pathlib import Path
 
+from echolib.errors import ConfigError, DataError
+
 HELP = "compare generated images with real frames (FID, KID, prc, JSD, SSIM, PSNR, MS-SSIM, memorization, C2ST)"
 
 
@@ -73,8 +75,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: keeps python -m echolib --help fast
     from echolib.data.sources import resolve_data
-    from echolib.errors import ConfigError
     from echolib.metrics import append_records, evaluate
     from echolib.metrics.inputs import as_image_set
     from echolib.train.run_folder import RunFolder
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     for fake in args.fake:
         sets[args.run if args.run and len(args.fake) == 1 else str(fake)] = resolve_data(fake, progress=False)
     if args.references:
+        # lazy: keeps python -m echolib --help fast
         from echolib.metrics.references import reference_sources
 
         given = {Path(str(src)).resolve() for src in sets.values()}
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replicates(args: argparse.Namespace) -> int:
-    from echolib.errors import ConfigError
+    # lazy: keeps python -m echolib --help fast
     from echolib.metrics.intervals import DEFAULT_REPLICATES
 
     if args.replicates is not None and args.replicates < 0:
@@ -141,7 +144,7 @@ def _replicates(args: argparse.Namespace) -> int:
 
 def _evaluate_runs(args: argparse.Namespace) -> int:
     """Every run trained on ``--real`` and the reference rows, scored under one protocol per held-out set."""
-    from echolib.errors import ConfigError, DataError
+    # lazy: keeps python -m echolib --help fast
     from echolib.metrics.references import study_samples
     from echolib.report import scoring
 
@@ -232,6 +235,7 @@ def _cell(record: dict | None) -> str:
 
 
 def _write_gallery(path: Path, train, args: argparse.Namespace, sets: dict) -> None:
+    # lazy: keeps python -m echolib --help fast
     from echolib.metrics import memorization
     from echolib.metrics.evaluate import FeatureCache, resolve_device
     from echolib.metrics.inputs import as_image_set

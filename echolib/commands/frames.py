@@ -15,6 +15,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: keeps python -m echolib --help fast
     from echolib.data.frames import FrameDataset
 
     ds = FrameDataset(args.source, resolution=args.resolution)

@@ -23,6 +23,8 @@ import argparse
 import json
 import sys
 
+from echolib.errors import ConfigError, DataError
+
 HELP = "validate the metrics: how often each orders known pairs of image sets correctly"
 
 
@@ -51,7 +53,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from echolib.errors import ConfigError
+    # lazy: keeps python -m echolib --help fast
     from echolib.metrics import validation
     from echolib.metrics.corruptions import SUITE_STRENGTHS
     from echolib.metrics.fidelity import INCEPTION
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.published:
         sets["published model"] = _published(args)
     if args.human:
+        # lazy: keeps python -m echolib --help fast
         from echolib.turing.set_pairs import judged_pairs, set_images
 
         judged = judged_pairs(args.human, args.answers)
@@ -112,8 +115,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _families(text: str, known: dict) -> dict:
-    from echolib.errors import ConfigError
-
     names = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
@@ -123,7 +124,7 @@ def _families(text: str, known: dict) -> dict:
 
 def _checkpoint_sets(args: argparse.Namespace, splits) -> dict:
     """``<run>@<kimg>``: samples of each asked-for checkpoint of ``--run``, at the suite's size."""
-    from echolib.errors import ConfigError
+    # lazy: keeps python -m echolib --help fast
     from echolib.metrics.inputs import ImageSet
     from echolib.report.scoring import run_images
     from echolib.train import checkpoint as ckpt
@@ -146,8 +147,8 @@ def _checkpoint_sets(args: argparse.Namespace, splits) -> dict:
 
 
 def _published(args: argparse.Namespace):
+    # lazy: keeps python -m echolib --help fast
     from echolib.data.frames import FrameDataset
-    from echolib.errors import DataError
     from echolib.metrics import validation
     from echolib.metrics.inputs import as_image_set
     from echolib.metrics.references import study_samples

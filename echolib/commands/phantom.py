@@ -24,6 +24,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: keeps python -m echolib --help fast
     from echolib.data.phantom import generate
 
     start = time.perf_counter()

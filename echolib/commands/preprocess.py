@@ -37,6 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: keeps python -m echolib --help fast
     from echolib.data.echonet import preprocess, write_study_manifest
     from echolib.data.manifest import read_manifest
 

@@ -15,6 +15,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+
+from echolib.errors import ConfigError, DataError
+
 if TYPE_CHECKING:  # imported when a command runs: `python -m echolib --help` stays quick
     import torch
 
@@ -43,9 +47,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
-    from echolib.errors import ConfigError
+    # lazy: keeps python -m echolib --help fast
     from echolib.train.sampling import load_model, write_samples
 
     if args.n <= 0:
@@ -79,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _condition_maps(model: GenerativeModel, run: str, frames_from: str | None) -> torch.Tensor:
     """The maps ``model`` translates: of ``frames_from``'s frames, else of the run's held-out frames."""
+    # lazy: keeps python -m echolib --help fast
     from echolib.data.frames import FrameDataset
     from echolib.data.sources import resolve_data
-    from echolib.errors import DataError
     from echolib.report import scoring
     from echolib.train.conditions import condition_maps
     from echolib.train.run_folder import RunFolder

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+import yaml
+
 HELP = "execute a notebook once per configuration with papermill into each run folder"
 
 
@@ -23,8 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
+    # lazy: keeps python -m echolib --help fast
     from echolib.pipeline.sweep import sweep
 
     params = {name: yaml.safe_load(value) for name, value in args.parameter}

@@ -22,6 +22,11 @@ earlier synthesize of other settings.
 from __future__ import annotations
 
 import argparse
+import sys
+
+import yaml
+
+from echolib.errors import ConfigError
 
 HELP = "draw a filtered synthetic dataset from a run, with its manifest and datasheet (resumable)"
 
@@ -52,10 +57,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def parse_options(items: list[str]) -> dict:
     """``KEY=VALUE`` sampling options with YAML values (``steps=10`` is an int)."""
-    import yaml
-
-    from echolib.errors import ConfigError
-
     options = {}
     for item in items:
         if "=" not in item:
@@ -66,9 +67,7 @@ def parse_options(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from echolib.errors import ConfigError
+    # lazy: keeps python -m echolib --help fast
     from echolib.pipeline.synthesize import synthesize
 
     if args.eval_n < 0:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from echolib.config import merge, parse_overrides
+from echolib.errors import ConfigError
 
 HELP = "train an architecture (resumes automatically from the run folder's latest checkpoint)"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    # lazy: keeps python -m echolib --help fast
     from echolib.models.registry import ARCHITECTURES
 
     p.add_argument("arch", help=f"architecture: {', '.join(ARCHITECTURES)} or one an installed package registers")
@@ -34,10 +39,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from echolib.config import merge, parse_overrides
-    from echolib.errors import ConfigError
+    # lazy: keeps python -m echolib --help fast
     from echolib.train.loop import Interrupted, train
     from echolib.train.run_config import load_config
     from echolib.train.run_folder import RunFolder

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    # lazy: keeps python -m echolib --help fast
     from echolib.turing.questionnaire import build_questionnaire
 
     generated: dict[str, str] = {}
@@ -77,6 +78,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    # lazy: keeps python -m echolib --help fast
     from echolib.turing.analysis import summarize
 
     source = Path(args.source)
@@ -84,12 +86,14 @@ def _analyze(args: argparse.Namespace) -> int:
     if fmt == "auto":
         fmt = "study" if source.suffix.lower() == ".csv" else "answers"
     if fmt == "study":
+        # lazy: keeps python -m echolib --help fast
         from echolib.turing.study import load_study_csv
 
         resp = load_study_csv(source)
     else:
         if args.key is None:
             raise ConfigError(f"analyze {source}: answers need the questionnaire's key: pass --key KEY.json")
+        # lazy: keeps python -m echolib --help fast
         from echolib.turing.answers import collect_responses
 
         resp = collect_responses(args.key, source)
@@ -118,9 +122,11 @@ def _table(s: dict) -> str:
 
 
 def _write_figures(summary: dict, folder: Path) -> None:
+    # lazy: keeps python -m echolib --help fast
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: pyplot only once the backend is chosen
     import matplotlib.pyplot as plt
 
     from echolib.turing import plots

@@ -16,8 +16,11 @@ shared frames (``_f1`` ES, ``_f2`` ED). Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
+
+from echolib.errors import ConfigError
 
 HELP = "train on synthetic, test on real: an ES/ED classifier from real, synthetic and both frames"
 
@@ -36,9 +39,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from echolib.errors import ConfigError
+    # lazy: keeps python -m echolib --help fast
     from echolib.metrics.records import append_records
     from echolib.metrics.utility import Recipe
     from echolib.pipeline.utility import run_utility

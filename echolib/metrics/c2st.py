@@ -109,6 +109,7 @@ def c2st(
     C: float = 0.1,
 ) -> C2ST:
     """Out-of-fold AUC of a logistic regression separating ``fake`` (1) from ``real`` (0) feature rows."""
+    # lazy: sklearn takes seconds to import; only the C2ST needs it
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -150,6 +151,7 @@ def grouped_folds(
     so fewer folds are taken until every test fold has two (a large set keeps
     ``folds``).
     """
+    # lazy: sklearn takes seconds to import; only the C2ST needs it
     from sklearn.model_selection import StratifiedGroupKFold
 
     n_groups = min(len(np.unique(groups[labels == c])) for c in (0, 1))

@@ -21,12 +21,16 @@ from typing import Any
 
 import torch
 
+from echolib.data.sources import default_cache_dir
 from echolib.devices import resolve_device
 from echolib.errors import ConfigError, DataError
+from echolib.io import atomic_torch_save
 from echolib.metrics import c2st as c2st_mod
 from echolib.metrics import fidelity, intervals, memorization, pixel
+from echolib.metrics.c2st_pixels import Recipe, c2st_pixels
 from echolib.metrics.features import file_sha256
 from echolib.metrics.inputs import ImageSet, as_image_set
+from echolib.metrics.lpips import LPIPS, NAME, lpips_pairs, lpips_weights_paths
 from echolib.metrics.records import make_record
 from echolib.metrics.registry import DEFAULT_METRICS, METRICS, REGISTRY
 
@@ -228,8 +232,6 @@ def evaluate(
             )
     if "c2st_pixel_auc" in wanted:
         with clock("c2st_pixel_auc"):
-            from echolib.metrics.c2st_pixels import Recipe, c2st_pixels
-
             test = c2st_pixels(r_img, f_img, groups_real, groups_fake, seed)
         record(
             "c2st_pixel_auc",
@@ -321,8 +323,6 @@ def _lpips_record(
     run: str | None,
 ) -> dict[str, Any]:
     """LPIPS over the random pairs; the record names both weights files by sha256."""
-    from echolib.metrics.lpips import LPIPS, NAME, lpips_pairs, lpips_weights_paths
-
     vgg, lin = lpips_weights_paths()
     values = lpips_pairs(LPIPS(vgg, lin), real, fake, device)
     return make_record(
@@ -381,8 +381,6 @@ class FeatureCache:
         extractor, layer = self._net
         feats = fidelity.extract(extractor, layer, images.images, self.device)
         if path is not None:
-            from echolib.io import atomic_torch_save
-
             try:
                 atomic_torch_save(feats, path)
             except OSError:
@@ -409,8 +407,6 @@ def _cache_folder(cache: bool | str | Path) -> Path | None:
         env = os.environ.get(ENV_FEATURE_CACHE)
         if env:
             return Path(env)
-        from echolib.data.sources import default_cache_dir
-
         return default_cache_dir() / "features"
     return Path(cache)
 

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from echolib.errors import ConfigError, DataError
 
@@ -249,8 +250,6 @@ class FeatureExtractorEcho(FeatureExtractorBase):
 
 def register() -> None:
     """Make ``feature_extractor="echo"`` (and the kept ``echo-v1``) known to torch-fidelity (idempotent)."""
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
-
     for name in ECHO_ASSETS:
         if name not in FEATURE_EXTRACTORS_REGISTRY:
             register_feature_extractor(name, FeatureExtractorEcho)

@@ -20,9 +20,17 @@ the error says at once where to put which file (:func:`inception_weights_path`).
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+from torch_fidelity.utils import create_feature_extractor
 
 from echolib.errors import ConfigError, DataError
 from echolib.metrics import features as echo_features
@@ -46,8 +54,6 @@ def inception_weights_path(download: bool = True) -> Path:
     offline download. ``download=False`` only looks (a report listing the
     weights on this machine must not fetch 100 MB as a side effect).
     """
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
     env = os.environ.get(ENV_INCEPTION_WEIGHTS)
     if env:
         path = Path(env).expanduser()
@@ -73,9 +79,6 @@ def _download(url: str, dest: Path, timeout: float = 5.0) -> bool:
     ``$ECHOLIB_OFFLINE=1`` skips the attempt. A failed or partial download
     leaves nothing behind (torch writes to a temp file and renames).
     """
-    import socket
-    from urllib.parse import urlparse
-
     if os.environ.get("ECHOLIB_OFFLINE") == "1":
         return False
     host = urlparse(url).hostname or ""
@@ -143,9 +146,6 @@ def _check_weights_only(path: Path) -> None:
 
 def create_extractor(name: str, device: torch.device) -> tuple[torch.nn.Module, str]:
     """A torch-fidelity feature extractor instance, on ``device``, eval mode."""
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
-    from torch_fidelity.utils import create_feature_extractor
-
     path = extractor_weights_path(name)
     if path is None or name not in FEATURE_EXTRACTORS_REGISTRY:  # the pixel pseudo-extractor has no network
         raise ConfigError(f"feature extractor {name!r} is not registered with torch-fidelity")
@@ -178,8 +178,6 @@ def extract(extractor, layer: str, images: torch.Tensor, device: torch.device, b
 # -- statistics, by torch-fidelity ---------------------------------------------------
 def fid(fake: torch.Tensor, real: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to the two feature sets (torch-fidelity)."""
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-
     stats_fake = fid_features_to_statistics(fake.float().cpu())
     stats_real = fid_features_to_statistics(real.float().cpu())
     return float(fid_statistics_to_metric(stats_fake, stats_real, False)[KEY_METRIC_FID])
@@ -199,8 +197,6 @@ def kid(
     the subsets are the whole of both sets they are all the same draw, and the
     std (0) would pass for a precise estimate: it is ``None`` then.
     """
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-
     size = min(KID_SUBSET_SIZE, len(fake), len(real)) if subset_size is None else subset_size
     if size < 2 or size > min(len(fake), len(real)):
         raise DataError(f"KID subset size {size} needs 2 <= size <= min(n_fake={len(fake)}, n_real={len(real)})")
@@ -215,8 +211,6 @@ def precision_recall(
     fake: torch.Tensor, real: torch.Tensor, neighborhood: int = PRC_NEIGHBORHOOD
 ) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al., 2019) with k-NN balls (torch-fidelity ``prc``)."""
-    from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
-
     if min(len(fake), len(real)) <= neighborhood:
         raise DataError(f"precision/recall needs more than {neighborhood} images per set")
     device = fake.device

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from echolib.data.frames import FrameDataset
 from echolib.errors import DataError
 from echolib.images import to_uint8
 
@@ -72,8 +73,6 @@ def as_image_set(
     then; its generator lives on ``device``, where the model is). Float tensors
     are read as model outputs in [-1, 1].
     """
-    from echolib.data.frames import FrameDataset
-
     if isinstance(source, ImageSet):
         out = source
     elif isinstance(source, (str, Path)):

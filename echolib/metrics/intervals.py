@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 from scipy.stats import norm
 
 DEFAULT_LEVEL = 0.95
@@ -205,8 +206,6 @@ def prc_statistic(real: np.ndarray, fake: np.ndarray, which: str, neighborhood: 
     The pairwise distances are computed once; a replicate recomputes the balls'
     radii among the rows it keeps, as the metric would on a set of that size.
     """
-    import torch
-
     r, f = torch.from_numpy(np.asarray(real, np.float32)), torch.from_numpy(np.asarray(fake, np.float32))
     d_rr, d_ff, d_fr = torch.cdist(r, r), torch.cdist(f, f), torch.cdist(f, r)
 

@@ -25,6 +25,8 @@ import torch
 
 from echolib.errors import DataError
 from echolib.metrics import fidelity
+from echolib.metrics.evaluate import evaluate
+from echolib.metrics.features import training_video_digests, video_digest
 from echolib.metrics.inputs import ImageSet, as_image_set
 from echolib.metrics.intervals import DEFAULT_REPLICATES
 from echolib.metrics.registry import DEFAULT_METRICS
@@ -121,8 +123,6 @@ class Protocol:
         ``context`` (kimg, run, kind, ...) is added to every record; ``row``
         names the row in tables and on the command line.
         """
-        from echolib.metrics.evaluate import evaluate
-
         fake = self.sized(as_image_set(images, label=row), row)
         kimg = context.pop("kimg", None)
         records = evaluate(self.real, fake, metrics=list(self.metrics), extractor=self.extractor, train=self.bank,
@@ -159,8 +159,6 @@ def reference_frames(frames: ImageSet, extractor: str) -> ImageSet:
     path = fidelity.extractor_weights_path(extractor)
     if extractor == fidelity.INCEPTION or path is None:
         return frames
-    from echolib.metrics.features import training_video_digests, video_digest
-
     seen = training_video_digests(path)
     if seen is None:
         raise DataError(f"the {extractor!r} extractor's card does not list the videos it trained on, so no frames "

@@ -13,6 +13,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
+from echolib.data.phantom import frame_name
+from echolib.data.phantom_sim import FRAMES_PER_HEART, render_hearts
+from echolib.data.sources import resolve_data
+from echolib.metrics.inputs import ImageSet
+
 STUDY = "reference:study-stylegan2-ada-E4"
 PHANTOM = "reference:phantom"
 ENV_SHARED = "ECHOLIB_SHARED_DATA"
@@ -32,8 +39,6 @@ def study_samples() -> Path | None:
 
 def reference_sources(n_phantom: int = 2000, seed: int = 0) -> dict[str, object]:
     """``{run label: source}`` for :func:`evaluate`: the study's samples (when present) and the phantom."""
-    from echolib.data.sources import resolve_data
-
     out: dict[str, object] = {}
     study = study_samples()
     if study is not None:
@@ -48,12 +53,6 @@ def phantom_image_set(hearts: int, seed: int = 0, first: int = 0):
     Video ids follow the phantom's file names (``PH<seed>H<heart>``), so the four
     frames of a heart group like the frames of an EchoNet video.
     """
-    import torch
-
-    from echolib.data.phantom import frame_name
-    from echolib.data.phantom_sim import FRAMES_PER_HEART, render_hearts
-    from echolib.metrics.inputs import ImageSet
-
     ids = range(first, first + hearts)
     rendered, _, _ = render_hearts(seed, ids, 128)
     images = torch.from_numpy(rendered.frames.copy())[:, None]

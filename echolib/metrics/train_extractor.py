@@ -71,12 +71,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from echolib.data.frames import FrameDataset
 from echolib.io import atomic_torch_save, atomic_write_text
 from echolib.metrics import corruptions
 from echolib.metrics.features import EchoEncoder, echo_checkpoint, file_sha256, video_digest
+from echolib.metrics.fidelity import fid, kid
+from echolib.metrics.references import phantom_image_set
 
 
 @dataclass
@@ -262,8 +265,6 @@ def sanity_checks(
     videos, names are sorted) and compared with the validation videos; the
     baseline is the same uncorrupted frames against the validation videos.
     """
-    from echolib.metrics.fidelity import fid, kid
-
     f_val, f_test = embed_all(encoder, val.images), embed_all(encoder, test.images)
     sub = test.images[:n_corrupt] if n_corrupt else test.images
     f_sub = f_test[:n_corrupt]
@@ -297,8 +298,6 @@ def sanity_checks(
 
 
 def phantom_frames(n_hearts: int, seed: int = 12345) -> torch.Tensor:
-    from echolib.metrics.references import phantom_image_set
-
     return phantom_image_set(n_hearts, seed=seed).images
 
 
@@ -367,8 +366,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _override(recipe: Recipe, pairs: list[str]) -> Recipe:
     """``FIELD=VALUE`` strings applied to a recipe, each value parsed as YAML (numbers, lists, booleans)."""
-    import yaml
-
     fields = {f.name for f in dataclasses.fields(Recipe)}
     changes: dict[str, Any] = {}
     for text in pairs:

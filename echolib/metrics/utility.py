@@ -26,6 +26,7 @@ another label (``other``, the clip's first and last) take no part.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -229,8 +230,6 @@ def records(results: Sequence[Result], test: Labelled, recipe: Recipe, seed: int
     ``n_real`` counts the real test frames and ``n_fake`` the generated frames among the training frames
     (0 for the real set; ``n_train`` counts them all).
     """
-    import hashlib
-
     fingerprint = hashlib.sha256(test.images.contiguous().numpy().tobytes()).hexdigest()[:16]
     out = []
     for r in results:

@@ -32,8 +32,10 @@ from typing import Any
 import torch
 
 from echolib.metrics.corruptions import SUITE_STRENGTHS, corrupt, duplicates
+from echolib.metrics.evaluate import evaluate
 from echolib.metrics.inputs import ImageSet
 from echolib.metrics.registry import spec
+from echolib.progress import progress_bar
 
 #: what the suite scores every set with: name of the column -> (metric, extractor or None for the given one)
 FEATURE_METRICS = ("fid", "kid", "precision", "recall", "c2st_auc")
@@ -89,9 +91,6 @@ def score_sets(reference: ImageSet, sets: Mapping[str, ImageSet], extractors: Se
                metrics: Sequence[str] = FEATURE_METRICS + PIXEL_METRICS, *, seed: int = 0,
                device: str = "auto", progress: bool = False) -> dict[str, dict[str, float]]:
     """``{set: {column: value}}``: every set against ``reference``, feature metrics once per extractor."""
-    from echolib.metrics.evaluate import evaluate
-    from echolib.progress import progress_bar
-
     feature = [m for m in metrics if spec(m).space == "features"]
     pixel = [m for m in metrics if spec(m).space != "features"]
     scores: dict[str, dict[str, float]] = {}

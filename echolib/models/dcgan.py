@@ -9,27 +9,16 @@ halve as resolution doubles, capped at ``max_channels``.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import nn
 
-Norm = Literal["batch", "instance", "layer", "none"]
+from echolib.models.layers import Norm, gan_init, norm_layer
 
 
 def _width(base: int, level: int, cap: int) -> int:
     """Channels at ``level`` steps above the output resolution."""
     return min(base * 2**level, cap)
-
-
-def _norm(kind: Norm, channels: int, size: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)  # LayerNorm over C,H,W: safe with a gradient penalty
-    return nn.Identity()
 
 
 class Generator(nn.Module):
@@ -42,17 +31,16 @@ class Generator(nn.Module):
         self.z_dim = z_dim
         top = _width(base, levels - 1, cap)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, top, 4, 1, 0, bias=False), _norm(norm, top, 4), nn.ReLU(inplace=True)
+            nn.ConvTranspose2d(z_dim, top, 4, 1, 0, bias=False), norm_layer(norm, top), nn.ReLU(inplace=True)
         ]
-        c, size = top, 4
+        c = top
         for level in range(levels - 1, 0, -1):
             nxt = _width(base, level - 1, cap)
-            size *= 2
-            layers += [nn.ConvTranspose2d(c, nxt, 4, 2, 1, bias=False), _norm(norm, nxt, size), nn.ReLU(inplace=True)]
+            layers += [nn.ConvTranspose2d(c, nxt, 4, 2, 1, bias=False), norm_layer(norm, nxt), nn.ReLU(inplace=True)]
             c = nxt
         layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-        self.apply(_dcgan_init)
+        self.apply(gan_init)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z[:, :, None, None])
@@ -65,26 +53,14 @@ class Discriminator(nn.Module):
         super().__init__()
         levels = int(math.log2(resolution)) - 2
         layers: list[nn.Module] = [nn.Conv2d(channels, base, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
-        c, size = base, resolution // 2
+        c = base
         for level in range(1, levels):
             nxt = _width(base, level, cap)
-            size //= 2
-            layers += [nn.Conv2d(c, nxt, 4, 2, 1, bias=False), _norm(norm, nxt, size), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(c, nxt, 4, 2, 1, bias=False), norm_layer(norm, nxt), nn.LeakyReLU(0.2, inplace=True)]
             c = nxt
         layers += [nn.Conv2d(c, 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
-        self.apply(_dcgan_init)
+        self.apply(gan_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
-
-
-def _dcgan_init(m: nn.Module) -> None:
-    """N(0, 0.02) convolutions and N(1, 0.02) norm scales, as in the DCGAN paper."""
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.weight is not None:
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)

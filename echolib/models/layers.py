@@ -1,6 +1,12 @@
-"""Layers shared by the style-based GANs: equalized learning rate, resampling convolutions, modulated convolution.
+"""Layers shared by echolib's networks, each in one place for every model that uses it.
 
-Equalized learning rate (Karras et al. 2018) stores weights as N(0, 1) and scales
+**Convolutional GANs** (DCGAN, Pix2Pix, VQGAN): :func:`norm_layer` (the
+normalisation a config names), :func:`gan_init` (the N(0, 0.02) initialisation
+of DCGAN, pix2pix and taming) and :class:`PatchGAN`, the discriminator that
+scores every overlapping patch of an image.
+
+**Style-based GANs**: equalized
+learning rate, resampling convolutions, modulated convolution. Equalized learning rate (Karras et al. 2018) stores weights as N(0, 1) and scales
 them by He's constant at run time, so Adam's per-parameter step sizes mean the
 same thing in every layer, whatever its fan-in. The ``[1, 3, 3, 1]`` low-pass
 resampling of StyleGAN2 comes from :mod:`echolib.resampling` (which ADA's
@@ -12,6 +18,7 @@ Everything here is architecture-agnostic: any GAN in echolib may reuse it.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -157,3 +164,87 @@ def modulated_conv2d(
         out = conv_transpose2d(xg, wt, stride=2, groups=b)
         out = blur(out, pad=_up_pad(kh), gain=4.0)
     return out.reshape(b, c_out, *out.shape[2:])
+
+
+# -- blocks of the convolutional GANs ------------------------------------------------
+Norm = Literal["batch", "instance", "layer", "none"]
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The normalisation ``kind`` over ``channels`` feature maps.
+
+    ``layer`` is a LayerNorm over C, H, W (one group), safe under a gradient
+    penalty because it does not couple the samples of a batch. ``none`` is an
+    Identity, so a stack's indices, and with them its checkpoint keys, are
+    the same whatever the choice.
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalisation {kind!r}; expected batch, instance, layer or none")
+
+
+def gan_init(m: nn.Module, zero_bias: bool = True) -> None:
+    """N(0, 0.02) convolution weights and N(1, 0.02) norm gains (DCGAN, pix2pix, taming), for ``module.apply``.
+
+    Convolution biases are zeroed, as DCGAN and pix2pix do; taming's
+    discriminator keeps PyTorch's default biases (``zero_bias=False``).
+    """
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if zero_bias and m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.weight is not None:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+class PatchGAN(nn.Module):
+    """``inputs (concatenated on channels) -> logits [B, 1, P, P]``, one per overlapping patch (Isola et al. 2017).
+
+    ``layers`` stride-2 4x4 convolutions (widths doubling from ``width`` up to
+    ``max_channels``), one stride-1, then a 1-channel output: 70x70 patches for
+    3 layers (:func:`receptive_field`), which model high frequencies and leave
+    the low ones to a pixel loss. ``norm`` follows every convolution but the
+    first and last; ``None`` leaves no layer in its place (taming's layout),
+    while ``"none"`` puts an Identity there (pix2pix's): the two give different
+    state-dict keys, so each model keeps its own. ``spectral`` divides every
+    convolution's weight by its largest singular value (Miyato et al. 2018).
+    """
+
+    def __init__(self, in_channels: int, width: int = 64, layers: int = 3, *, max_channels: int = 512,
+                 norm: str | None = "batch", spectral: bool = False, zero_bias: bool = True) -> None:
+        super().__init__()
+        seq: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]
+        c = width
+        for i in range(1, layers + 1):
+            nxt = min(width * 2**i, max_channels)
+            seq.append(nn.Conv2d(c, nxt, 4, 2 if i < layers else 1, 1, bias=norm != "batch"))
+            if norm is not None:
+                seq.append(norm_layer(norm, nxt))
+            seq.append(nn.LeakyReLU(0.2))
+            c = nxt
+        seq.append(nn.Conv2d(c, 1, 4, 1, 1))
+        self.net = nn.Sequential(*seq)
+        self.net.apply(lambda m: gan_init(m, zero_bias))
+        if spectral:
+            for m in self.net:
+                if isinstance(m, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(m)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat(inputs, 1) if len(inputs) > 1 else inputs[0])
+
+
+def receptive_field(layers: int = 3) -> int:
+    """Receptive field of :class:`PatchGAN` (all 4x4 kernels; ``layers`` stride-2 convs, then two stride-1)."""
+    strides = [2] * layers + [1, 1]
+    rf = 1
+    for s in reversed(strides):
+        rf = rf * s + (4 - s)
+    return rf

@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from echolib.models.base import StepContext
-from echolib.models.dcgan import Norm
+from echolib.models.layers import Norm
 from echolib.models.wgan import WassersteinDCGAN
 
 

@@ -41,6 +41,7 @@ from torch import nn
 from echolib.errors import ConfigError
 from echolib.images import to_float
 from echolib.models.base import ConditionSpec, GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam
+from echolib.models.layers import PatchGAN, gan_init, norm_layer
 
 Norm = Literal["batch", "instance", "none"]
 
@@ -67,16 +68,8 @@ class Pix2PixConfig:
     RETIRED_KEYS: ClassVar[tuple[str, ...]] = ("n_fixed",)
 
 
-def _norm(kind: Norm, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    return nn.Identity()
-
-
-class UNet(nn.Module):
-    """``condition [B, 1, R, R] -> image [B, 1, R, R]`` in [-1, 1], with skip connections at every level.
+class Pix2PixGenerator(nn.Module):
+    """Pix2Pix's U-Net: ``condition [B, 1, R, R] -> image [B, 1, R, R]`` in [-1, 1], skips at every level.
 
     Dropout takes explicit multiplicative masks (``dropout_shapes``) so that
     every random draw comes from the caller's generator: the trainer's
@@ -95,7 +88,7 @@ class UNet(nn.Module):
             layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
             layers.append(nn.Conv2d(c_in, w, 4, 2, 1, bias=norm != "batch" or i in (0, depth - 1)))
             if 0 < i < depth - 1:  # neither the outermost nor the innermost level is normalised
-                layers.append(_norm(norm, w))
+                layers.append(norm_layer(norm, w))
             self.downs.append(nn.Sequential(*layers))
         # ups[j] maps level depth-1-j back to the size of level depth-2-j (the last one to the image)
         self.ups = nn.ModuleList()
@@ -107,9 +100,9 @@ class UNet(nn.Module):
             else:
                 c_out = widths[level - 1]
                 self.ups.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=norm != "batch"),
-                                              _norm(norm, c_out)))
+                                              norm_layer(norm, c_out)))
         self.noisy = list(range(1, min(dropout_blocks, depth - 2) + 1))  # decoder blocks after the bottleneck
-        self.apply(_init)
+        self.apply(gan_init)
 
     def dropout_shapes(self, batch: int) -> list[tuple[int, ...]]:
         depth = len(self.widths)
@@ -132,46 +125,6 @@ class UNet(nn.Module):
         return h
 
 
-class PatchGAN(nn.Module):
-    """``(condition, image) -> logits [B, 1, P, P]``, one per overlapping patch (70x70 for 3 layers)."""
-
-    def __init__(self, in_ch: int = 2, base: int = 64, cap: int = 512, layers: int = 3, norm: Norm = "batch") -> None:
-        super().__init__()
-        seq: list[nn.Module] = [nn.Conv2d(in_ch, base, 4, 2, 1), nn.LeakyReLU(0.2)]
-        c = base
-        for i in range(1, layers + 1):
-            nxt = min(base * 2**i, cap)
-            stride = 2 if i < layers else 1
-            seq += [nn.Conv2d(c, nxt, 4, stride, 1, bias=norm != "batch"), _norm(norm, nxt), nn.LeakyReLU(0.2)]
-            c = nxt
-        seq.append(nn.Conv2d(c, 1, 4, 1, 1))
-        self.net = nn.Sequential(*seq)
-        self.apply(_init)
-
-    def forward(self, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([c, x], 1))
-
-
-def receptive_field(layers: int = 3) -> int:
-    """Receptive field of :class:`PatchGAN` (all 4x4 kernels; ``layers`` stride-2 convs, then two stride-1)."""
-    strides = [2] * layers + [1, 1]
-    rf = 1
-    for s in reversed(strides):
-        rf = rf * s + (4 - s)
-    return rf
-
-
-def _init(m: nn.Module) -> None:
-    """N(0, 0.02) weights and N(1, 0.02) norm gains, as in pix2pix."""
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
-
-
 class Pix2Pix(GenerativeModel):
     arch = "pix2pix"
     Config = Pix2PixConfig
@@ -184,9 +137,10 @@ class Pix2Pix(GenerativeModel):
             raise ConfigError(f"pix2pix: condition must be 'canny' or 'mask', got {cfg.condition!r}")
         if not 0.0 <= cfg.dropout < 1.0:
             raise ConfigError(f"pix2pix: dropout must be in [0, 1), got {cfg.dropout}")
-        self.nets["G"] = UNet(resolution, channels, channels, cfg.g_channels, cfg.max_channels, cfg.norm,
+        self.nets["G"] = Pix2PixGenerator(resolution, channels, channels, cfg.g_channels, cfg.max_channels, cfg.norm,
                               cfg.dropout_blocks)
-        self.nets["D"] = PatchGAN(2 * channels, cfg.d_channels, cfg.max_channels, cfg.d_layers, cfg.norm)
+        self.nets["D"] = PatchGAN(2 * channels, cfg.d_channels, cfg.d_layers, max_channels=cfg.max_channels,
+                                  norm=cfg.norm)
         self.finish_init()
 
     def supported_resolutions(self) -> tuple[int, ...]:
@@ -205,7 +159,7 @@ class Pix2Pix(GenerativeModel):
 
     def train_step(self, ctx: StepContext, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         c = self.cfg
-        G, D = cast(UNet, self.nets["G"]), self.nets["D"]
+        G, D = cast(Pix2PixGenerator, self.nets["G"]), self.nets["D"]
         batch = ctx.next_real()
         if batch.conditions is None:
             raise ConfigError("pix2pix: real batches carry no condition maps (the trainer adds them for "
@@ -242,7 +196,7 @@ class Pix2Pix(GenerativeModel):
                   use_ema: bool = True) -> torch.Tensor:
         """``G(condition)`` for uint8 or float ([-1, 1]) conditions; dropout noise from ``generator``."""
         cond = to_float(condition) if condition.dtype == torch.uint8 else condition.float()
-        G = cast(UNet, self.sampling_net("G", use_ema))
+        G = cast(Pix2PixGenerator, self.sampling_net("G", use_ema))
         masks = None
         if self.cfg.test_dropout and self.cfg.dropout > 0:
             if generator is None:

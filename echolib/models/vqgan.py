@@ -82,6 +82,7 @@ from torch import nn
 from echolib.errors import ConfigError
 from echolib.images import to_float
 from echolib.models.base import GenerativeModel, PerceptualLosses, StepContext, backward, eval_mode, frozen, make_adam
+from echolib.models.layers import PatchGAN
 
 Perceptual = Literal["auto", "lpips", "echo", "none"]
 #: integer codes of the resolved perceptual loss, as stored in checkpoints (extra_state holds no strings)
@@ -398,37 +399,13 @@ class VQAutoencoder(nn.Module):
 
 
 # -- discriminator ----------------------------------------------------------------
-class PatchDiscriminator(nn.Module):
-    """PatchGAN (Isola et al. 2017; taming's NLayerDiscriminator): a logit per overlapping 70x70 patch."""
-
-    def __init__(self, channels: int = 1, width: int = 64, n_layers: int = 3, norm: str = "batch") -> None:
-        super().__init__()
-        if norm not in ("batch", "spectral", "none"):
-            raise ConfigError(f"model.disc_norm must be 'batch', 'spectral' or 'none', got {norm!r}")
-        batch_norm = norm == "batch"
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]
-        c = width
-        for n in range(1, n_layers + 1):
-            c_out = width * min(2**n, 8)
-            stride = 2 if n < n_layers else 1
-            layers.append(nn.Conv2d(c, c_out, 4, stride, 1, bias=not batch_norm))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(c_out))
-            layers.append(nn.LeakyReLU(0.2))
-            c = c_out
-        layers.append(nn.Conv2d(c, 1, 4, 1, 1))
-        for m in layers:
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
-                nn.init.zeros_(m.bias)
-        if norm == "spectral":
-            layers = [nn.utils.parametrizations.spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+def patch_discriminator(cfg: VQGANConfig, channels: int) -> PatchGAN:
+    """Taming's NLayerDiscriminator: widths up to 8x the first, no layer where there is no norm, default biases."""
+    if cfg.disc_norm not in ("batch", "spectral", "none"):
+        raise ConfigError(f"model.disc_norm must be 'batch', 'spectral' or 'none', got {cfg.disc_norm!r}")
+    return PatchGAN(channels, cfg.disc_channels, cfg.disc_layers, max_channels=8 * cfg.disc_channels,
+                    norm="batch" if cfg.disc_norm == "batch" else None, spectral=cfg.disc_norm == "spectral",
+                    zero_bias=False)
 
 
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
@@ -578,7 +555,7 @@ class VQGAN(GenerativeModel):
         _validate(cfg, resolution)
         self.code_size = resolution // self.down_factor
         self.nets["autoencoder"] = VQAutoencoder(cfg, resolution, channels)
-        self.nets["D"] = PatchDiscriminator(channels, cfg.disc_channels, cfg.disc_layers, cfg.disc_norm)
+        self.nets["D"] = patch_discriminator(cfg, channels)
         self.nets["prior"] = CodePrior(cfg.codebook_size, self.code_size**2, cfg.prior_dim, cfg.prior_layers,
                                        cfg.prior_heads, cfg.prior_dropout)
         #: the perceptual distance: the configured name until :meth:`use_perceptual` resolves ``auto``

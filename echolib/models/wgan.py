@@ -23,7 +23,8 @@ import torch
 
 from echolib.errors import ConfigError
 from echolib.models.base import GenerativeModel, StepContext, backward, eval_mode, frozen, make_adam, uncompiled
-from echolib.models.dcgan import Discriminator, Generator, Norm
+from echolib.models.dcgan import Discriminator, Generator
+from echolib.models.layers import Norm
 
 
 @dataclass

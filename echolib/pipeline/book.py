@@ -117,6 +117,7 @@ def strip_widgets(path: Path) -> None:
     A widget view in the HTML makes the page load require.js and the widget
     manager from a CDN, which fails offline (and the book must render offline).
     """
+    # lazy: nbformat comes with the optional notebook dependencies
     import nbformat
 
     nb = nbformat.read(path, as_version=4)

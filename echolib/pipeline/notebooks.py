@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class Parameter:
 
 def read_notebook(path: str | Path):
     """A Jupytext ``.py`` (or ``.ipynb``) as an nbformat notebook with a python3 kernelspec."""
+    # lazy: jupytext and papermill are optional (the notebooks extra)
     import jupytext
 
     path = Path(path)
@@ -41,6 +43,7 @@ def read_notebook(path: str | Path):
 
 
 def to_ipynb(path: str | Path, out: str | Path) -> Path:
+    # lazy: jupytext and papermill are optional (the notebooks extra)
     import nbformat
 
     out = Path(out)
@@ -103,8 +106,7 @@ def execute(
     env: dict[str, str] | None = None,
 ) -> Path:
     """Convert ``path`` and execute it with papermill into ``output`` (an ``.ipynb``)."""
-    import tempfile
-
+    # lazy: jupytext and papermill are optional (the notebooks extra)
     import papermill
 
     params = dict(parameters_ or {})

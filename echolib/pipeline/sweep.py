@@ -20,6 +20,7 @@ from typing import Any
 
 from echolib.errors import ConfigError
 from echolib.io import atomic_write_text
+from echolib.models.registry import architecture_names, config_names
 from echolib.pipeline.notebooks import check_parameters, execute, parameters
 
 
@@ -85,8 +86,6 @@ def sweep(
 def _check_configs(arch: str, configs: list[str]) -> None:
     if not configs:
         raise ConfigError("--configs is empty; give e.g. --configs E1,E2")
-    from echolib.models.registry import architecture_names, config_names
-
     if arch in architecture_names():
         valid = config_names(arch)
         bad = [c for c in configs if c not in valid]

@@ -46,11 +46,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from echolib import __version__
+from echolib.data.sources import is_phantom
+from echolib.devices import resolve_device
 from echolib.errors import ConfigError, DataError, OutputError
+from echolib.images import read_gray, to_uint8, write_gray
 from echolib.io import atomic_write_text
 from echolib.metrics import memorization as mem
-from echolib.metrics.inputs import ImageSet
+from echolib.metrics.evaluate import FeatureCache
+from echolib.metrics.features import file_sha256
+from echolib.metrics.inputs import ImageSet, as_image_set
+from echolib.metrics.intervals import DEFAULT_REPLICATES, proportion_interval
+from echolib.paths import shown_path
+from echolib.progress import progress_bar
+from echolib.report import scoring
+from echolib.report.privacy import closest_pairs, draw_distances
+from echolib.train import checkpoint as ckpt
 from echolib.train.run_folder import RunFolder, videos_fingerprint
+from echolib.train.sampling import find_checkpoint, load_model
 
 MANIFEST = "manifest.csv"
 DATASHEET = "datasheet.json"
@@ -121,8 +134,6 @@ class PrivacyFilter:
 
     def heldout_rate(self) -> tuple[float, list[float]]:
         """Share of the unseen patients' check frames the filter rejects (either space), with its interval."""
-        from echolib.metrics.intervals import proportion_interval
-
         union = (self.features.check_distances <= self.features.threshold) | \
             (self.pixel.check_distances <= self.pixel.threshold)
         flags = union.numpy()
@@ -139,10 +150,6 @@ class PrivacyFilter:
 
 def make_filter(splits: Any, extractor: str, percentile: float, device: str) -> PrivacyFilter:
     """Calibrate both spaces on the held-out frames of ``splits`` (a run's :class:`~echolib.report.scoring.Splits`)."""
-    from echolib.devices import resolve_device
-    from echolib.metrics.evaluate import FeatureCache
-    from echolib.metrics.inputs import as_image_set
-
     encode = FeatureCache(extractor, resolve_device(device))
     bank, held = as_image_set(splits.train, label="training frames"), as_image_set(splits.heldout, label="held-out")
     f_bank, f_held = encode(bank).float(), encode(held).float()
@@ -161,8 +168,6 @@ def reopen_filter(out: str | Path, device: str = "auto") -> tuple[PrivacyFilter,
     so the same thresholds; returns ``(filter, splits)`` where ``splits`` holds
     the run's training and held-out frames at the model's resolution.
     """
-    from echolib.report import scoring
-
     sheet = _read_datasheet(Path(out))
     if sheet is None:
         raise DataError(f"{out}: no readable {DATASHEET}; not a folder written by synthesize")
@@ -196,8 +201,6 @@ class Inspection:
 
 def inspect(out: str | Path, *, k: int = 6, device: str = "auto") -> Inspection:
     """The memorisation view of a synthesized folder: held-out and sample distances, and the ``k`` closest pairs."""
-    from echolib.report.privacy import closest_pairs, draw_distances
-
     out = Path(out)
     gate, splits = reopen_filter(out, device)
     sheet = _read_datasheet(out)
@@ -331,10 +334,6 @@ def synthesize(
     against the held-out videos (0: no evaluation). ``max_draws`` (default
     ``max(20 n, 1000)``) stops a generator whose samples almost all fail.
     """
-    from echolib.images import to_uint8
-    from echolib.report import scoring
-    from echolib.train.sampling import find_checkpoint, load_model
-
     if n < 1:
         raise ConfigError(f"--n must be a positive number of samples, got {n}")
     if batch < 1:
@@ -345,8 +344,6 @@ def synthesize(
     if not folder.path.is_dir():
         raise DataError(f"run folder {run}: no such folder")
     checkpoint = find_checkpoint(folder.path)
-    from echolib.metrics.features import file_sha256
-
     data = str(data) if data is not None else folder.meta().get("data")
     if not data:
         raise DataError(f"{run}: its run.json does not name its training data; pass --data")
@@ -420,9 +417,6 @@ def fill(out: Path, n: int, draw: Draw, gate: PrivacyFilter, rows: list[dict[str
     run leaves at most files the manifest does not name, which
     :func:`prepare_folder` removes.
     """
-    from echolib.images import write_gray
-    from echolib.progress import progress_bar
-
     kept = sum(1 for r in rows if r["passed"] == "true")
     limit = max_draws if max_draws is not None else max(20 * n, 1000)
     with progress_bar(total=n, initial=kept, enabled=progress, unit="img", desc="synthesize") as bar:
@@ -477,8 +471,6 @@ def _bool(value: Any) -> str:
 
 def kept_images(out: Path, rows: Sequence[Mapping[str, str]], n: int | None = None) -> ImageSet:
     """The first ``n`` kept samples of a folder as an image set (each its own unit; its condition kept aside)."""
-    from echolib.images import read_gray
-
     names = [r["file"] for r in rows if r["passed"] == "true" and r["file"]][:n]
     if not names:
         raise DataError(f"{out}: no kept samples in {MANIFEST}")
@@ -489,10 +481,6 @@ def kept_images(out: Path, rows: Sequence[Mapping[str, str]], n: int | None = No
 def evaluate_kept(out: Path, rows: Sequence[Mapping[str, str]], splits: Any, folder: RunFolder, checkpoint: Path,
                   n: int, extractor: str, replicates: int | None, device: str) -> list[dict[str, Any]]:
     """Records of the first ``n`` kept samples against the run's held-out videos, under one protocol."""
-    from echolib.metrics.intervals import DEFAULT_REPLICATES
-    from echolib.report import scoring
-    from echolib.train import checkpoint as ckpt
-
     protocol = scoring.make_protocol(splits, n, extractor=extractor, seed=CALIBRATION_SEED, metrics=EVAL_METRICS,
                                      replicates=DEFAULT_REPLICATES if replicates is None else replicates,
                                      device=device)
@@ -503,8 +491,6 @@ def evaluate_kept(out: Path, rows: Sequence[Mapping[str, str]], splits: Any, fol
 
 # -- the datasheet ------------------------------------------------------------------------------------------
 def _counts(rows: Sequence[Mapping[str, str]]) -> dict[str, Any]:
-    from echolib.metrics.intervals import proportion_interval
-
     flagged = np.array([r["flagged"] == "true" for r in rows], bool)
     out: dict[str, Any] = {"drawn": len(rows), "kept": sum(r["passed"] == "true" for r in rows),
                            "rejected": sum(r["passed"] != "true" for r in rows), "flagged": int(flagged.sum())}
@@ -520,9 +506,6 @@ def _counts(rows: Sequence[Mapping[str, str]]) -> dict[str, Any]:
 def _datasheet(settings: Settings, folder: RunFolder, checkpoint: Path, model: Any, splits: Any, gate: PrivacyFilter,
                rows: Sequence[Mapping[str, str]], n: int, *, status: str,
                evaluation: Sequence[Mapping[str, Any]] = (), seconds: float | None = None) -> dict[str, Any]:
-    from echolib import __version__
-    from echolib.train import checkpoint as ckpt
-
     meta = folder.meta()
     return {
         "version": VERSION,
@@ -553,9 +536,6 @@ def _datasheet(settings: Settings, folder: RunFolder, checkpoint: Path, model: A
 
 def shown_data(data: str) -> str:
     """The data argument as a reader sees it: ``phantom``, or the path without the build machine's layout."""
-    from echolib.data.sources import is_phantom
-    from echolib.paths import shown_path
-
     return data if is_phantom(data) else shown_path(data)
 
 
@@ -613,8 +593,6 @@ def terms(data: str) -> tuple[str, list[str]]:
     Any data but the phantom is taken to be EchoNet-Dynamic's frames (the only
     real echoes this project reads): the stricter terms are the safe default.
     """
-    from echolib.data.sources import is_phantom
-
     if is_phantom(data):
         return LICENCE_PHANTOM, list(MUST_NOT)
     return LICENCE_REAL, MUST_NOT[:3] + MUST_NOT_REAL + MUST_NOT[3:]

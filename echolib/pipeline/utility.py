@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from echolib.errors import DataError
+from echolib.data.frames import FrameDataset, holdout_split
+from echolib.data.labels import phase_labels
+from echolib.data.sources import is_phantom, resolve_data
+from echolib.errors import ConfigError, DataError
 from echolib.metrics import utility
+from echolib.paths import shown_path
+from echolib.pipeline.synthesize import DATASHEET
+from echolib.train.config import TrainConfig
 from echolib.train.run_folder import RunFolder, videos_fingerprint
 
 SIZE = utility.SIZE
@@ -37,10 +43,6 @@ class UtilitySets:
 
 def heldout_videos(video_ids: list[str], run: str | Path | None, synthetic: str | Path) -> tuple[list[str], str]:
     """The held-out videos and how they were chosen: ``run``'s, the synthetic set's run's, or the default split."""
-    from echolib.data.frames import holdout_split
-    from echolib.pipeline.synthesize import DATASHEET
-    from echolib.train.config import TrainConfig
-
     if run is None:
         try:
             settings = json.loads((Path(synthetic) / DATASHEET).read_text()).get("settings", {})
@@ -61,10 +63,6 @@ def heldout_videos(video_ids: list[str], run: str | Path | None, synthetic: str 
 
 def load_sets(real: str | Path, synthetic: str | Path, run: str | Path | None = None) -> UtilitySets:
     """Real frames split by video, the synthetic set, each frame's phase label; at the classifier's size."""
-    from echolib.data.frames import FrameDataset
-    from echolib.data.labels import phase_labels
-    from echolib.data.sources import resolve_data
-
     real_ds = FrameDataset(resolve_data(real, size=SIZE, progress=False), resolution=SIZE)
     videos, split = heldout_videos(real_ds.video_ids, run, synthetic)
     missing = set(videos) - set(real_ds.video_ids)
@@ -93,10 +91,6 @@ def run_utility(real: str | Path, synthetic: str | Path, *, task: str = "phase",
                 n_train: int | None = None, seed: int = 0,
                 recipe: utility.Recipe | None = None) -> tuple[list[dict[str, Any]], UtilitySets]:
     """Records of the classifier trained on real, synthetic and both, tested on the held-out real videos."""
-    from echolib.data.sources import is_phantom
-    from echolib.errors import ConfigError
-    from echolib.paths import shown_path
-
     if task not in utility.TASKS:
         raise ConfigError(f"--task {task!r}: known tasks are {', '.join(utility.TASKS)}")
     if n_train is not None and n_train < 4:

@@ -23,9 +23,15 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from echolib.errors import ConfigError
+from echolib.images import make_grid
+from echolib.metrics.evaluate import FeatureCache, resolve_device
+from echolib.metrics.inputs import as_image_set
 from echolib.metrics.protocol import check_one_protocol
 from echolib.metrics.registry import DEFAULT_METRICS, REGISTRY, ranking_metrics, spec
+from echolib.models.registry import available_architectures, config_names
 from echolib.report.scoring import ARCH_ORDER
+from echolib.report.study_logs import study_best
 
 
 def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
@@ -36,9 +42,6 @@ def architectures_with(config: str, names: Sequence[str] | None = None) -> tuple
     a comparison should say what it left out rather than fail. A YAML path is taken
     as given for every architecture.
     """
-    from echolib.errors import ConfigError
-    from echolib.models.registry import available_architectures, config_names
-
     known = available_architectures()
     names = known if names is None else list(names)
     unknown = [n for n in names if n not in known]
@@ -202,8 +205,6 @@ def column_name(metric: str, extractor: Any) -> str:
 
 def study_rows(study_logs: str | Path) -> pd.DataFrame:
     """The study's own best numbers per architecture/configuration (Inception features, its code)."""
-    from echolib.report.study_logs import study_best
-
     best = study_best(study_logs)
     if best.empty:
         return best
@@ -297,6 +298,7 @@ def radar(table: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure:
 
 def heatmap(table: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure:
     """Rows x metrics coloured by normalised score (green = better), annotated with the values."""
+    # lazy: seaborn takes seconds to import; only these two plots need it
     import seaborn as sns
 
     columns = list(columns or _ranked_columns(table))
@@ -313,6 +315,7 @@ def heatmap(table: pd.DataFrame, columns: Sequence[str] | None = None) -> Figure
 
 def violin(distances: dict[str, np.ndarray], xlabel: str = "distance to the nearest training frame") -> Figure:
     """Per-image distributions, one violin per row (e.g. nearest-neighbour feature distances)."""
+    # lazy: seaborn takes seconds to import; only these two plots need it
     import seaborn as sns
 
     long = pd.DataFrame([(k, float(v)) for k, vs in distances.items() for v in np.asarray(vs).ravel()],
@@ -328,9 +331,6 @@ def violin(distances: dict[str, np.ndarray], xlabel: str = "distance to the near
 
 def features_of(images: torch.Tensor, extractor: str = "echo", device: str = "auto") -> torch.Tensor:
     """Features of uint8 ``[N, 1, H, W]`` images (cached on disk by content, as in :func:`echolib.metrics.evaluate`)."""
-    from echolib.metrics.evaluate import FeatureCache, resolve_device
-    from echolib.metrics.inputs import as_image_set
-
     return FeatureCache(extractor, resolve_device(device))(as_image_set(images))
 
 
@@ -344,8 +344,6 @@ def nearest_distances(images: torch.Tensor, bank_features: torch.Tensor, extract
 
 def samples_side_by_side(grids: dict[str, torch.Tensor], ncol: int = 4) -> Figure:
     """One panel of samples per row label (uint8 or float [-1, 1] images)."""
-    from echolib.images import make_grid
-
     n = len(grids)
     cols = min(ncol, n)
     rows = (n + cols - 1) // cols

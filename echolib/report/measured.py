@@ -25,6 +25,7 @@ import yaml
 
 from echolib.errors import ConfigError
 from echolib.io import atomic_write_text, read_jsonl
+from echolib.report.plots import loss_curves, metric_curves
 from echolib.train.run_folder import RunFolder, videos_fingerprint
 
 
@@ -124,8 +125,6 @@ def measured_runs(root: str | Path, arch: str, *, resolution: int | None = None)
 
 def plot_measured(runs: list[Path], losses: list[str], metrics: tuple[str, ...] = ("fid", "kid")) -> list:
     """Loss curves and the trainer's metric curves of each kept run, titled with its label; the figures."""
-    from echolib.report.plots import loss_curves, metric_curves
-
     figures = []
     for run in runs:
         for fig in (loss_curves(run, losses), metric_curves(run, list(metrics))):

@@ -18,12 +18,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from echolib.data.frames import FrameDataset
+from echolib.data.sources import resolve_data
 from echolib.io import read_jsonl
+from echolib.metrics.intervals import proportion_interval
+from echolib.models.diffusion import frame_labels
+from echolib.train.run_config import load_config
 
 #: the datasheet a synthesized folder holds: ``echolib.pipeline.synthesize.DATASHEET`` (a layer above; a test keeps them one)
 DATASHEET = "datasheet.json"
@@ -139,8 +145,6 @@ def memorization_table(sheet: Mapping[str, Any], rows: Sequence[Mapping[str, str
       how often a sample showing a training patient in another phase is caught;
     * the median nearest-training distance of the unseen patients' frames and of the kept samples.
     """
-    from echolib.metrics.intervals import proportion_interval
-
     records = {r["metric"]: r for r in sheet.get("evaluation") or [] if r["metric"] in MEMORIZATION_METRICS}
     out = []
     for metric, space in MEMORIZATION_METRICS.items():
@@ -168,8 +172,6 @@ def distance_figure(heldout: Mapping[str, np.ndarray], draws: Mapping[str, np.nd
     every draw's (the manifest's); the calibrated threshold is a dashed line, and
     with ``passed`` the draws the filter rejected are drawn apart.
     """
-    import matplotlib.pyplot as plt
-
     spaces = [s for s in ("features", "pixel") if s in draws]
     fig, axes = plt.subplots(1, len(spaces), figsize=(5.2 * len(spaces), 3.2), squeeze=False)
     for ax, space in zip(axes[0], spaces):
@@ -303,11 +305,6 @@ def unlabelled_frames(data: str | Path, arch: str, config: str) -> tuple[int, in
     names every frame's label (the phantom, ``echolib preprocess`` output); a
     bare folder of the study's frames names none.
     """
-    from echolib.data.frames import FrameDataset
-    from echolib.data.sources import resolve_data
-    from echolib.models.diffusion import frame_labels
-    from echolib.train.run_config import load_config
-
     run = load_config(arch, config)
     key = getattr(run.model, "label_key", None) if getattr(run.model, "labels", None) else None
     size = run.train.resolution

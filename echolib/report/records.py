@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,6 @@ def sample_grids(run: str | Path, kind: str = "grid") -> list[tuple[float, np.nd
 
 def run_summary(runs: str | Path) -> list[dict]:
     """One row per run folder under ``runs`` (``<arch>/<config>``): its label, whether it finished, its config's sha256."""
-    import hashlib
-
     rows = []
     for config in sorted(Path(runs).glob(f"*/*/{RunFolder.CONFIG}")):
         run = RunFolder(config.parent)

@@ -12,17 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
 
 from echolib.errors import ConfigError
 from echolib.images import to_uint8
+from echolib.metrics import evaluate
 from echolib.models.base import GenerativeModel
+from echolib.models.diffusion import Sampler, network_evaluations
 from echolib.train.sampling import model_sampler
-
-if TYPE_CHECKING:
-    from echolib.models.diffusion import Sampler
 
 
 @dataclass
@@ -58,9 +58,6 @@ def compare_steps(
     :func:`echolib.metrics.evaluate`. ``on_row`` sees each row as soon as it is
     scored: a comparison cut off by a time limit still leaves the rows it finished.
     """
-    from echolib.metrics import evaluate
-    from echolib.models.diffusion import network_evaluations
-
     if not hasattr(model.cfg, "sampler"):
         raise ConfigError(f"compare_steps: {model.arch} has no ODE sampler; it needs a diffusion model")
     if n < 2 or not samplers or not step_counts:
@@ -99,8 +96,6 @@ def steps_figure(rows: Sequence[dict[str, Any]], metrics: Sequence[str], *,
     ``bench/sampler_steps.py``; ``reference`` draws a dashed line per metric
     (e.g. the real frames' pixel standard deviation, or another model's FID).
     """
-    import matplotlib.pyplot as plt
-
     missing = [m for m in metrics if not any(m in r for r in rows)]
     if missing or not rows:
         raise ConfigError(f"steps_figure: no {', '.join(missing) or 'rows'} in the rows to plot")

@@ -30,14 +30,21 @@ from typing import Any
 import torch
 
 from echolib.data.frames import FrameDataset, holdout_split
+from echolib.data.sources import is_phantom, resolve_data
 from echolib.errors import DataError
+from echolib.images import to_uint8
 from echolib.metrics.inputs import ImageSet, as_image_set
 from echolib.metrics.intervals import DEFAULT_REPLICATES
 from echolib.metrics.protocol import Protocol, reference_frames
 from echolib.metrics.registry import DEFAULT_METRICS
+from echolib.models.registry import model_class
 from echolib.paths import shown_path
+from echolib.progress import progress_bar
 from echolib.train.conditions import condition_maps
+from echolib.train.config import TrainConfig
 from echolib.train.run_folder import RunFolder, find_runs, videos_fingerprint
+from echolib.train.run_records import fingerprint, load_run_config
+from echolib.train.sampling import load_model
 
 #: order of architectures in tables and figures
 ARCH_ORDER = ("stylegan2_ada", "diffusion", "vqgan", "wgan", "medgan", "pix2pix")
@@ -80,9 +87,6 @@ class Frames:
 
 def load_frames(data: str | Path, resolution: int = 128) -> Frames:
     """Every frame of ``data`` ("phantom", a folder, zip or manifest) at ``resolution``, with its fingerprint."""
-    from echolib.data.sources import resolve_data
-    from echolib.train.run_records import fingerprint
-
     full = FrameDataset(resolve_data(data, size=resolution, progress=False), resolution=resolution)
     return Frames(full, str(data), fingerprint(full))
 
@@ -93,8 +97,6 @@ def evaluation_splits(data: str | Path, resolution: int = 128, holdout: float | 
 
     For frames no run exists for yet; a run's own split is :func:`run_splits`.
     """
-    from echolib.train.config import TrainConfig
-
     defaults = TrainConfig()
     frames = load_frames(data, resolution)
     _, held = holdout_split(frames.all.video_ids, defaults.holdout if holdout is None else holdout,
@@ -111,8 +113,6 @@ def run_heldout_videos(run: RunFolder, frames: Frames) -> list[str]:
     """
     videos = run.heldout_videos()
     if videos is None:
-        from echolib.train.run_records import load_run_config
-
         cfg = load_run_config(run.path).train
         _, held = holdout_split(frames.all.video_ids, cfg.holdout, cfg.holdout_seed)
         videos = sorted({frames.all.video_ids[i] for i in held})
@@ -185,9 +185,6 @@ def run_images(run: RunFolder, n: int, *, size: int = 128, seed: int = 0, device
     of the frame it translated, so the classifier test keeps a sample and its
     source video in one fold. Other samples are their own group.
     """
-    from echolib.images import to_uint8
-    from echolib.train.sampling import load_model
-
     model, _ = load_model(run.path if checkpoint is None else checkpoint, device=device)
     conditions, sources = None, None
     if model.image_conditioned and conditions_from is not None and len(conditions_from):
@@ -229,8 +226,6 @@ def frames_at(frames: FrameDataset, resolution: int) -> FrameDataset:
 
 def is_image_conditioned(run: RunFolder) -> bool:
     """Whether the run's architecture translates maps of frames (from its run.json; nothing loaded)."""
-    from echolib.models.registry import model_class
-
     arch = run.arch
     if not arch:
         return False
@@ -280,8 +275,6 @@ def score_runs(runs: Sequence[RunFolder], protocol: Protocol, splits: Splits, *,
     at their latest checkpoint, unless ``draw_all`` (a chapter that shows every
     run's samples needs them anyway).
     """
-    from echolib.progress import progress_bar
-
     records, samples = [], {}
     for run in progress_bar(runs, enabled=progress, desc="runs", unit="run"):
         recs = earlier_evaluation(run, protocol)
@@ -311,8 +304,6 @@ def reference_sets(splits: Splits, protocol: Protocol,
     * the built-in phantom, when the comparison is on other data (on the
       phantom it *is* the data, and the copier row already says it).
     """
-    from echolib.data.sources import is_phantom, resolve_data
-
     res, n = protocol.resolution, protocol.n_fake
     sets: dict[str, ImageSet] = {}
     left_out: dict[str, str] = {}

@@ -9,6 +9,7 @@ untrusted lab cannot execute code.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import shutil
@@ -134,8 +135,6 @@ def copy_atomic(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.copyfile(src, tmp)
     with open(tmp, "rb+") as fh:
-        import os
-
         os.fsync(fh.fileno())
     tmp.replace(dst)
     fsync_dir(dst.parent)

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from echolib.errors import ConfigError
+from echolib.metrics import evaluate as evaluate_metrics
+from echolib.metrics.fidelity import extractor_weights_path
 from echolib.metrics.registry import METRICS, ranking_metrics, ranking_score
 from echolib.models.base import GenerativeModel
 from echolib.train.config import TrainConfig
+from echolib.train.sampling import SamplingStopped, model_sampler
 
 if TYPE_CHECKING:
     from echolib.data.frames import FrameDataset
@@ -31,8 +34,6 @@ def check_settings(cfg: TrainConfig) -> None:
     that cannot rank, an extractor without weights."""
     if cfg.metrics_kimg <= 0:
         return
-    from echolib.metrics.fidelity import extractor_weights_path
-
     unknown = [m for m in cfg.metrics if m not in METRICS]
     if unknown or not cfg.metrics:
         raise ConfigError(f"train.metrics: unknown {unknown or 'empty list'}; choose from {', '.join(METRICS)}")
@@ -62,9 +63,6 @@ def evaluate(
     caller marks it pending and the resumed run redoes it. ``sample_options``
     go to every ``sample`` call (an image-conditioned model's held-out maps).
     """
-    from echolib.metrics import evaluate as evaluate_metrics
-    from echolib.train.sampling import SamplingStopped, model_sampler
-
     try:
         records = evaluate_metrics(
             real=real,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from echolib.io import atomic_write_text, read_jsonl
+from echolib.metrics.records import append_records
 from echolib.train import checkpoint as ckpt
 
 
@@ -191,8 +192,6 @@ class RunFolder:
         return read_jsonl(self.metrics_file)
 
     def append_records(self, records: Sequence[Mapping[str, Any]]) -> None:
-        from echolib.metrics.records import append_records
-
         append_records(self.metrics_file, records)
 
     def done(self) -> dict[str, Any] | None:

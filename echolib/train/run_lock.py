@@ -26,6 +26,7 @@ def acquire(folder: str | Path) -> IO[str] | None:
     when another process holds it.
     """
     try:
+        # lazy: fcntl exists only on POSIX
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         return None

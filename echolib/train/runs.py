@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from echolib.config import merge
+from echolib.data.frames import FrameDataset
+from echolib.data.sources import resolve_data
+from echolib.train.loop import train
 from echolib.train.run_config import load_config
 from echolib.train.run_folder import RunFolder
+from echolib.train.run_records import check_run_folder, fingerprint
 
 
 def run_dir(runs: str | Path, arch: str, config: str) -> Path:
@@ -35,8 +39,6 @@ def ensure_run(
     Notebooks call this: re-executing a notebook (or building the book twice)
     reuses finished runs and resumes unfinished ones instead of starting over.
     """
-    from echolib.train.loop import train
-
     over = dict(overrides or {})
     if seed is not None:
         over = merge(over, {"train": {"seed": int(seed)}})
@@ -59,14 +61,9 @@ def _check_reuse(out: Path, run, data: str | Path) -> None:
     path) that matches the run's record is trusted; otherwise the frames are
     loaded and compared by fingerprint, as the trainer does.
     """
-    from echolib.train.run_records import check_run_folder, fingerprint
-
     meta = RunFolder(out).meta()
     if meta.get("data") == str(data) and meta.get("data_fingerprint"):
         check_run_folder(out, run, meta["data_fingerprint"])
         return
-    from echolib.data.frames import FrameDataset
-    from echolib.data.sources import resolve_data
-
     size = run.train.resolution
     check_run_folder(out, run, fingerprint(FrameDataset(resolve_data(data, size=size), resolution=size)))

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
+from echolib.data.frames import FrameDataset, holdout_split
 from echolib.data.sources import resolve_data
 from echolib.errors import ConfigError
 from echolib.train.config import TrainConfig
 from echolib.train.run_records import fingerprint
-
-if TYPE_CHECKING:
-    from echolib.data.frames import FrameDataset
 
 
 @dataclass(frozen=True)
@@ -51,8 +48,6 @@ def split_data(data: str | Path, cfg: TrainConfig, device: torch.device) -> Data
     where evaluation wants them. A batch larger than the training frames is
     refused here, before a model is built.
     """
-    from echolib.data.frames import FrameDataset, holdout_split
-
     path = resolve_data(data, size=cfg.resolution)
     full = FrameDataset(path, resolution=cfg.resolution)
     whole = fingerprint(full)

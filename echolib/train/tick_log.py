@@ -155,6 +155,7 @@ class TickReport:
 def _tensorboard(folder: RunFolder, nimg: int) -> Any:
     """A TensorBoard writer that drops events past ``nimg`` (a resume recomputes them); None without tensorboard."""
     try:
+        # lazy: tensorboard is optional
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard not installed: logs still go to log.csv
         return None

@@ -155,6 +155,7 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     NaN when undefined (no subjects, or every rating in one category); an error
     when subjects have different numbers of ratings or fewer than two.
     """
+    # lazy: statsmodels would add seconds to the start of the rater app, which imports this module
     from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
     counts = np.asarray(counts, dtype=float)
@@ -208,6 +209,7 @@ def binomial_tests(resp: Responses, confidence_level: float = 0.95) -> list[dict
     which makes the binomial test conservative), per-image verdicts one
     (chance 1/2). The interval is Clopper-Pearson's.
     """
+    # lazy: scipy.stats would add seconds to the start of the rater app, which imports this module
     from scipy.stats import binomtest
 
     out = []
@@ -306,6 +308,7 @@ def roc(resp: Responses) -> list[dict[str, Any]]:
 
 
 def _roc_entry(name: str, y: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    # lazy: sklearn would add seconds to the start of the rater app, which imports this module
     from sklearn.metrics import roc_auc_score, roc_curve
 
     if len(set(y.tolist())) < 2:

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from echolib.data.phantom import generate
 from echolib.images import read_gray, write_gray
 
 
 def demo_sources(folder: str | Path, n: int = 24, size: int = 64, seed: int = 0) -> tuple[Path, dict[str, Path]]:
     """Write ``real/``, ``phantom/`` and ``blurred/`` (``n`` frames each) under ``folder``; reuse them if present."""
-    from echolib.data.phantom import generate
-
     folder = Path(folder)
     real, other, blurred = folder / "real", folder / "phantom", folder / "blurred"
     if not (real / "manifest.csv").exists():

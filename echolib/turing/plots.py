@@ -7,12 +7,14 @@ regenerated from the same numbers its tables print.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image
 
 from echolib.turing.formats import FORMATS
 
@@ -94,6 +96,7 @@ def plot_confusions(
     Five 2x2 matrices fit one row of a book page; five 4x4 ones there shrink
     their counts to unreadable, so larger matrices wrap after three.
     """
+    # lazy: seaborn takes seconds to import; only this plot needs it
     import seaborn as sns
 
     n = len(matrices)
@@ -191,10 +194,6 @@ def plot_roc(curves: Sequence[dict[str, Any]], ax=None):
 
 def plot_question(questionnaire, question_id: str, px: float = 2.2):
     """What a rater sees for one question (images side by side, positions labelled), for the book."""
-    import io
-
-    from PIL import Image
-
     q = next(x for x in questionnaire.questions if x.id == question_id)
     n = len(q.images)
     cols = 1 if n == 1 else 2

@@ -128,8 +128,9 @@ def build_questionnaire(
     ``per_image`` format shows one image, real in half the questions. Images
     must share one size unless ``size`` resizes them all.
     """
+    # lazy: these import torch, which stays out of the rater app (it imports this module)
     from echolib.data.frames import resize_gray
-    from echolib.images import png_bytes  # imports torch: kept out of the rater app's imports
+    from echolib.images import png_bytes
 
     out = Path(out)
     key_path = Path(key) if key is not None else default_key_path(out)
@@ -251,7 +252,7 @@ def _arrange(answer: tuple[int, ...], n_images: int) -> list[int]:
 
 
 def _list(source: Path, what: str):
-    from echolib.data.frames import _list_source
+    from echolib.data.frames import _list_source  # lazy: imports torch, kept out of the rater app
 
     if not source.exists():
         raise DataError(f"{source}: no such folder of {what} frames")

@@ -26,8 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from echolib.data.frames import FrameDataset
 from echolib.errors import ConfigError, DataError
+from echolib.images import make_grid, png_bytes
 from echolib.io import atomic_write_bytes, atomic_write_text, read_jsonl
+from echolib.metrics.inputs import as_image_set
+from echolib.metrics.validation import Pair
 from echolib.turing.answers import AnswerLog
 from echolib.turing.formats import get_format
 from echolib.turing.questionnaire import (
@@ -64,9 +68,6 @@ def build_set_questionnaire(
     (default: every pair) are asked ``repeats`` times each with fresh draws of
     ``grid`` images at ``size`` px, the sides balanced and the order shuffled.
     """
-    from echolib.data.frames import FrameDataset
-    from echolib.images import make_grid, png_bytes
-
     if len(sets) < 2:
         raise ConfigError(f"a two-set questionnaire needs at least two sets, got {list(sets)}")
     side = round(grid**0.5)
@@ -145,8 +146,6 @@ def votes(key: str | Path, answers_dir: str | Path) -> dict[tuple[str, str], dic
 
 def judged_pairs(key: str | Path, answers_dir: str | Path):
     """The pairs people decided, the preferred set first, for the validation suite (empty without answers)."""
-    from echolib.metrics.validation import Pair
-
     out = []
     for (a, b), counts in votes(key, answers_dir).items():
         total = counts[a] + counts[b]
@@ -159,9 +158,6 @@ def judged_pairs(key: str | Path, answers_dir: str | Path):
 
 def set_images(key: str | Path, resolution: int) -> dict:
     """Every set of the questionnaire, all of its images, as image sets at ``resolution`` (for scoring)."""
-    from echolib.data.frames import FrameDataset
-    from echolib.metrics.inputs import as_image_set
-
     data = load_set_key(key)
     return {name: as_image_set(FrameDataset(src, resolution=resolution), label=name)
             for name, src in data["sets"].items()}

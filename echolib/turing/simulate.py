@@ -13,10 +13,12 @@ fsync'ed append) as a cardiologist's. Two kinds:
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import numpy as np
 
+from echolib.images import read_gray
 from echolib.turing.formats import CONFIDENCE_LEVELS, FORMATS
 from echolib.turing.questionnaire import Key, Questionnaire, RaterQuestion
 
@@ -63,10 +65,6 @@ def sharpness_chooser(questionnaire: Questionnaire, noise: float = 0.05, seed: i
     whole questionnaire; the confidence grows with the distance from it, in
     quintiles of that distance.
     """
-    import io
-
-    from echolib.images import read_gray
-
     rng = np.random.default_rng(seed)
     names = sorted({n for q in questionnaire.questions for n in q.images})
     value = {n: sharpness(read_gray(io.BytesIO(questionnaire.image_bytes(n)), name=n)) for n in names}
