@@ -11,101 +11,25 @@
   names the optional dependency or the start-up time it keeps off the import
   path. Everything else is imported at module level, where a reader looks.
 
-A violation that is not fixed yet is named below with the issue item that
-removes it; an entry nobody needs any more fails the test, so the lists only shrink.
+The import reader is :mod:`echolib.layout`'s, which also holds the layers
+(``tests/test_layout.py``) and draws them in the book's appendix.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from echolib.layout import all_imports, imports_of, package_of
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "echolib"
 
 #: what models must not import
-FORBIDDEN_FOR_MODELS = ("echolib.metrics", "echolib.data", "echolib.report")
-
-#: (importing module, imported package) -> the issue item that removes it
-ALLOWED_MODEL_IMPORTS: dict[tuple[str, str], str] = {}
-
-#: (package, package it imports at module level) edges left out of the cycle check -> the issue item
-ALLOWED_PACKAGE_EDGES: dict[tuple[str, str], str] = {}
+FORBIDDEN_FOR_MODELS = ("metrics", "data", "report")
 
 #: the comment that justifies an import inside a function
 LAZY = "# lazy:"
-
-#: files (or folders, ending in /) whose imports inside functions are not checked -> the issue item
-UNCHECKED_FUNCTION_IMPORTS: dict[str, str] = {
-    "echolib/data/": "issue 28 item 6: the data layer is being restructured",
-    "echolib/report/data_figures.py": "issue 28 item 6: merged with data/echonet.py",
-}
-
-
-@dataclass(frozen=True)
-class Import:
-    """One ``import`` of an echolib module: who imports what, where, and whether at module level."""
-
-    importer: str
-    module: str
-    line: int
-    top_level: bool
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _is_module(name: str) -> bool:
-    path = ROOT.joinpath(*name.split("."))
-    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
-
-
-def imports_of(source: str, importer: str, is_package: bool = False) -> list[Import]:
-    """The echolib modules ``source`` imports; ``from a import b`` counts ``a.b`` too when it is a module.
-
-    An import inside a function (or lambda) runs when the function is called,
-    not when the module is imported: it counts for what a module may import,
-    not for cycles. ``if TYPE_CHECKING:`` blocks never run and are skipped.
-    """
-    package = importer if is_package else importer.rpartition(".")[0]
-    found: list[Import] = []
-
-    def visit(node: ast.AST, in_function: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                visit(ast.Module(body=child.orelse, type_ignores=[]), in_function)
-                continue
-            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            names: list[str] = []
-            if isinstance(child, ast.Import):
-                names = [alias.name for alias in child.names]
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    parent = package.split(".")[: len(package.split(".")) - child.level + 1]
-                    base = ".".join(parent + ([base] if base else []))
-                names = [base] + [f"{base}.{a.name}" for a in child.names if _is_module(f"{base}.{a.name}")]
-            for name in names:
-                if name == "echolib" or name.startswith("echolib."):
-                    found.append(Import(importer, name, child.lineno, not inner))
-            visit(child, inner)
-
-    visit(ast.parse(source), False)
-    return found
-
-
-def all_imports() -> Iterator[Import]:
-    for path in sorted(PACKAGE.rglob("*.py")):
-        yield from imports_of(path.read_text(), module_name(path), path.name == "__init__.py")
-
-
-def package_of(module: str) -> str:
-    """``echolib.models.vqgan`` -> ``echolib.models``; plumbing modules (``echolib.io``) are packages of their own."""
-    return ".".join(module.split(".")[:2])
 
 
 def test_the_import_reader_counts_imports_inside_functions_and_relative_ones():
@@ -129,11 +53,8 @@ def test_models_import_no_metrics_data_or_report():
         if imp.importer.startswith("echolib.models.") and target in FORBIDDEN_FOR_MODELS:
             where = "module level" if imp.top_level else "in a function"
             found.setdefault((imp.importer, target), []).append(f"line {imp.line}: {imp.module} ({where})")
-    offenders = {k: v for k, v in found.items() if k not in ALLOWED_MODEL_IMPORTS}
-    assert not offenders, "models must get these passed in (models/base.py), not import them:\n" + "\n".join(
-        f"{importer} -> {', '.join(lines)}" for (importer, _), lines in offenders.items())
-    stale = sorted(set(ALLOWED_MODEL_IMPORTS) - set(found))
-    assert not stale, f"allowed imports that no longer exist; remove them from ALLOWED_MODEL_IMPORTS: {stale}"
+    assert not found, "models must get these passed in (models/base.py), not import them:\n" + "\n".join(
+        f"{importer} -> {', '.join(lines)}" for (importer, _), lines in found.items())
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -183,16 +104,13 @@ def test_no_import_cycles_among_echolib_packages():
         a, b = package_of(imp.importer), package_of(imp.module)
         if imp.top_level and a != b:
             why.setdefault((a, b), []).append(f"{imp.importer}:{imp.line} imports {imp.module}")
-            if (a, b) not in ALLOWED_PACKAGE_EDGES:
-                edges.setdefault(a, set()).add(b)
+            edges.setdefault(a, set()).add(b)
     cycles = _cycles(edges)
     assert not cycles, "\n".join(
         "cycle among " + ", ".join(c) + ":\n  " + "\n  ".join(
             line for (a, b), lines in sorted(why.items()) if a in c and b in c and (a, b) in
             {(x, y) for x in c for y in edges.get(x, ())} for line in lines)
         for c in cycles)  # fmt: skip
-    stale = sorted(set(ALLOWED_PACKAGE_EDGES) - set(why))
-    assert not stale, f"allowed edges that no longer exist; remove them from ALLOWED_PACKAGE_EDGES: {stale}"
 
 
 def function_imports(source: str) -> list[tuple[int, bool]]:
@@ -257,15 +175,7 @@ def test_imports_inside_functions_say_why():
         if bad:
             unjustified[rel] = bad
 
-    def allowed(rel: str) -> str | None:
-        return next((key for key in UNCHECKED_FUNCTION_IMPORTS if rel == key or
-                     (key.endswith("/") and rel.startswith(key))), None)  # fmt: skip
-
-    offenders = {rel: lines for rel, lines in unjustified.items() if allowed(rel) is None}
-    assert not offenders, (
+    assert not unjustified, (
         "imports inside functions without a '# lazy: <why>' comment (an optional dependency, start-up time, "
         "a cycle); move them to the top of the module or say why:\n"
-        + "\n".join(f"{rel}: lines {', '.join(map(str, lines))}" for rel, lines in offenders.items()))
-    used = {allowed(rel) for rel in unjustified}
-    stale = sorted(set(UNCHECKED_FUNCTION_IMPORTS) - used)
-    assert not stale, f"entries with nothing left to excuse; remove them from UNCHECKED_FUNCTION_IMPORTS: {stale}"
+        + "\n".join(f"{rel}: lines {', '.join(map(str, lines))}" for rel, lines in unjustified.items()))

@@ -37,8 +37,10 @@ line and column.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -390,8 +392,6 @@ def _check_settings(out: Path, settings: dict) -> None:
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> None:
-    import io
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
@@ -533,8 +533,6 @@ def write_study_manifest(frames: str | Path, out: str | Path) -> Path:
     ``"study name rule"``; names that do not follow ``<video>_f<0..3>.png`` are
     refused, naming the first.
     """
-    import os
-
     frames, out = Path(frames), Path(out)
     if not frames.is_dir():
         raise DataError(f"{frames}: not a folder of frames")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from echolib.data.echonet import study_role
+
 COLUMNS = ("phase_label", "condition")
 NAME_RULE = "study name rule (_f1 systole = ES, _f2 diastole = ED)"
 
@@ -25,8 +27,6 @@ def phase_labels(dataset: Any) -> tuple[list[str | None], str]:
     ``dataset`` is a :class:`~echolib.data.frames.FrameDataset`; its frames'
     manifest fields (their own manifest or the one beside their folder) come first.
     """
-    from echolib.data.echonet import study_role
-
     for key in COLUMNS:
         labels = dataset.field(key)
         if any(labels):

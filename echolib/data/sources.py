@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from echolib.data.phantom import generate
+from echolib.data.writer import remove_stale_temps
 from echolib.errors import DataError
 from echolib.paths import PROJECT
 
@@ -61,9 +63,6 @@ def resolve_data(
 
 
 def _cached_phantom(folder: Path, n: int, size: int, seed: int, workers: int, progress: bool) -> Path:
-    from echolib.data.phantom import generate
-    from echolib.data.writer import remove_stale_temps
-
     if folder.parent.is_dir():
         remove_stale_temps(folder.parent)  # leftovers of killed generations
     if (folder / "manifest.csv").is_file():

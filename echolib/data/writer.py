@@ -18,6 +18,7 @@ functions they run, and torch costs seconds per worker.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import re
 import shutil
@@ -152,8 +153,6 @@ def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], *, workers: int, progress:
                 bar.update(weight(job))
                 yield result
             return
-        import multiprocessing as mp
-
         with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
             if ordered:
                 for job, result in zip(jobs, pool.imap(fn, jobs)):

@@ -36,6 +36,8 @@ from echolib.data.echonet import (
 )
 from echolib.data.echonet import clip_picks as _clip_picks
 from echolib.data.frames import split_by_video
+from echolib.data.manifest import video_id_of
+from echolib.data.phantom_sim import SYSTOLE, cycle_phase
 from echolib.metrics.pixel import intensity_histogram, sector_mask
 
 KS = (1, 2, 3, 5)  # tolerances (frames) at which the heuristic's picks are scored
@@ -186,8 +188,6 @@ def cycle_positions(clips: Sequence, picks: pd.DataFrame) -> Figure:
     flat stretch of the curve (diastasis) leaves the "fewest bright pixels" pick
     free to wander.
     """
-    from echolib.data.phantom_sim import SYSTOLE, cycle_phase
-
     fig, ax = plt.subplots(figsize=(8, 3.0), layout="constrained")
     bins = np.linspace(0.0, 1.0, 41).tolist()
     for column, color, label in (("systole", ES_COLOR, 'most bright pixels ("systole")'),
@@ -214,8 +214,6 @@ def by_video(names: Sequence[str], frames: Sequence[int] = (0, 1, 2, 3)) -> tupl
 
     Videos are sorted by id; names without a frame number are ignored.
     """
-    from echolib.data.manifest import video_id_of
-
     index: dict[str, dict[int, int]] = {}
     for i, name in enumerate(names):
         stem = Path(name).stem
