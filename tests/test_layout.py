@@ -57,3 +57,7 @@ def test_the_appendix_draws_every_import_between_drawn_packages_and_speaks_markd
     assert len(arrows) == 3
     assert as_markdown("uses :meth:`~a.B.c` and ``x``") == "uses `a.B.c` and `x`"
     assert "ctx.next_real()" in model_rules() and ":meth:" not in model_rules()
+    from echolib.report.layout_figure import package_table
+
+    owns = " ".join(package_table()["what it owns"])  # an HTML table shows no reStructuredText
+    assert "python -m echolib" in owns and "`" not in owns and ":mod:" not in owns

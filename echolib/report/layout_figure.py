@@ -69,8 +69,8 @@ def layer_diagram(edges: dict[tuple[str, str], int] | None = None,
 
 def package_table() -> pd.DataFrame:
     """Layer, package, what it owns, modules and lines of source: one row per package, top to bottom."""
-    rows = [{"layer": f.layer, "package": f.name, "what it owns": f.owns, "modules": f.modules, "lines": f.lines}
-            for f in layout.package_facts()]
+    rows = [{"layer": f.layer, "package": f.name, "what it owns": as_markdown(f.owns).replace("`", ""),
+             "modules": f.modules, "lines": f.lines} for f in layout.package_facts()]
     return pd.DataFrame(rows)
 
 
