@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,10 +165,15 @@ def may_import(importer: str, imported: str) -> bool:
     return b > a or (a == b and (importer == imported or LAYERS[a].peers_import))
 
 
-def package_edges(top_level_only: bool = True) -> dict[tuple[str, str], int]:
-    """``(importer package, imported package) -> number of imports`` between different packages."""
+def package_edges(imports: Iterable[Import] | None = None,
+                  top_level_only: bool = True) -> dict[tuple[str, str], int]:
+    """``(importer package, imported package) -> number of imports`` between different packages.
+
+    ``imports`` defaults to :func:`all_imports`; a caller that needs several
+    views of the graph reads the source once and passes the list.
+    """
     edges: dict[tuple[str, str], int] = {}
-    for imp in all_imports():
+    for imp in all_imports() if imports is None else imports:
         if top_level_only and not imp.top_level:
             continue
         a, b = package_of(imp.importer), package_of(imp.module)

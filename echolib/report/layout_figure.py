@@ -22,15 +22,17 @@ _BOX_W, _BOX_H, _ROW_H = 1.7, 0.5, 1.25
 
 
 def layer_diagram(edges: dict[tuple[str, str], int] | None = None,
-                  lazy: dict[tuple[str, str], int] | None = None) -> Figure:
+                  every: dict[tuple[str, str], int] | None = None) -> Figure:
     """Layers top to bottom, packages left to right; an arrow from importer to imported package.
 
     Solid arrows are imports at module level (wider for more of them); dashed
     ones are imports inside functions only. Plumbing is one band without
     arrows: every layer may use it, and drawing those arrows would hide the others.
     """
-    edges = layout.package_edges(top_level_only=True) if edges is None else edges
-    every = layout.package_edges(top_level_only=False) if lazy is None else lazy
+    if edges is None or every is None:
+        imports = list(layout.all_imports())  # the source is read once for both views
+        edges = layout.package_edges(imports, top_level_only=True) if edges is None else edges
+        every = layout.package_edges(imports, top_level_only=False) if every is None else every
     plumbing = layout.LAYERS[-1]
     centres: dict[str, tuple[float, float]] = {}
     width = max(len(layer.packages) for layer in layout.LAYERS[:-1]) * (_BOX_W + 0.6)
