@@ -150,7 +150,14 @@ pd.DataFrame(run_summary(runs))
 # written.
 
 # %% tags=["hide-input"]
-from echolib.report.cpu_speed import config_speedups, latest_cpu_records, speed_table, stability_runs, stability_summary
+from echolib.report.cpu_speed import (
+    config_speedups,
+    latest_cpu_records,
+    latest_stability_records,
+    speed_table,
+    stability_runs,
+    stability_summary,
+)
 
 cpu_records = latest_cpu_records(PROJECT / "book" / "measured")
 if cpu_records is None:
@@ -170,7 +177,8 @@ else:
 # intervals, and bf16 is called stable where each bf16 run falls inside it.
 
 # %% tags=["hide-input"]
-stability = stability_runs(cpu_records, "stylegan2_ada") if cpu_records is not None else pd.DataFrame()
+stable_records = latest_stability_records(PROJECT / "book" / "measured", "stylegan2_ada")
+stability = stability_runs(stable_records, "stylegan2_ada") if stable_records is not None else pd.DataFrame()
 if stability.empty:
     print("no fp32/bf16 stability runs are kept beside the CPU benchmark")
 else:

@@ -15,7 +15,14 @@ import pytest
 
 from echolib.errors import ConfigError
 from echolib.io import read_jsonl
-from echolib.report.cpu_speed import config_speedups, latest_cpu_records, speed_table, stability_runs, stability_summary
+from echolib.report.cpu_speed import (
+    config_speedups,
+    latest_cpu_records,
+    latest_stability_records,
+    speed_table,
+    stability_runs,
+    stability_summary,
+)
 from echolib.report.measured import (
     HELD_OUT,
     keep_run,
@@ -235,6 +242,11 @@ def test_cpu_speed_tables_come_from_the_records_and_mark_what_the_config_trains_
         assert facts["data"] == noise_frames.name
         assert facts["precision"] == precision
         assert read_jsonl(kept / "metrics.jsonl")[0]["data"] == f"held-out videos of {noise_frames.name}"
+    later = root / "cpu-2099-01-01"  # a later benchmark kept without stability runs
+    later.mkdir()
+    (later / "train_speed.jsonl").write_text((folder / "train_speed.jsonl").read_text())
+    assert latest_cpu_records(root) == later and latest_stability_records(root, "wgan") == folder
+    assert latest_stability_records(root, "medgan") is None
     runs = stability_runs(folder, "wgan")
     assert list(runs["precision"]) == ["bf16", "fp32", "fp32"] and runs["losses finite"].all()
     assert list(runs["echo-FID"]) == [22.0, 20.0, 24.0] and runs.loc["wgan-smoke-bf16-s0", "n fake / real"] == "64 / 32"

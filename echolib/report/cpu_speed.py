@@ -36,6 +36,17 @@ def latest_cpu_records(root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def latest_stability_records(root: str | Path, arch: str = "stylegan2_ada") -> Path | None:
+    """The newest ``cpu-*`` folder under ``root`` that keeps fp32/bf16 stability runs of ``arch``, or None.
+
+    A later speed benchmark may be kept without stability runs: each table
+    reads the newest folder that has its own records.
+    """
+    found = sorted({log.parent.parent for log in Path(root).glob(f"cpu-*/{arch}-*/{RunFolder.LOG}")
+                    if (m := _STABILITY_RUN.match(log.parent.name)) and m["arch"] == arch})
+    return found[-1] if found else None
+
+
 def speed_table(folder: str | Path) -> pd.DataFrame:
     """One row per (architecture, variant): s/kimg, GFLOP/s, peak memory, speed-ups, and what the config uses.
 
