@@ -3,12 +3,18 @@
 # real frames, one after another on all of this machine's cores, then scored under one
 # evaluation protocol (`evaluate --runs`: the runs' own held-out videos, reference rows
 # included) and kept for the book without images or video names.
+# The diffusion row is the phase-conditioned recipe (`cpu64_cond`, sampled with phases in the
+# training proportions), because the same run then makes the synthetic dataset: N_DATASET
+# frames through the privacy filter (`synthesize`, ES and ED in turn) and the phase utility
+# test (`utility`: an ES/ED classifier trained on real, synthetic and both, tested on the
+# held-out videos). Its datasheet and utility records are kept beside the comparison.
 #
 #   DATA=../shared/data/echonet-dynamic-128/frames bash bench/cpu64_comparison.sh
 #   ARCHS="wgan medgan" DATA=... bash bench/cpu64_comparison.sh    # some architectures only
+#   N_DATASET=0 DATA=... bash bench/cpu64_comparison.sh                # no synthetic dataset
 #
 # Stopping it (Ctrl-C, SIGTERM) is safe: a run checkpoints and running the same command
-# again resumes it; finished runs are reused. The records land in book/measured/$LABEL
+# again resumes it; finished runs, a complete dataset and its utility records are reused. The records land in book/measured/$LABEL
 # (the comparison chapter's table reads them); KEEP=0 leaves them in $WORK only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +24,7 @@ LABEL=${LABEL:-cpu-$(date +%F)}
 N=${N:-1000}                     # generated images per row (the held-out videos give the real side)
 ARCHS=${ARCHS:-stylegan2_ada wgan medgan pix2pix vqgan diffusion}
 KEEP=${KEEP:-1}
+N_DATASET=${N_DATASET:-4000}     # synthetic frames kept by the privacy filter (0: no dataset, no utility test)
 MEASURED=${MEASURED:-book/measured}
 CONFIG=${CONFIG:-cpu64}         # smoke: a dry run on the phantom in a minute (tests/test_cpu64_comparison.py)
 RESOLUTION=${RESOLUTION:-64}
@@ -25,14 +32,35 @@ PY=${PY:-.venv/bin/python}
 [ "$DATA" = phantom ] || [ -e "$DATA" ] || { echo "DATA: $DATA does not exist (expected a folder of real frames)" >&2; exit 2; }
 mkdir -p "$WORK/runs"
 
+# the conditioned diffusion model learns each frame's phase: from the manifest on the phantom and
+# on `preprocess echonet` output, from the study's names on its shared frames (a manifest that
+# points at them: no frame is copied)
+LABELLED=$DATA
+if [ -d "$DATA" ] && [ ! -e "$DATA/manifest.csv" ]; then
+    "$PY" -m echolib preprocess study-frames --root "$DATA" --out "$WORK/study" > /dev/null
+    LABELLED=$WORK/study/manifest.csv
+fi
 for arch in $ARCHS; do
-    echo "== train $arch $CONFIG"
-    "$PY" -m echolib train "$arch" --config "$CONFIG" --data "$DATA" --device cpu --out "$WORK/runs/$arch/$CONFIG"
+    if [ "$arch" = diffusion ]; then config=${CONFIG}_cond data=$LABELLED; else config=$CONFIG data=$DATA; fi
+    echo "== train $arch $config"
+    "$PY" -m echolib train "$arch" --config "$config" --data "$data" --device cpu --out "$WORK/runs/$arch/$config"
 done
 echo "== evaluate"
 "$PY" -m echolib evaluate --real "$DATA" --runs "$WORK/runs" --resolution "$RESOLUTION" --n "$N" --extractor echo \
     --device cpu --json > "$WORK/evaluate_runs.out.tmp"
 mv "$WORK/evaluate_runs.out.tmp" "$WORK/evaluate_runs.out"
+if [ "$N_DATASET" -gt 0 ] && [[ " $ARCHS " == *" diffusion "* ]]; then
+    echo "== synthesize $N_DATASET through the privacy filter, then the phase utility test"
+    syn=$WORK/synthesize/diffusion-${CONFIG}_cond
+    "$PY" -m echolib synthesize "$WORK/runs/diffusion/${CONFIG}_cond" --n "$N_DATASET" --out "$syn" \
+        --privacy-filter --condition ES,ED --data "$LABELLED" --device cpu
+    if [ "$WORK/utility.out" -nt "$syn/datasheet.json" ]; then
+        echo "== utility: $WORK/utility.out is newer than the dataset, kept"
+    else
+        "$PY" -m echolib utility --real "$LABELLED" --synthetic "$syn" --task phase --json > "$WORK/utility.out.tmp"
+        mv "$WORK/utility.out.tmp" "$WORK/utility.out"
+    fi
+fi
 "$PY" bench/machine_info.py --device cpu > "$WORK/machine.txt"
 if [ "$KEEP" = 1 ]; then
     "$PY" bench/keep_session.py "$WORK" --label "$LABEL" --root "$MEASURED"

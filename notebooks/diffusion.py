@@ -210,7 +210,7 @@ from echolib.data.frames import FrameDataset
 from echolib.data.sources import REPO_ROOT, resolve_data
 from echolib.images import to_float, to_uint8
 from echolib.io import read_jsonl
-from echolib.models.diffusion import edm_sigmas, flow_times, frame_labels, network_evaluations
+from echolib.models.diffusion import edm_sigmas, flow_times, network_evaluations
 from echolib.report.measured import measured_runs, measured_table, plot_measured, styled_measured
 from echolib.report.plots import image_grid, loss_curves, metric_curves, sample_timeline
 from echolib.report.records import read_log
@@ -486,7 +486,7 @@ for measured_run in runs_128:
 
 # %% tags=["hide-input"]
 cond_key = load_config("diffusion", cond_config).model.label_key if cond_config else None
-unlabelled = sum(v is None for v in frame_labels(dataset, cond_key)) if cond_config else 0
+unlabelled = sum(v is None for v in dataset.field(cond_key)) if cond_config else 0
 if cond_config and not unlabelled:
     cond_run = ensure_run("diffusion", cond_config, data, runs, kimg=kimg, device=device, seed=seed)
     cond, _ = load_model(cond_run, device=device)

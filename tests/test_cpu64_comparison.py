@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,26 +22,39 @@ def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_trains_scores_under_one_protocol_and_keeps_the_records_then_resumes(tmp_path):
-    env = {"DATA": "phantom", "CONFIG": "smoke", "ARCHS": "wgan", "N": "32", "RESOLUTION": "32",
-           "WORK": str(tmp_path / "work"), "MEASURED": str(tmp_path / "measured"), "LABEL": "cpu-test"}
+def test_trains_scores_under_one_protocol_makes_the_dataset_and_keeps_the_records_then_resumes(tmp_path):
+    env = {"DATA": "phantom", "CONFIG": "smoke", "ARCHS": "diffusion", "N": "32", "RESOLUTION": "32",
+           "N_DATASET": "24", "WORK": str(tmp_path / "work"), "MEASURED": str(tmp_path / "measured"),
+           "LABEL": "cpu-test"}
     done = _run(tmp_path, **env)
     assert done.returncode == 0, done.stderr[-3000:]
     label = tmp_path / "measured" / "cpu-test"
     records = read_jsonl(label / "evaluate_runs.jsonl")
     rows = {r["row"] for r in records}
-    assert "cpu-test/wgan-smoke" in {r["run"] for r in records}
+    # the diffusion row is the phase-conditioned run, scored like any other
+    assert "cpu-test/diffusion-smoke_cond" in {r["run"] for r in records}
     assert any(row.startswith("reference:") for row in rows)
     assert len({r["protocol"] for r in records}) == 1 and {r["n_fake"] for r in records} == {32}
-    assert (label / "wgan-smoke" / "config.yaml").is_file() and "cores" in (label / "machine.txt").read_text()
+    assert (label / "diffusion-smoke_cond" / "config.yaml").is_file() and "cores" in (label / "machine.txt").read_text()
+
+    # the same run made a filtered dataset: its datasheet and the utility records are kept, naming no folder here
+    sheet = json.loads((label / "synthesize-diffusion-smoke_cond" / "datasheet.json").read_text())
+    assert sheet["counts"]["kept"] == 24 and sheet["privacy_filter"]["applied"]
+    assert sheet["settings"]["run"] == sheet["model"]["run"] == "cpu-test/diffusion-smoke_cond"
+    utility = read_jsonl(label / "utility.jsonl")
+    assert {r["train_set"] for r in utility} >= {"real", "synthetic", "both"}, utility[0]
+    assert {r["synthetic"] for r in utility} == {"cpu-test/synthesize-diffusion-smoke_cond"}
+    kept_text = "".join(p.read_text() for p in label.rglob("*") if p.is_file())
+    assert str(tmp_path) not in kept_text
     assert not any(p.suffix in {".png", ".pt"} for p in label.rglob("*"))
 
     # a second call reuses the finished run instead of training again, and refuses to overwrite the kept label
-    log = tmp_path / "work" / "runs" / "wgan" / "smoke" / "log.csv"
-    before = log.read_text()
+    log = tmp_path / "work" / "runs" / "diffusion" / "smoke_cond" / "log.csv"
+    utility_out = tmp_path / "work" / "utility.out"
+    before = log.read_text(), utility_out.stat().st_mtime_ns
     again = _run(tmp_path, **env)
     assert again.returncode == 2 and "exists" in again.stderr.splitlines()[-1]
-    assert log.read_text() == before
+    assert (log.read_text(), utility_out.stat().st_mtime_ns) == before  # neither trained nor tested again
 
 
 def test_a_missing_frames_folder_is_one_line_and_exit_2(tmp_path):

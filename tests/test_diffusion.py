@@ -292,11 +292,9 @@ def test_label_dropout_zeroes_labels(phantom64):
 
 
 def test_conditional_model_without_labels_in_the_data_is_a_clear_error(noise_frames, phantom64):
-    from echolib.models.diffusion import frame_labels
-
     bare = FrameDataset(noise_frames)
-    assert set(frame_labels(bare)) == {None}  # what the diffusion chapter checks before training a conditional model
-    assert set(frame_labels(FrameDataset(phantom64.parent))) == set(PHASES)  # the manifest beside the folder
+    assert set(bare.field("phase_label")) == {None}  # what the diffusion chapter checks before training a conditional model
+    assert set(FrameDataset(phantom64.parent).field("phase_label")) == set(PHASES)  # the manifest beside the folder
     model = Diffusion(tiny(labels=PHASES), 64)
     with pytest.raises(ConfigError, match="phase_label"):
         model.setup(bare)

@@ -233,12 +233,12 @@ class Diffusion(GenerativeModel):
         self.finish_init()
 
     # -- data ------------------------------------------------------------------------
-    def setup(self, dataset: Any, heldout: Any | None = None) -> None:
+    def setup(self, dataset: FrameFields, heldout: Any | None = None) -> None:
         """Take each training frame's label from the dataset's manifest fields (conditional models only)."""
         if not self.classes:
             return
         key = self.cfg.label_key
-        values = frame_labels(dataset, key)
+        values = dataset.field(key)
         missing = [i for i, v in enumerate(values) if not v]
         where = getattr(dataset, "source", None) or "the training data"
         if missing:
@@ -448,16 +448,6 @@ class Diffusion(GenerativeModel):
         if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(self.classes):
             return label
         raise ConfigError(f"unknown label {label!r}; this model knows {self.classes} (or indices 0..{len(self.classes) - 1})")
-
-
-def frame_labels(dataset: FrameFields, key: str = "phase_label") -> list[str | None]:
-    """Each frame's ``key`` from its manifest fields (as the dataset carries them); None where it has none.
-
-    A conditional model trains only on data where no entry is None: the phantom
-    and ``echolib preprocess`` output name every frame's phase, a bare folder of
-    frames (the study's) names none.
-    """
-    return dataset.field(key)
 
 
 def _validate(c: DiffusionConfig) -> None:

@@ -66,8 +66,11 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
     ``evaluate_runs.out`` becomes ``evaluate_runs.jsonl``, the diffusion run's
     ``diffusion_steps.out`` that run's ``steps.jsonl``, with run names rewritten
     to ``label/<arch>-<config>`` the same way; ``machine.txt`` and
-    ``stages.jsonl`` are kept as they are. Nothing else (grids, checkpoints,
-    stderr with paths) is copied.
+    ``stages.jsonl`` are kept as they are. A synthetic dataset
+    (``synthesize/<name>/``) keeps its ``datasheet.json`` only, in
+    ``synthesize-<name>``, and the utility test's ``utility.out`` becomes
+    ``utility.jsonl``, both naming the set by its kept folder. Nothing else
+    (images, grids, checkpoints, stderr with paths) is copied.
     """
     session, root = Path(session), Path(root)
     if not label or "/" in label or label.startswith("."):
@@ -102,6 +105,21 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
         diffusion = [n for k, n in names.items() if k.startswith("diffusion/")]
         target = label_dir / (diffusion[0] if len(diffusion) == 1 else "diffusion")
         kept.files.append(_write_lines(target / "steps.jsonl", [{**r, "run": f"{label}/{target.name}"} for r in lines]))
+    sets = {}
+    for sheet in sorted(session.glob("synthesize/*/datasheet.json")):
+        folder = f"synthesize-{sheet.parent.name}"
+        sets[sheet.parent.name] = f"{label}/{folder}"
+        data = json.loads(sheet.read_text())
+        run = names.get(str(data.get("model", {}).get("run")))
+        atomic_write_text(label_dir / folder / "datasheet.json", json.dumps(
+            public_datasheet(data, f"{label}/{run}" if run else public_data(str(data["model"].get("run")))),
+            indent=2) + "\n")
+        kept.files.append(label_dir / folder / "datasheet.json")
+    utility = session / "utility.out"
+    if utility.is_file() and (lines := read_jsonl(utility)):
+        kept.files.append(_write_lines(label_dir / "utility.jsonl", [
+            {**r, "data": public_data(str(r.get("data", ""))),
+             "synthetic": sets.get(Path(str(r.get("synthetic", ""))).name, r.get("synthetic"))} for r in lines]))
     for fname in ("machine.txt", "stages.jsonl"):
         if (session / fname).is_file():
             atomic_write_text(label_dir / fname, (session / fname).read_text())
@@ -168,6 +186,18 @@ def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
         out.setdefault("heldout_fingerprint", videos_fingerprint(videos))
     if isinstance(out.get("data"), str):
         out["data"] = public_data(out["data"])
+    return out
+
+
+def public_datasheet(sheet: dict[str, Any], name: str) -> dict[str, Any]:
+    """A synthetic set's ``datasheet.json`` as the book may keep it: its run named ``name``, not by its path."""
+    out = dict(sheet)
+    out["settings"] = {**sheet.get("settings", {}), "run": name}
+    out["model"] = {**sheet.get("model", {}), "run": name}
+    if isinstance(sheet.get("settings", {}).get("data"), str):
+        out["settings"]["data"] = public_data(sheet["settings"]["data"])
+    if isinstance(sheet.get("data", {}).get("source"), str):
+        out["data"] = {**sheet["data"], "source": public_data(sheet["data"]["source"])}
     return out
 
 

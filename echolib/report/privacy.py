@@ -28,7 +28,6 @@ from echolib.data.frames import FrameDataset
 from echolib.data.sources import resolve_data
 from echolib.io import read_jsonl
 from echolib.metrics.intervals import proportion_interval
-from echolib.models.diffusion import frame_labels
 from echolib.train.run_config import load_config
 
 #: the datasheet a synthesized folder holds: ``echolib.pipeline.synthesize.DATASHEET`` (a layer above; a test keeps them one)
@@ -311,4 +310,4 @@ def unlabelled_frames(data: str | Path, arch: str, config: str) -> tuple[int, in
     dataset = FrameDataset(resolve_data(data, size=size, progress=False), resolution=size)
     if key is None:
         return 0, len(dataset), None
-    return sum(v is None for v in frame_labels(dataset, key)), len(dataset), key
+    return sum(v is None for v in dataset.field(key)), len(dataset), key
