@@ -34,15 +34,15 @@ import sys
 import types
 
 import torch
-from step_speed import Frames
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from echolib.images import to_float
+from echolib.data.frames import FrameDataset
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
-from echolib.models.base import GenerativeModel, RealBatch, StepContext
+from echolib.models.base import GenerativeModel, StepContext
 from echolib.train.conditions import condition_maps
 from echolib.train.ema import update_ema
+from echolib.train.real_batches import RealDraws
 from echolib.train.run_config import build_model, load_config
 
 #: no kernel (views, metadata) or allocation only: not counted as launches
@@ -129,18 +129,13 @@ def count(arch: str, config: str, batch: int, overrides: dict | None = None,
     data = torch.randint(0, 256, (64, 1, res, res), dtype=torch.uint8)
     model = build_model(run)
     model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
-    model.setup(Frames(data), heldout=None)
-    maps = condition_maps(model, Frames(data)) if model.image_conditioned else None  # as the trainer hands them
+    frames = FrameDataset.of_images(data)
+    model.setup(frames, heldout=None)
+    maps = condition_maps(model, frames) if model.image_conditioned else None  # as the trainer hands them
     model.to(memory_format=torch.channels_last)  # the layout the trainer and step_speed.py train in on a GPU
     opts = model.make_optimizers()
     gen = torch.Generator()
-    drawn = [0]
-
-    def next_real() -> RealBatch:
-        drawn[0] += batch
-        idx = torch.randint(len(data), (batch,), generator=gen)
-        return RealBatch(to_float(data[idx]).contiguous(memory_format=torch.channels_last), idx,
-                         None if maps is None else maps[idx])
+    next_real = RealDraws(frames, batch, gen, conditions=maps, channels_last=True)
 
     def step(i: int) -> None:
         gen.manual_seed(i)
@@ -151,13 +146,13 @@ def count(arch: str, config: str, batch: int, overrides: dict | None = None,
             update_ema(ema, model.nets[name], 0.999)
 
     step(CYCLE - 1)
-    drawn[0] = 0
+    next_real.drawn = 0
     work = Work(step_code(model))
     with work:
         for i in range(CYCLE, 2 * CYCLE):
             step(i)
     shares = {line: flops / work.flops for line, flops in work.by_line.most_common()} if work.flops else {}
-    return work.flops / CYCLE, drawn[0] / CYCLE / batch, work.ops, shares
+    return work.flops / CYCLE, next_real.drawn / CYCLE / batch, work.ops, shares
 
 
 def measure(arch: str, config: str, batches: list[int], peak_tflops: float = H100_BF16_TFLOPS,

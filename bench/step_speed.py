@@ -31,14 +31,15 @@ import warnings
 import torch
 
 from echolib.config import parse_overrides
+from echolib.data.frames import FrameDataset
 from echolib.devices import autocast_dtype
-from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
-from echolib.models.base import RealBatch, StepContext
+from echolib.models.base import StepContext
 from echolib.train.compiling import wire_forwards
 from echolib.train.conditions import condition_maps
 from echolib.train.distributed import DistInfo
 from echolib.train.ema import update_ema
+from echolib.train.real_batches import RealDraws
 from echolib.train.run_config import build_model, load_config
 
 
@@ -53,8 +54,9 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     data = torch.randint(0, 256, (max(4096, 4 * batch), 1, res, res), dtype=torch.uint8, device=device)
     model = build_model(run)
     model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
-    model.setup(Frames(data), heldout=None)
-    maps = condition_maps(model, Frames(data)) if model.image_conditioned else None  # as the trainer hands them
+    frames = FrameDataset.of_images(data)
+    model.setup(frames, heldout=None)
+    maps = condition_maps(model, frames) if model.image_conditioned else None  # as the trainer hands them
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -64,14 +66,8 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     dtype = autocast_dtype(precision, device)  # as the trainer reads train.precision
     cast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
 
-    drawn = [0]  # real images consumed: what kimg counts (a WGAN critic draws a batch per update)
-
-    def next_real() -> RealBatch:
-        drawn[0] += batch
-        idx = torch.randint(len(data), (batch,), generator=gen, device=device)
-        x = to_float(data[idx])
-        return RealBatch(x.contiguous(memory_format=torch.channels_last) if channels_last else x, idx,
-                         None if maps is None else maps[idx])
+    # counts the real images consumed: what kimg counts (a WGAN critic draws a batch per update)
+    next_real = RealDraws(frames, batch, gen, conditions=maps, channels_last=channels_last, device=device)
 
     def step(i: int) -> dict[str, torch.Tensor]:
         gen.manual_seed(i)
@@ -93,7 +89,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times, finite = [], torch.ones((), dtype=torch.bool, device=device)
-    drawn[0] = 0
+    next_real.drawn = 0
     start = time.perf_counter()
     for i in range(warmup, warmup + steps):
         t = time.perf_counter()
@@ -104,7 +100,7 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
             times.append((time.perf_counter() - t) * 1000)
     sync()
     seconds = time.perf_counter() - start
-    images = drawn[0]
+    images = next_real.drawn
     result = {
         "arch": arch,
         "config": config,
@@ -173,19 +169,6 @@ def bench(arch: str, config: str, steps: int, warmup: int, channels_last: bool, 
         with open(profile, "w") as fh:
             fh.write(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=60))
     return result
-
-
-class Frames:
-    """The part of a FrameDataset that ``setup`` may read (images, video ids, no metadata)."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-        self.video_ids = [f"v{i // 4}" for i in range(len(images))]
-        self.infos: list = []
-        self.source = None
-
-    def __len__(self) -> int:
-        return len(self.images)
 
 
 VARIANTS = {

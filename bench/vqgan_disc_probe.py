@@ -27,15 +27,16 @@ import time
 import torch
 
 from echolib.config import merge, parse_overrides
-from echolib.data.frames import FrameDataset, holdout_split
 from echolib.errors import ConfigError
 from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
-from echolib.models.base import RealBatch, StepContext
+from echolib.models.base import StepContext
 from echolib.train import checkpoint as ckpt
 from echolib.train.loop import seed_for
+from echolib.train.real_batches import RealDraws
 from echolib.train.run_config import build_model, from_plain
 from echolib.train.sampling import find_checkpoint
+from echolib.train.splits import split_data
 
 
 def main() -> None:
@@ -70,21 +71,15 @@ def main() -> None:
     optimizers["autoencoder"].load_state_dict(state["optimizers"]["autoencoder"])
 
     cfg = run.train
-    frames = FrameDataset(args.data, resolution=cfg.resolution)
-    train_idx, held_idx = holdout_split(frames.video_ids, cfg.holdout, cfg.holdout_seed)
-    dataset = frames.subset(train_idx) if held_idx else frames
+    dataset = split_data(args.data, cfg, torch.device("cpu")).train  # the frames the run trained on, as it split them
     fixed = to_float(dataset.batch(torch.randint(len(dataset), (64,), generator=torch.Generator().manual_seed(1))))
     generator = torch.Generator()
+    next_real = RealDraws(dataset, cfg.batch, generator)
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
     for step in range(args.steps):
         generator.manual_seed(seed_for(args.seed, step))
-
-        def next_real() -> RealBatch:
-            idx = torch.randint(len(dataset), (cfg.batch,), generator=generator)
-            return RealBatch(images=to_float(dataset.batch(idx)), index=idx)
-
         nimg = round(start_kimg * 1000) + step * cfg.batch
         ctx = StepContext(step=step, nimg=nimg, batch=cfg.batch, device=torch.device("cpu"), generator=generator,
                           next_real=next_real)

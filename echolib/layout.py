@@ -70,6 +70,8 @@ HOMES: tuple[Home, ...] = (
     Home("what a model needs from outside, and the rules of a training step", "echolib.models.base",
          "GenerativeModel"),
     Home("the condition maps an image-conditioned model translates", "echolib.train.conditions", "condition_maps"),
+    Home("a real batch as a training step draws it (trainer, tests, step benchmarks)", "echolib.train.real_batches",
+         "RealDraws"),
     Home("the architectures and their configuration files", "echolib.models.registry", "ARCHITECTURES"),
     Home("uint8 frames on disk, floats in [-1, 1] inside models", "echolib.images", "to_float"),
     Home("paths as the book prints them", "echolib.paths", "shown_path"),

@@ -25,18 +25,12 @@ def trainer_context(images, step: int, batch: int, conditions=None):
     """
     import torch
 
-    from echolib.images import to_float
-    from echolib.models.base import RealBatch, StepContext
+    from echolib.models.base import StepContext
+    from echolib.train.real_batches import RealDraws
 
     g = torch.Generator().manual_seed(1000 + step)
-
-    def next_real() -> RealBatch:
-        idx = torch.randint(len(images), (batch,), generator=g)
-        return RealBatch(images=to_float(images[idx]), index=idx,
-                         conditions=None if conditions is None else conditions[idx])
-
     return StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=g,
-                       next_real=next_real)  # fmt: skip
+                       next_real=RealDraws(images, batch, g, conditions=conditions))  # fmt: skip
 
 
 @contextmanager

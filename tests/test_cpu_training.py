@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import trainer_context
 
+from echolib.data.frames import FrameDataset
 from echolib.devices import autocast_dtype, cpu_threads, uses_channels_last
 from echolib.errors import ConfigError
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
@@ -31,19 +32,6 @@ RTOL, FLOOR = 0.05, 0.1
 #: one update per network in the compared step: MedGAN's warm-up is 5 critic steps in a row, over which
 #: RMSprop's first, sign-like steps amplify bf16's roundings of tiny gradients into different critics
 ONE_UPDATE = {"medgan": {"model": {"warmup_cycles": 0}}}
-
-
-class Frames:
-    """What ``setup`` reads of a dataset: images and video ids."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-        self.video_ids = [f"v{i // 4}" for i in range(len(images))]
-        self.infos: list = []
-        self.source = None
-
-    def __len__(self) -> int:
-        return len(self.images)
 
 
 class MatmulDtypes(torch.utils._python_dispatch.TorchDispatchMode):
@@ -74,8 +62,9 @@ def last_step(arch: str, precision: str) -> tuple[dict[str, float], MatmulDtypes
     torch.manual_seed(0)
     model = build_model(run)
     model.use_perceptual(PERCEPTUAL_LOSSES)  # as the trainer does
-    model.setup(Frames(data), heldout=None)
-    maps = condition_maps(model, Frames(data)) if model.image_conditioned else None  # as the trainer hands them
+    frames = FrameDataset.of_images(data)
+    model.setup(frames, heldout=None)
+    maps = condition_maps(model, frames) if model.image_conditioned else None  # as the trainer hands them
     with torch.no_grad():
         for p in model.nets.parameters():
             if p.ndim > 1 and not p.any():

@@ -19,12 +19,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from echolib.data.frames import FrameDataset
-from echolib.images import to_float
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
-from echolib.models.base import RealBatch, StepContext
+from echolib.models.base import StepContext
 from echolib.models.registry import ARCHITECTURES
 from echolib.train.conditions import condition_maps
 from echolib.train.loop import train
+from echolib.train.real_batches import RealDraws
 from echolib.train.run_config import build_model, load_config
 
 HOST_TRIPS = {"aten.lift_fresh", "aten._local_scalar_dense"}
@@ -63,11 +63,7 @@ def steps_of(arch: str, frames: FrameDataset, first: int, last: int, model=None,
         opts = model.make_optimizers()
         maps = condition_maps(model, frames) if model.image_conditioned else None
     gen = torch.Generator()
-
-    def next_real() -> RealBatch:
-        idx = torch.randint(len(frames), (batch,), generator=gen)
-        return RealBatch(to_float(frames.images[idx]), idx, None if maps is None else maps[idx])
-
+    next_real = RealDraws(frames, batch, gen, conditions=maps)
     for step in range(first, last):
         gen.manual_seed(step)
         ctx = StepContext(step=step, nimg=step * batch, batch=batch, device=torch.device("cpu"), generator=gen,

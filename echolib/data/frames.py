@@ -111,6 +111,18 @@ class FrameDataset(torch.utils.data.Dataset):
         self.images = stacked.to(device) if device is not None else stacked
         self.infos = infos
 
+    @classmethod
+    def of_images(cls, images: torch.Tensor, frames_per_video: int = 4) -> FrameDataset:
+        """Frames held in memory, without files: ``frames_per_video`` consecutive frames make a video.
+
+        For what needs a dataset but not its content (step benchmarks, tests
+        of a training step): the frames are named ``v<k>_f<i>.png`` and have no
+        manifest fields.
+        """
+        infos = [FrameInfo(f"v{i // frames_per_video}_f{i % frames_per_video}.png", f"v{i // frames_per_video}")
+                 for i in range(len(images))]  # fmt: skip
+        return cls(images=images, infos=infos)
+
     # -- basic protocol -------------------------------------------------
     def __len__(self) -> int:
         return int(self.images.shape[0])

@@ -74,6 +74,17 @@ class ConditionSpec:
     high: int = 200
 
 
+def local_slice(tensor: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """Rank ``rank``'s share of a tensor drawn for the global batch (its first dimension)."""
+    if world_size == 1:
+        return tensor
+    n = tensor.shape[0]
+    if n % world_size:
+        raise ValueError(f"global batch {n} is not divisible by world size {world_size}")
+    k = n // world_size
+    return tensor[rank * k : (rank + 1) * k]
+
+
 @dataclass
 class StepContext:
     """Everything a training step may depend on besides the model's own state."""
@@ -91,13 +102,7 @@ class StepContext:
 
     # Global draws, local slices: see the module docstring.
     def local(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.world_size == 1:
-            return tensor
-        n = tensor.shape[0]
-        if n % self.world_size:
-            raise ValueError(f"global batch {n} is not divisible by world size {self.world_size}")
-        k = n // self.world_size
-        return tensor[self.rank * k : (self.rank + 1) * k]
+        return local_slice(tensor, self.rank, self.world_size)
 
     def randn(self, *global_shape: int) -> torch.Tensor:
         return self.local(torch.randn(global_shape, generator=self.generator, device=self.device))

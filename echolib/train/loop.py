@@ -50,10 +50,10 @@ from echolib.devices import (
     uses_channels_last,
 )
 from echolib.errors import ConfigError, TrainingError
-from echolib.images import make_grid, to_float, write_gray
+from echolib.images import make_grid, write_gray
 from echolib.io import check_writable
 from echolib.metrics.perceptual import PERCEPTUAL_LOSSES
-from echolib.models.base import GenerativeModel, RealBatch, StepContext, eval_mode
+from echolib.models.base import GenerativeModel, StepContext, eval_mode
 from echolib.train import checkpoint as ckpt
 from echolib.train import distributed as dist
 from echolib.train import in_training_eval, run_lock, run_records, splits
@@ -61,6 +61,7 @@ from echolib.train.compiling import wire_forwards
 from echolib.train.conditions import condition_maps
 from echolib.train.ema import ema_beta, update_ema
 from echolib.train.nan_guard import NanGuard
+from echolib.train.real_batches import RealDraws
 from echolib.train.run_config import RunConfig, build_model
 from echolib.train.run_folder import RunFolder
 from echolib.train.stopping import POLL_STEPS, Interrupted, StopSignals
@@ -352,20 +353,9 @@ class Trainer:
         cfg = self.cfg
         generator.manual_seed(seed_for(cfg.seed, self.clock.step))
         torch.manual_seed(seed_for(cfg.seed, self.clock.step, stream=1))
-        drawn = 0
-        n = len(self.dataset)
-
-        def next_real() -> RealBatch:
-            nonlocal drawn
-            idx = torch.randint(n, (cfg.batch,), generator=generator, device=self.device)
-            local = ctx.local(idx)
-            images = to_float(self.dataset.batch(local)).to(self.device, non_blocking=True)
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            drawn += cfg.batch
-            maps = None if self.conditions is None else self.conditions[local.to(self.conditions.device)].to(self.device)
-            return RealBatch(images=images, index=local, conditions=maps)
-
+        next_real = RealDraws(self.dataset, cfg.batch, generator, conditions=self.conditions,
+                              channels_last=self.channels_last, device=self.device, rank=self.dist.rank,
+                              world_size=self.dist.world_size)
         ctx = StepContext(
             step=self.clock.step,
             nimg=self.clock.nimg,
@@ -380,9 +370,9 @@ class Trainer:
         )
         with autocast():
             losses = self.model.train_step(ctx, self.optimizers)
-        if drawn == 0:
+        if next_real.drawn == 0:
             raise TrainingError(f"{self.run.arch}.train_step drew no real images; it must call ctx.next_real()")
-        return losses, drawn
+        return losses, next_real.drawn
 
     def _autocast_factory(self) -> Callable[[], Any]:
         """The context each step runs in: bf16 autocast of the networks, or nothing (``train.precision``).
