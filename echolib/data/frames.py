@@ -43,7 +43,7 @@ from echolib.data.manifest import (
 from echolib.errors import DataError
 from echolib.images import read_gray, to_float
 
-__all__ = ["IMAGE_SUFFIXES", "FrameDataset", "FrameInfo", "FrameRecord", "video_id_of"]
+__all__ = ["IMAGE_SUFFIXES", "FrameDataset", "FrameInfo", "FrameRecord", "frame_loaders", "video_id_of"]
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ def unit_hash(text: str) -> float:
 Listing = tuple[list[Callable[[], np.ndarray]], list[FrameInfo], list[FrameRecord] | None]
 
 
-def _list_source(source: Path) -> tuple[list[Callable[[], np.ndarray]], list[FrameInfo]]:
+def frame_loaders(source: Path) -> tuple[list[Callable[[], np.ndarray]], list[FrameInfo]]:
     """Loaders and infos of every frame of ``source``, without loading a pixel (the Turing questionnaire draws from them)."""
     loaders, infos, _ = _list_frames(source)
     return loaders, infos

@@ -252,11 +252,11 @@ def _arrange(answer: tuple[int, ...], n_images: int) -> list[int]:
 
 
 def _list(source: Path, what: str):
-    from echolib.data.frames import _list_source  # lazy: imports torch, kept out of the rater app
+    from echolib.data.frames import frame_loaders  # lazy: imports torch, kept out of the rater app
 
     if not source.exists():
         raise DataError(f"{source}: no such folder of {what} frames")
-    return _list_source(source)
+    return frame_loaders(source)
 
 
 def _draw_real(source: Path, n: int, rng: np.random.Generator) -> list:
