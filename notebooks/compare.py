@@ -106,7 +106,14 @@ study_logs = Path(shared) / "seed-reference" / "training-logs"
 # and narrower. A session trained each on the 10,000 shared EchoNet frames on a
 # two-core CPU and scored them with `python -m echolib evaluate --runs`; its
 # records are kept in `book/measured/` (no images: the frames are licensed),
-# and this table is generated from them.
+# and this table is generated from them (`bench/cpu64_comparison.sh` repeats
+# the whole session). The diffusion row is the phase-conditioned recipe
+# `cpu64_cond`, sampled with phases in the proportions it trained on: the same
+# run makes the synthetic dataset of the *Utility and privacy* chapter.
+#
+# An earlier version of this table scored the model rows and the reference rows
+# against different real sets, on fewer samples, with the first version of the
+# `echo` extractor. Its numbers cannot be compared with these and are not shown.
 
 # %% tags=["hide-input"]
 from echolib.paths import PROJECT
