@@ -25,6 +25,7 @@ N=${N:-1000}                     # generated images per row (the held-out videos
 ARCHS=${ARCHS:-stylegan2_ada wgan medgan pix2pix vqgan diffusion}
 KEEP=${KEEP:-1}
 N_DATASET=${N_DATASET:-4000}     # synthetic frames kept by the privacy filter (0: no dataset, no utility test)
+UTILITY_STEPS=${UTILITY_STEPS:-} # the utility classifier's optimiser steps (default: its fixed recipe's)
 MEASURED=${MEASURED:-book/measured}
 CONFIG=${CONFIG:-cpu64}         # smoke: a dry run on the phantom in a minute (tests/test_cpu64_comparison.py)
 RESOLUTION=${RESOLUTION:-64}
@@ -57,7 +58,8 @@ if [ "$N_DATASET" -gt 0 ] && [[ " $ARCHS " == *" diffusion "* ]]; then
     if [ "$WORK/utility.out" -nt "$syn/datasheet.json" ]; then
         echo "== utility: $WORK/utility.out is newer than the dataset, kept"
     else
-        "$PY" -m echolib utility --real "$LABELLED" --synthetic "$syn" --task phase --json > "$WORK/utility.out.tmp"
+        "$PY" -m echolib utility --real "$LABELLED" --synthetic "$syn" --task phase ${UTILITY_STEPS:+--steps "$UTILITY_STEPS"} \
+            --json > "$WORK/utility.out.tmp"
         mv "$WORK/utility.out.tmp" "$WORK/utility.out"
     fi
 fi

@@ -24,7 +24,7 @@ def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_trains_scores_under_one_protocol_makes_the_dataset_and_keeps_the_records_then_resumes(tmp_path):
     env = {"DATA": "phantom", "CONFIG": "smoke", "ARCHS": "diffusion", "N": "32", "RESOLUTION": "32",
-           "N_DATASET": "24", "WORK": str(tmp_path / "work"), "MEASURED": str(tmp_path / "measured"),
+           "N_DATASET": "24", "UTILITY_STEPS": "30", "WORK": str(tmp_path / "work"), "MEASURED": str(tmp_path / "measured"),
            "LABEL": "cpu-test"}
     done = _run(tmp_path, **env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -43,6 +43,7 @@ def test_trains_scores_under_one_protocol_makes_the_dataset_and_keeps_the_record
     assert sheet["settings"]["run"] == sheet["model"]["run"] == "cpu-test/diffusion-smoke_cond"
     utility = read_jsonl(label / "utility.jsonl")
     assert {r["train_set"] for r in utility} >= {"real", "synthetic", "both"}, utility[0]
+    assert {r["recipe"]["steps"] for r in utility} == {30}  # the smoke run's classifier, as asked
     assert {r["synthetic"] for r in utility} == {"cpu-test/synthesize-diffusion-smoke_cond"}
     kept_text = "".join(p.read_text() for p in label.rglob("*") if p.is_file())
     assert str(tmp_path) not in kept_text
