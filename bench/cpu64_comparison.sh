@@ -14,8 +14,9 @@
 #   N_DATASET=0 DATA=... bash bench/cpu64_comparison.sh                # no synthetic dataset
 #
 # Stopping it (Ctrl-C, SIGTERM) is safe: a run checkpoints and running the same command
-# again resumes it; finished runs, a complete dataset and its utility records are reused. The records land in book/measured/$LABEL
-# (the comparison chapter's table reads them); KEEP=0 leaves them in $WORK only.
+# again resumes it; finished runs, a complete dataset and its utility records are reused.
+# The records land in book/measured/$LABEL (the comparison chapter's table reads them);
+# KEEP=0 leaves them in $WORK only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:?set DATA to a folder of real frames (e.g. ../shared/data/echonet-dynamic-128/frames)}

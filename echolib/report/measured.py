@@ -105,21 +105,7 @@ def keep_session(session: str | Path, root: str | Path, label: str, *, overwrite
         diffusion = [n for k, n in names.items() if k.startswith("diffusion/")]
         target = label_dir / (diffusion[0] if len(diffusion) == 1 else "diffusion")
         kept.files.append(_write_lines(target / "steps.jsonl", [{**r, "run": f"{label}/{target.name}"} for r in lines]))
-    sets = {}
-    for sheet in sorted(session.glob("synthesize/*/datasheet.json")):
-        folder = f"synthesize-{sheet.parent.name}"
-        sets[sheet.parent.name] = f"{label}/{folder}"
-        data = json.loads(sheet.read_text())
-        run = names.get(str(data.get("model", {}).get("run")))
-        atomic_write_text(label_dir / folder / "datasheet.json", json.dumps(
-            public_datasheet(data, f"{label}/{run}" if run else public_data(str(data["model"].get("run")))),
-            indent=2) + "\n")
-        kept.files.append(label_dir / folder / "datasheet.json")
-    utility = session / "utility.out"
-    if utility.is_file() and (lines := read_jsonl(utility)):
-        kept.files.append(_write_lines(label_dir / "utility.jsonl", [
-            {**r, "data": public_data(str(r.get("data", ""))),
-             "synthetic": sets.get(Path(str(r.get("synthetic", ""))).name, r.get("synthetic"))} for r in lines]))
+    kept.files += _keep_synthetic(session, label_dir, {k: f"{label}/{n}" for k, n in names.items()})
     for fname in ("machine.txt", "stages.jsonl"):
         if (session / fname).is_file():
             atomic_write_text(label_dir / fname, (session / fname).read_text())
@@ -187,6 +173,28 @@ def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("data"), str):
         out["data"] = public_data(out["data"])
     return out
+
+
+def _keep_synthetic(session: Path, label_dir: Path, kept_runs: dict[str, str]) -> list[Path]:
+    """Each synthetic set's datasheet and the utility records, naming runs and sets by their kept names.
+
+    ``kept_runs`` maps a run's ``<arch>/<config>`` to its kept name (``label/<arch>-<config>``).
+    """
+    written, sets = [], {}
+    for sheet in sorted(session.glob("synthesize/*/datasheet.json")):
+        folder = f"synthesize-{sheet.parent.name}"
+        sets[sheet.parent.name] = f"{label_dir.name}/{folder}"
+        data = json.loads(sheet.read_text())
+        run = str(data.get("model", {}).get("run"))
+        atomic_write_text(label_dir / folder / "datasheet.json",
+                          json.dumps(public_datasheet(data, kept_runs.get(run, public_data(run))), indent=2) + "\n")
+        written.append(label_dir / folder / "datasheet.json")
+    utility = session / "utility.out"
+    if utility.is_file() and (lines := read_jsonl(utility)):
+        written.append(_write_lines(label_dir / "utility.jsonl", [
+            {**r, "data": public_data(str(r.get("data", ""))),
+             "synthetic": sets.get(Path(str(r.get("synthetic", ""))).name, r.get("synthetic"))} for r in lines]))
+    return written
 
 
 def public_datasheet(sheet: dict[str, Any], name: str) -> dict[str, Any]:
