@@ -44,8 +44,12 @@ if [ -d "$DATA" ] && [ ! -e "$DATA/manifest.csv" ]; then
 fi
 for arch in $ARCHS; do
     if [ "$arch" = diffusion ]; then config=${CONFIG}_cond data=$LABELLED; else config=$CONFIG data=$DATA; fi
+    out=$WORK/runs/$arch/$config
+    # a run continues with the configuration it started with, even if the named config has changed
+    # since (its config.yaml says how it trained)
+    recipe=$config; [ -e "$out/config.yaml" ] && recipe=$out/config.yaml
     echo "== train $arch $config"
-    "$PY" -m echolib train "$arch" --config "$config" --data "$data" --device cpu --out "$WORK/runs/$arch/$config"
+    "$PY" -m echolib train "$arch" --config "$recipe" --data "$data" --device cpu --out "$out"
 done
 echo "== evaluate"
 "$PY" -m echolib evaluate --real "$DATA" --runs "$WORK/runs" --resolution "$RESOLUTION" --n "$N" --extractor echo \
