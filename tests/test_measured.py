@@ -151,12 +151,15 @@ def test_the_measured_tables_are_the_records():
         assert evaluations.loc[r["run"], HELD_OUT[r["metric"]]] == r["value"], r
         assert evaluations.loc[r["run"], "kimg evaluated"] == round(r["kimg"], 1)
     assert evaluations.loc["h100-2026-11-27b/medgan-E4", "protocol"] == "1000 samples vs 468 held-out, echo"
-    assert list(measured_evaluations(root, "medgan").index) == ["h100-2026-11-27b/medgan-E4"]
-    assert measured_evaluations(root, "stylegan2_ada").empty  # trained, never scored against held-out videos
+    medgan_runs = measured_evaluations(root, "medgan").index
+    assert "h100-2026-11-27b/medgan-E4" in medgan_runs and all("/medgan-" in run for run in medgan_runs)
+    # trained, never scored against held-out videos
+    assert "h100-2026-11-27/stylegan2_ada-E4" not in measured_evaluations(root, "stylegan2_ada").index
     page = styled_measured(measured_table(root, "medgan", resolution=128)).to_html()
     medgan = evaluations.loc["h100-2026-11-27b/medgan-E4"]
     assert 'class="dataframe"' in page and f">{medgan['echo-FID']:.4g}<" in page and f">{medgan['kimg evaluated']:.1f}<" in page
-    assert measured_table(root, "diffusion", resolution=64).index.tolist() == ["cpu-2026-11-27/diffusion-cpu64"]
+    at_64 = measured_table(root, "diffusion", resolution=64).index
+    assert "cpu-2026-11-27/diffusion-cpu64" in at_64 and "h100-2026-11-27b/diffusion-E4" not in at_64
 
     training = measured_training(root)
     wgan = root / "h100-2026-11-27b" / "wgan-E4"
@@ -168,8 +171,9 @@ def test_the_measured_tables_are_the_records():
     assert row["sec/kimg (median tick)"] == round(log["sec_per_kimg"].median(), 3)
     assert (row["trainer's best echo-FID"], row["at kimg"]) == (round(best["value"], 1), round(best["kimg"], 1))
     assert row["device"] == "NVIDIA H100 80GB HBM3" and row["resolution"] == 128
-    assert list(measured_training(root, "diffusion").index) == ["cpu-2026-11-27/diffusion-cpu64",
-                                                                "h100-2026-11-27b/diffusion-E4"]
+    diffusion_runs = measured_training(root, "diffusion").index
+    assert {"cpu-2026-11-27/diffusion-cpu64", "h100-2026-11-27b/diffusion-E4"} <= set(diffusion_runs)
+    assert all("/diffusion-" in run for run in diffusion_runs)
 
 
 def test_the_readme_types_no_results():
