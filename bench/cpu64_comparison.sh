@@ -16,7 +16,8 @@
 # Stopping it (Ctrl-C, SIGTERM) is safe: a run checkpoints and running the same command
 # again resumes it; finished runs, a complete dataset and its utility records are reused.
 # The records land in book/measured/$LABEL (the comparison chapter's table reads them);
-# KEEP=0 leaves them in $WORK only.
+# KEEP=0 leaves them in $WORK only; KEEP=overwrite replaces the files of an existing $LABEL (the
+# same session grown, e.g. to a larger N_DATASET).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:?set DATA to a folder of real frames (e.g. ../shared/data/echonet-dynamic-128/frames)}
@@ -24,13 +25,14 @@ WORK=${WORK:-_build/cpu64-comparison}
 LABEL=${LABEL:-cpu-$(date +%F)}
 N=${N:-1000}                     # generated images per row (the held-out videos give the real side)
 ARCHS=${ARCHS:-stylegan2_ada wgan medgan pix2pix vqgan diffusion}
-KEEP=${KEEP:-1}
+KEEP=${KEEP:-1}                  # 1, 0 or overwrite
 N_DATASET=${N_DATASET:-4000}     # synthetic frames kept by the privacy filter (0: no dataset, no utility test)
 UTILITY_STEPS=${UTILITY_STEPS:-} # the utility classifier's optimiser steps (default: its fixed recipe's)
 MEASURED=${MEASURED:-book/measured}
 CONFIG=${CONFIG:-cpu64}         # smoke: a dry run on the phantom in a minute (tests/test_cpu64_comparison.py)
 RESOLUTION=${RESOLUTION:-64}
 PY=${PY:-.venv/bin/python}
+case "$KEEP" in 0|1|overwrite) ;; *) echo "KEEP: expected 0, 1 or overwrite, got '$KEEP'" >&2; exit 2 ;; esac
 [ "$DATA" = phantom ] || [ -e "$DATA" ] || { echo "DATA: $DATA does not exist (expected a folder of real frames)" >&2; exit 2; }
 mkdir -p "$WORK/runs"
 
@@ -69,6 +71,7 @@ if [ "$N_DATASET" -gt 0 ] && [[ " $ARCHS " == *" diffusion "* ]]; then
     fi
 fi
 "$PY" bench/machine_info.py --device cpu > "$WORK/machine.txt"
-if [ "$KEEP" = 1 ]; then
-    "$PY" bench/keep_session.py "$WORK" --label "$LABEL" --root "$MEASURED"
+if [ "$KEEP" != 0 ]; then
+    over=; [ "$KEEP" = overwrite ] && over=--overwrite
+    "$PY" bench/keep_session.py "$WORK" --label "$LABEL" --root "$MEASURED" $over
 fi

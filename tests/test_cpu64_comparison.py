@@ -57,7 +57,17 @@ def test_trains_scores_under_one_protocol_makes_the_dataset_and_keeps_the_record
     assert again.returncode == 2 and "exists" in again.stderr.splitlines()[-1]
     assert (log.read_text(), utility_out.stat().st_mtime_ns) == before  # neither trained nor tested again
 
+    # grown: the dataset continues to the larger N, is tested again and replaces the kept records
+    grown = _run(tmp_path, **{**env, "N_DATASET": "30", "KEEP": "overwrite"})
+    assert grown.returncode == 0, grown.stderr[-3000:]
+    assert log.read_text() == before[0]
+    sheet = json.loads((label / "synthesize-diffusion-smoke_cond" / "datasheet.json").read_text())
+    assert sheet["counts"]["kept"] == 30
+    assert utility_out.stat().st_mtime_ns > before[1]
 
-def test_a_missing_frames_folder_is_one_line_and_exit_2(tmp_path):
-    done = _run(tmp_path, DATA=str(tmp_path / "nowhere"), WORK=str(tmp_path / "w"))
-    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "nowhere" in done.stderr
+
+@pytest.mark.parametrize(("env", "named"), [({"DATA": "no/such/frames"}, "no/such/frames"),
+                                            ({"DATA": "phantom", "KEEP": "yes"}, "KEEP")])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, env, named):
+    done = _run(tmp_path, **env, WORK=str(tmp_path / "w"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and named in done.stderr
