@@ -128,7 +128,7 @@ for label, kept_records in kept.items():
     print(f"{label}: {first['n_fake']} images per row against {first['n_real']} held-out frames, "
           f"{first['extractor']} features (weights {str(first['extractor_sha256'])[:12]}), protocol {first['protocol']}")
     display(HTML(compare.with_intervals(compare.comparison_table(kept_records, intervals=True)).to_html(
-        index=False, classes="comparison", na_rep="–")))
+        index=False, classes="comparison measured", na_rep="–")))
     suite = suite_for(suites, 64, first["extractor"])
     lead = leading_metric(suite) if suite else "fid"
     print(f"leading metric: {lead}" + (" (the metric validation suite's best at 64 px, below)" if suite else

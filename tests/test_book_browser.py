@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from echolib.models.registry import available_architectures
+from echolib.paths import PROJECT
 from echolib.pipeline.book import build, chapters
+from echolib.report.measured import measured_comparisons
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "_build" / "screenshots"
@@ -170,13 +172,13 @@ def test_comparison_page_has_a_row_per_architecture(browser, server):
     assert _broken_images(browser) == []
     n_images = browser.execute_script("return document.images.length;")
     assert n_images >= 4  # curves, radar, violin, heatmap, sample grids
+    # the table of this build's runs; the kept 64 px tables above it carry the class "measured"
     table_text = browser.execute_script(
-        "const t = document.querySelector('table.comparison') ||"
-        " [...document.querySelectorAll('table')].find(t => t.innerText.includes('architecture'));"
+        "const t = document.querySelector('table.comparison:not(.measured)');"
         "return t ? t.innerText : '';"
     )
-    assert table_text, "no comparison table on the page"
-    browser.execute_script("(document.querySelector('table.comparison') || document.body).scrollIntoView();")
+    assert table_text, "no comparison table of this build's runs on the page"
+    browser.execute_script("(document.querySelector('table.comparison:not(.measured)') || document.body).scrollIntoView();")
     browser.save_screenshot(str(SHOTS / "compare-table.png"))
     for arch in available_architectures():
         assert arch in table_text, f"no row for {arch}"
@@ -186,6 +188,17 @@ def test_comparison_page_has_a_row_per_architecture(browser, server):
         assert "stylegan2_ada (published)" in table_text
     if (STUDY / "training-logs").is_dir():  # the study's own numbers
         assert "study (reported)" in table_text
+    # the 64 px tables generated from book/measured: one per kept session, a row per kept run
+    measured = browser.execute_script(
+        "return [...document.querySelectorAll('table.comparison.measured')].map(t => t.innerText);")
+    kept = measured_comparisons(PROJECT / "book" / "measured", resolution=64)
+    assert len(measured) == len(kept)
+    for text, records in zip(measured, kept.values()):
+        rows = {r["row"] for r in records}
+        assert len(text.strip().splitlines()) == 1 + len(rows)  # a header and a line per row
+        for row in sorted(r for r in rows if not r.startswith("reference:")):
+            arch, config = row.split("/")
+            assert f"{arch}\t{config}\t" in text, f"no row for {row} in the kept 64 px table"
 
 
 @pytest.mark.slow
