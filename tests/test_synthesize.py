@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from echolib.cli import main
+from echolib.data.frames import FrameDataset
 from echolib.data.phantom import generate
 from echolib.data.phantom_sim import render_hearts
 from echolib.pipeline import synthesize as syn
@@ -119,6 +120,11 @@ def test_the_privacy_filter_rejects_copies_of_training_frames(small, tmp_path):
     copies = [r for r in rows if int(r["position"]) < 2]
     assert copies and all(r["flagged"] == "true" and r["passed"] == "false" for r in copies)
     assert sum(r["passed"] == "true" for r in rows) == 5 == len(list(out.glob("syn_*.png")))
+    # the folder is a frame folder of the passed samples: the rejected draws' rows (no file) are not frames
+    kept = FrameDataset(out, resolution=64)
+    passed = sorted((r["file"], r["draw"]) for r in rows if r["passed"] == "true")
+    assert sorted((rec.file, rec.get("draw")) for rec in kept.records) == passed
+    assert sorted(FrameDataset(out / syn.MANIFEST, resolution=64).names) == [f for f, _ in passed]
     with pytest.raises(syn.DataError, match="only 0 of 3 samples passed"):
         syn.fill(tmp_path, 3, lambda b, s: (training[:4], None), gate, [], batch=4, seed=0, privacy_filter=True,
                  max_draws=12, progress=False)

@@ -22,7 +22,10 @@ Manifests written before ``k`` was a column (the phantom's first schema:
 the kept position; :func:`read_manifest` reads such a ``frame`` as ``k`` and
 their labels as the phantom's (``phase_source`` ``phantom``).
 Columns outside the schema (a synthetic set's ``condition``, ``draw``, ...)
-are kept as text in :attr:`FrameRecord.extra`.
+are kept as text in :attr:`FrameRecord.extra`. A manifest may also list draws
+that a filter rejected (``echolib synthesize`` records every draw, so that its
+privacy filter's decisions can be audited): a row whose :data:`PASSED` cell is
+``false`` names no frame of the folder, and :func:`read_manifest` skips it.
 
 Nothing here imports torch: the dataset writer's worker processes import this
 module, and torch costs seconds per spawned worker.
@@ -43,6 +46,8 @@ from echolib.errors import DataError
 from echolib.io import atomic_write_text
 
 MANIFEST = "manifest.csv"
+#: the column of a draw's filter decision, ``true`` or ``false``; a rejected draw is not a frame of the folder
+PASSED = "passed"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _FRAME_NAME = re.compile(r"^(?P<video>.+)_f(?P<frame>\d+)$")
 
@@ -170,6 +175,11 @@ def record_from_row(row: Mapping[str, object], where: str = "manifest", *, legac
     return FrameRecord(file=file, extra=extra, **values)
 
 
+def rejected(row: Mapping[str, object]) -> bool:
+    """Whether a manifest row is a draw its filter rejected (``passed`` is ``false``): not a frame of the folder."""
+    return str(row.get(PASSED) or "").strip().lower() == "false"
+
+
 def read_manifest(path: str | Path) -> list[FrameRecord]:
     """Every row of ``path`` as a :class:`FrameRecord`; old-schema manifests (no ``k`` column) included."""
     path = Path(path)
@@ -179,9 +189,10 @@ def read_manifest(path: str | Path) -> list[FrameRecord]:
         if "file" not in header:
             raise DataError(f"{path}: manifest needs a 'file' column (has: {reader.fieldnames})")
         legacy = "k" not in header and "frame" in header
-        records = [record_from_row(row, f"{path}: line {reader.line_num}", legacy=legacy) for row in reader]
+        records = [record_from_row(row, f"{path}: line {reader.line_num}", legacy=legacy) for row in reader
+                   if not rejected(row)]
     if not records:
-        raise DataError(f"{path}: manifest lists no frames")
+        raise DataError(f"{path}: manifest lists no frames" + (" that passed its filter" if PASSED in header else ""))
     return records
 
 
