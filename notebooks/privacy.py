@@ -153,6 +153,7 @@ show(privacy.datasheet_table(sheet))
 
 # %% tags=["hide-input"]
 show(privacy.memorization_table(sheet, drawn.rows))
+print(privacy.copying_verdict(sheet))
 
 # %% [markdown]
 # Each draw's distance to its nearest training frame beside those of the
@@ -212,6 +213,7 @@ kept_sheets = privacy.kept_datasheets(measured)
 for label, kept_sheet in kept_sheets.items():
     print(f"{label}: the datasheet of {kept_sheet['n']} samples of {kept_sheet['model']['run']}")
     show(privacy.datasheet_table(kept_sheet))
+    print(privacy.copying_verdict(kept_sheet))
     show(privacy.memorization_table(kept_sheet))
     show(privacy.evaluation_table(kept_sheet))
 for label, kept_records in kept_utility.items():

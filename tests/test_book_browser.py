@@ -52,8 +52,14 @@ def test_the_privacy_chapter_reports_the_filter_the_memorisation_and_the_utility
     for words in ("64 samples of diffusion/smoke_cond", "checkpoint sha256", "held-out flagged", "same video flagged",
                   "trained on synthetic frames, phase_auc"):
         assert words in text, words
-    kept = privacy.kept_utility(PROJECT / "book" / "measured") or privacy.kept_datasheets(PROJECT / "book" / "measured")
-    assert ("no utility records or datasheets of real frames" in text) == (not kept)
+    measured = PROJECT / "book" / "measured"
+    kept_utility, kept_sheets = privacy.kept_utility(measured), privacy.kept_datasheets(measured)
+    assert ("no utility records or datasheets of real frames" in text) == (not kept_utility and not kept_sheets)
+    for sheet in kept_sheets.values():  # the verdicts on real frames, as the records give them
+        assert privacy.copying_verdict(sheet) in text
+    for records in kept_utility.values():
+        assert privacy.utility_verdict(records) in text
+    assert "draws flagged" in text  # the smoke set's verdict
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # distances, two galleries of pairs
 
 

@@ -272,3 +272,38 @@ def test_cpu_speed_tables_come_from_the_records_and_mark_what_the_config_trains_
 ])  # fmt: skip
 def test_a_kept_data_source_names_no_folder_of_the_machine(text: str, kept: str) -> None:
     assert public_data(text) == kept
+
+
+def test_the_kept_synthetic_sets_and_their_utility_records_agree_with_their_runs():
+    """A kept datasheet counts what it drew, names a run kept beside it, and the utility table shows the records."""
+    from echolib.report import privacy
+
+    root = ROOT / "book" / "measured"
+    sheets = privacy.kept_datasheets(root)
+    utility = privacy.kept_utility(root)
+    for name, sheet in sheets.items():
+        label = name.split("/")[0]
+        counts = sheet["counts"]
+        assert sheet["status"] == "complete" and counts["kept"] == sheet["n"], name
+        assert counts["drawn"] == counts["kept"] + counts["rejected"], name
+        assert sum(counts["kept_by_condition"].values()) == counts["kept"], name
+        assert (root / sheet["model"]["run"]).is_dir(), f"{name}: its run is not kept beside it"
+        assert sheet["model"]["run"].startswith(f"{label}/"), name
+        thresholds = {s: v["threshold"] for s, v in sheet["privacy_filter"]["spaces"].items()}
+        assert set(thresholds) == {"features", "pixel"} and all(t > 0 for t in thresholds.values()), name
+        assert {r["metric"] for r in sheet["evaluation"]} >= {"fid", "c2st_auc", "memorized_fraction"}, name
+    for name, records in utility.items():
+        label = name.split("/")[0]
+        table = privacy.utility_table(records).set_index("trained on")
+        assert {"real", "synthetic", "both"} <= set(table.index), name
+        for r in records:
+            lo, hi = r["interval"]
+            assert lo <= r["value"] <= hi, r
+            column = "accuracy" if r["metric"] == "phase_accuracy" else "AUC"
+            assert table.loc[r["train_set"], column].startswith(f"{r['value']:.3g} ["), r
+        # the synthetic set it trained on is a kept set of the same session, tested on that run's held-out videos
+        (synthetic,) = {r["synthetic"] for r in records}
+        assert synthetic.startswith(f"{label}/") and synthetic in sheets, f"{name}: {synthetic} is not kept"
+        sheet = sheets[synthetic]
+        assert {r["n_test_videos"] for r in records} == {sheet["data"]["heldout_videos"]}, name
+        assert {r["n_fake"] for r in records if r["train_set"] != "real"} == {sheet["n"]}, name

@@ -145,6 +145,18 @@ def test_the_verdict_reads_the_intervals(utility_records):
     assert privacy.utility_verdict([]).startswith("no phase_auc records")
 
 
+def test_the_copying_verdict_compares_the_draws_with_unseen_patients_by_their_intervals():
+    def sheet(draws, held):
+        return {"counts": {"flag_rate": sum(draws) / 2, "flag_rate_interval": draws, "rejected": 7},
+                "privacy_filter": {"heldout_rejection_rate": sum(held) / 2, "heldout_rejection_interval": held}}
+
+    assert "reproduces training frames" in privacy.copying_verdict(sheet((0.2, 0.3), (0.05, 0.15)))
+    assert "removed the 7 flagged draws" in privacy.copying_verdict(sheet((0.2, 0.3), (0.05, 0.15)))
+    assert "fewer than unseen patients" in privacy.copying_verdict(sheet((0.04, 0.06), (0.07, 0.14)))
+    assert "no different within the intervals" in privacy.copying_verdict(sheet((0.04, 0.09), (0.07, 0.14)))
+    assert privacy.copying_verdict({"counts": {}, "privacy_filter": {}}).startswith("the datasheet has no")
+
+
 def test_kept_records_are_read_from_book_measured(made, utility_records, tmp_path):
     _, _, out = made
     assert privacy.DATASHEET == syn.DATASHEET  # one name, spelled in two layers

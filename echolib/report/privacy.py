@@ -113,6 +113,28 @@ def datasheet_table(sheet: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
+def copying_verdict(sheet: Mapping[str, Any]) -> str:
+    """Did the generator's draws sit near training frames more often than unseen patients' frames do? One sentence.
+
+    Both rates use the filter's rule (at or below the threshold in either
+    space), so they are the same test: the draws' and the second half of the
+    held-out videos'. Read from their intervals only: a generator that copies
+    no more than chance is flagged at the held-out rate, not at 0.
+    """
+    c, f = sheet["counts"], sheet["privacy_filter"]
+    draws, held = c.get("flag_rate"), f.get("heldout_rejection_rate")
+    d_int, h_int = c.get("flag_rate_interval"), f.get("heldout_rejection_interval")
+    if draws is None or held is None or not d_int or not h_int:
+        return "the datasheet has no flag rates of both the draws and the held-out frames"
+    shown = f"draws flagged {_rate(draws, d_int)}, unseen patients' frames {_rate(held, h_int)}"
+    if d_int[0] > h_int[1]:
+        return (f"{shown}: the generator draws near its training frames more often than new patients sit near them; "
+                f"the filter removed the {c['rejected']} flagged draws, but the model reproduces training frames.")
+    if d_int[1] < h_int[0]:
+        return f"{shown}: fewer than unseen patients; no sign that the generator reproduces its training frames."
+    return f"{shown}: no different within the intervals; no sign that the generator reproduces its training frames."
+
+
 def evaluation_table(sheet: Mapping[str, Any]) -> pd.DataFrame:
     """The datasheet's evaluation records of the kept set: metric, value, 95 % interval."""
     return pd.DataFrame([{"metric": r["metric"], "extractor": r.get("extractor"), "n_fake": r.get("n_fake"),
