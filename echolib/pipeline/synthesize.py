@@ -206,7 +206,7 @@ def inspect(out: str | Path, *, k: int = 6, device: str = "auto") -> Inspection:
     sheet = _read_datasheet(out)
     if sheet is None:
         raise DataError(f"{out}: no readable {DATASHEET}; not a folder written by synthesize")
-    rows = read_manifest(out / MANIFEST)
+    rows = read_draws(out / MANIFEST)
     kept = kept_images(out, rows)
     spaces = ("features", "pixel")
     thresholds = {s: gate.calibration(s).threshold for s in spaces}
@@ -256,7 +256,7 @@ def prepare_folder(out: Path, settings: Settings, overwrite: bool) -> list[dict[
         for p in files:
             p.unlink()
         return []
-    rows = read_manifest(out / MANIFEST)
+    rows = read_draws(out / MANIFEST)
     kept = {r["file"] for r in rows if r.get("file")}
     for p in files:
         if p.name.startswith(PREFIX) and p.name not in kept or p.name.endswith(".tmp"):
@@ -271,8 +271,12 @@ def _read_datasheet(out: Path) -> dict[str, Any] | None:
         return None
 
 
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    """The rows of a synthetic set's ``manifest.csv`` ([] when absent)."""
+def read_draws(path: Path) -> list[dict[str, str]]:
+    """Every draw a synthetic set's ``manifest.csv`` lists, passed or rejected, as text cells ([] when absent).
+
+    The set's frames (the passed draws) are read by the frame reader,
+    :func:`echolib.data.manifest.read_manifest`, like any frame folder's.
+    """
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as fh:
