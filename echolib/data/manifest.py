@@ -175,6 +175,11 @@ def record_from_row(row: Mapping[str, object], where: str = "manifest", *, legac
     return FrameRecord(file=file, extra=extra, **values)
 
 
+def passed(row: Mapping[str, object]) -> bool:
+    """Whether a manifest row is a draw its filter kept (``passed`` is ``true``)."""
+    return str(row.get(PASSED) or "").strip().lower() == "true"
+
+
 def rejected(row: Mapping[str, object]) -> bool:
     """Whether a manifest row is a draw its filter rejected (``passed`` is ``false``): not a frame of the folder."""
     return str(row.get(PASSED) or "").strip().lower() == "false"

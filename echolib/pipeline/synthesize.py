@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from echolib import __version__
-from echolib.data.manifest import MANIFEST, PASSED
+from echolib.data.manifest import MANIFEST, PASSED, passed
 from echolib.data.sources import is_phantom
 from echolib.devices import resolve_device
 from echolib.errors import ConfigError, DataError, OutputError
@@ -215,7 +215,7 @@ def inspect(out: str | Path, *, k: int = 6, device: str = "auto") -> Inspection:
              for s in spaces}
     return Inspection(sheet, rows, {s: gate.calibration(s).heldout_distances.numpy() for s in spaces},
                       {s: draw_distances(rows, s) for s in spaces},
-                      np.array([r[PASSED] == "true" for r in rows], bool), thresholds, pairs)
+                      np.array([passed(r) for r in rows], bool), thresholds, pairs)
 
 
 # -- the folder -------------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ class Drawn:
 
     @property
     def kept(self) -> int:
-        return sum(1 for r in self.rows if r[PASSED] == "true")
+        return sum(1 for r in self.rows if passed(r))
 
 
 def synthesize(
@@ -356,7 +356,7 @@ def synthesize(
                         None if conditions is None else [str(c) for c in conditions], str(data))
     out = Path(out)
     rows = prepare_folder(out, settings, overwrite)
-    kept = sum(1 for r in rows if r[PASSED] == "true")
+    kept = sum(1 for r in rows if passed(r))
     if kept > n:
         raise ConfigError(f"--out {out} already holds {kept} samples, more than --n {n}; pass --overwrite to start "
                           "again with fewer")
@@ -421,7 +421,7 @@ def fill(out: Path, n: int, draw: Draw, gate: PrivacyFilter, rows: list[dict[str
     run leaves at most files the manifest does not name, which
     :func:`prepare_folder` removes.
     """
-    kept = sum(1 for r in rows if r[PASSED] == "true")
+    kept = sum(1 for r in rows if passed(r))
     limit = max_draws if max_draws is not None else max(20 * n, 1000)
     with progress_bar(total=n, initial=kept, enabled=progress, unit="img", desc="synthesize") as bar:
         while kept < n:
@@ -443,16 +443,16 @@ def fill(out: Path, n: int, draw: Draw, gate: PrivacyFilter, rows: list[dict[str
             for j in range(first, batch):
                 if kept >= n:
                     break
-                passed = not (privacy_filter and bool(flagged[j]))
-                name = sample_name(kept, n) if passed else ""
-                if passed:
+                keep = not (privacy_filter and bool(flagged[j]))
+                name = sample_name(kept, n) if keep else ""
+                if keep:
                     write_gray(out / name, images[j, 0].numpy())
                     kept += 1
                     bar.update(1)
                 rows.append({"file": name, "draw": str(b * batch + j), "seed": str(s), "position": str(j),
                              "condition": "" if labels is None else labels[j],
                              "nn_distance": f"{float(d_feat[j]):.6g}", "nn_distance_pixel": f"{float(d_pix[j]):.6g}",
-                             "flagged": _bool(flagged[j]), PASSED: _bool(passed)})  # as a rerun reads them
+                             "flagged": _bool(flagged[j]), PASSED: _bool(keep)})  # as a rerun reads them
             _write_manifest(out / MANIFEST, rows)
     return rows
 
@@ -475,7 +475,7 @@ def _bool(value: Any) -> str:
 
 def kept_images(out: Path, rows: Sequence[Mapping[str, str]], n: int | None = None) -> ImageSet:
     """The first ``n`` kept samples of a folder as an image set (each its own unit; its condition kept aside)."""
-    names = [r["file"] for r in rows if r[PASSED] == "true" and r["file"]][:n]
+    names = [r["file"] for r in rows if passed(r) and r["file"]][:n]
     if not names:
         raise DataError(f"{out}: no kept samples in {MANIFEST}")
     images = torch.from_numpy(np.stack([read_gray(out / name) for name in names]))[:, None]
@@ -496,12 +496,12 @@ def evaluate_kept(out: Path, rows: Sequence[Mapping[str, str]], splits: Any, fol
 # -- the datasheet ------------------------------------------------------------------------------------------
 def _counts(rows: Sequence[Mapping[str, str]]) -> dict[str, Any]:
     flagged = np.array([r["flagged"] == "true" for r in rows], bool)
-    out: dict[str, Any] = {"drawn": len(rows), "kept": sum(r[PASSED] == "true" for r in rows),
-                           "rejected": sum(r[PASSED] != "true" for r in rows), "flagged": int(flagged.sum())}
+    out: dict[str, Any] = {"drawn": len(rows), "kept": sum(passed(r) for r in rows),
+                           "rejected": sum(not passed(r) for r in rows), "flagged": int(flagged.sum())}
     if len(rows):
         out["flag_rate"] = float(flagged.mean())
         out["flag_rate_interval"] = list(proportion_interval(flagged, [str(i) for i in range(len(rows))]))
-    conditions = [r["condition"] for r in rows if r[PASSED] == "true" and r["condition"]]
+    conditions = [r["condition"] for r in rows if passed(r) and r["condition"]]
     if conditions:
         out["kept_by_condition"] = {c: conditions.count(c) for c in sorted(set(conditions))}
     return out

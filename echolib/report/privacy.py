@@ -113,6 +113,11 @@ def datasheet_table(sheet: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
+def _order(a: Sequence[float], b: Sequence[float]) -> str:
+    """Where interval ``a`` lies against interval ``b``: ``above``, ``below`` or ``overlap``."""
+    return "above" if a[0] > b[1] else "below" if a[1] < b[0] else "overlap"
+
+
 def copying_verdict(sheet: Mapping[str, Any]) -> str:
     """Did the generator's draws sit near training frames more often than unseen patients' frames do? One sentence.
 
@@ -127,10 +132,11 @@ def copying_verdict(sheet: Mapping[str, Any]) -> str:
     if draws is None or held is None or not d_int or not h_int:
         return "the datasheet has no flag rates of both the draws and the held-out frames"
     shown = f"draws flagged {_rate(draws, d_int)}, unseen patients' frames {_rate(held, h_int)}"
-    if d_int[0] > h_int[1]:
+    order = _order(d_int, h_int)
+    if order == "above":
         return (f"{shown}: the generator draws near its training frames more often than new patients sit near them; "
                 f"the filter removed the {c['rejected']} flagged draws, but the model reproduces training frames.")
-    if d_int[1] < h_int[0]:
+    if order == "below":
         return f"{shown}: fewer than unseen patients; no sign that the generator reproduces its training frames."
     return f"{shown}: no different within the intervals; no sign that the generator reproduces its training frames."
 
@@ -307,14 +313,13 @@ def utility_verdict(records: Sequence[Mapping[str, Any]], metric: str = "phase_a
     if lo <= 0.5 <= hi:
         verdict = f"{shown}: chance (0.5) lies in its interval; the synthetic set teaches nothing measurable about " \
                   "the phase of real frames"
-    elif hi < real["interval"][0]:
+    elif _order(syn["interval"], real["interval"]) == "below":
         verdict = f"{shown}: above chance, below real frames' {_with_interval(real['value'], real['interval'])}"
     else:
         verdict = f"{shown}: above chance, and no different from real frames' " \
                   f"{_with_interval(real['value'], real['interval'])} within the intervals"
     if both is not None:
-        gain = "above" if both["interval"][0] > real["interval"][1] else \
-            "below" if both["interval"][1] < real["interval"][0] else "no different from"
+        gain = _order(both["interval"], real["interval"]).replace("overlap", "no different from")
         verdict += f"; real and synthetic together: {_with_interval(both['value'], both['interval'])}, {gain} real alone"
     return verdict + "."
 
